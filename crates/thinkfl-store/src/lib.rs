@@ -1,0 +1,1 @@
+//! Telemetry store (under construction by the foundation issue).
