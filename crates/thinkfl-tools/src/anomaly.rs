@@ -1,0 +1,249 @@
+//! Anomalous-trace detection (DESIGN.md 5.2): a trace is anomalous when its entry span is much
+//! slower than the normal duration of its operation, or its status is not OK.
+//!
+//! "Normal" is the median duration of the entry spans of the same (service, operation) over the
+//! whole store: the median ignores the minority of slow traces that a fault produces. When an
+//! operation has too few entry spans for a median to mean anything (a one-trace sample), an
+//! absolute threshold stands in, so that a real 13 s request still counts as anomalous.
+
+use crate::baseline::median_in_place;
+use std::collections::HashMap;
+use thinkfl_core::service_of;
+use thinkfl_store::TelemetryStore;
+
+/// Settings of the detector and of how fault cases become queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyConfig {
+    /// An entry span is slow when its duration exceeds `slow_factor` times the median duration of
+    /// the entry spans of its (service, operation).
+    pub slow_factor: f64,
+    /// Fewest entry spans of an operation for its median to be trusted.
+    pub min_baseline_samples: usize,
+    /// With fewer samples than that, an entry span slower than this (ms) is slow.
+    pub fallback_slow_ms: f64,
+    /// Whether a non-OK status code makes an entry span anomalous.
+    pub flag_errors: bool,
+    /// Window length of a fault case whose duration the data does not give (AIOps 2022 gives
+    /// only the start; its faults last minutes).
+    pub default_case_duration_s: i64,
+    /// Keep at most this many queries per case (the earliest); `None` keeps all.
+    pub max_queries_per_case: Option<usize>,
+}
+
+impl AnomalyConfig {
+    pub const DEFAULT_SLOW_FACTOR: f64 = 3.0;
+    pub const DEFAULT_MIN_BASELINE_SAMPLES: usize = 10;
+    pub const DEFAULT_FALLBACK_SLOW_MS: f64 = 1000.0;
+    pub const DEFAULT_CASE_DURATION_S: i64 = 600;
+
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |field: &'static str, msg: String| Err(crate::Error::Config { field, msg });
+        if !(self.slow_factor.is_finite() && self.slow_factor > 1.0) {
+            return bad(
+                "slow_factor",
+                format!("must be a number > 1, got {}", self.slow_factor),
+            );
+        }
+        if self.min_baseline_samples == 0 {
+            return bad("min_baseline_samples", "must be at least 1".into());
+        }
+        if !(self.fallback_slow_ms.is_finite() && self.fallback_slow_ms > 0.0) {
+            return bad(
+                "fallback_slow_ms",
+                format!("must be > 0, got {}", self.fallback_slow_ms),
+            );
+        }
+        if self.default_case_duration_s <= 0 {
+            return bad(
+                "default_case_duration_s",
+                format!("must be > 0, got {}", self.default_case_duration_s),
+            );
+        }
+        if self.max_queries_per_case == Some(0) {
+            return bad("max_queries_per_case", "must be at least 1 when set".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            slow_factor: Self::DEFAULT_SLOW_FACTOR,
+            min_baseline_samples: Self::DEFAULT_MIN_BASELINE_SAMPLES,
+            fallback_slow_ms: Self::DEFAULT_FALLBACK_SLOW_MS,
+            flag_errors: true,
+            default_case_duration_s: Self::DEFAULT_CASE_DURATION_S,
+            max_queries_per_case: None,
+        }
+    }
+}
+
+/// Why an entry span was flagged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnomalyReason {
+    /// Slower than `slow_factor` x the normal duration (µs) of its operation.
+    Slow { normal_us: f64 },
+    /// Slower than the fallback threshold; the operation had too few samples for a baseline.
+    SlowAbsolute,
+    /// Non-OK status code.
+    Error,
+}
+
+/// One anomalous trace, by its entry span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalousEntry {
+    pub trace_id: String,
+    pub span_id: String,
+    pub timestamp_ms: i64,
+    pub cmdb_id: String,
+    pub operation_name: String,
+    pub duration_us: i64,
+    pub status_code: String,
+    pub reason: AnomalyReason,
+}
+
+/// Median durations (µs) and counts of the entry spans per (service, operation).
+fn entry_baselines(store: &TelemetryStore) -> HashMap<(String, String), (f64, usize)> {
+    let mut groups: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+    for s in store.roots() {
+        groups
+            .entry((service_of(s.cmdb_id()), s.operation_name()))
+            .or_default()
+            .push(s.duration());
+    }
+    groups
+        .into_iter()
+        .map(|((svc, op), mut d)| {
+            let n = d.len();
+            (
+                (svc.to_string(), op.to_string()),
+                (median_in_place(&mut d), n),
+            )
+        })
+        .collect()
+}
+
+/// Classifies one entry span; `None` when it looks normal.
+pub fn classify_entry(
+    duration_us: i64,
+    status_ok: bool,
+    baseline: Option<(f64, usize)>,
+    cfg: &AnomalyConfig,
+) -> Option<AnomalyReason> {
+    match baseline {
+        Some((normal_us, n)) if n >= cfg.min_baseline_samples => {
+            if duration_us as f64 > cfg.slow_factor * normal_us {
+                return Some(AnomalyReason::Slow { normal_us });
+            }
+        }
+        _ => {
+            if duration_us as f64 > cfg.fallback_slow_ms * 1000.0 {
+                return Some(AnomalyReason::SlowAbsolute);
+            }
+        }
+    }
+    (cfg.flag_errors && !status_ok).then_some(AnomalyReason::Error)
+}
+
+/// Anomalous traces whose entry span starts in `[from_ms, to_ms)`, in time order.
+pub fn anomalous_entries(
+    store: &TelemetryStore,
+    from_ms: i64,
+    to_ms: i64,
+    cfg: &AnomalyConfig,
+) -> Vec<AnomalousEntry> {
+    let baselines = entry_baselines(store);
+    let mut out = Vec::new();
+    for s in store.roots() {
+        let t = s.timestamp();
+        if t < from_ms || t >= to_ms {
+            continue;
+        }
+        let key = (
+            service_of(s.cmdb_id()).to_string(),
+            s.operation_name().to_string(),
+        );
+        if let Some(reason) = classify_entry(
+            s.duration(),
+            s.status_ok(),
+            baselines.get(&key).copied(),
+            cfg,
+        ) {
+            out.push(AnomalousEntry {
+                trace_id: s.trace_id().to_string(),
+                span_id: s.span_id().to_string(),
+                timestamp_ms: t,
+                cmdb_id: s.cmdb_id().to_string(),
+                operation_name: s.operation_name().to_string(),
+                duration_us: s.duration(),
+                status_code: s.status_code().to_string(),
+                reason,
+            });
+        }
+    }
+    out.sort_by_key(|a| a.timestamp_ms);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_against_baseline_and_fallback() {
+        let cfg = AnomalyConfig::default();
+        // 40 ms normal, 10 samples: 130 ms is slow, 110 ms is not.
+        assert_eq!(
+            classify_entry(130_000, true, Some((40_000.0, 10)), &cfg),
+            Some(AnomalyReason::Slow {
+                normal_us: 40_000.0
+            })
+        );
+        assert_eq!(
+            classify_entry(110_000, true, Some((40_000.0, 10)), &cfg),
+            None
+        );
+        // Too few samples: only the absolute threshold counts.
+        assert_eq!(
+            classify_entry(130_000, true, Some((40_000.0, 2)), &cfg),
+            None
+        );
+        assert_eq!(
+            classify_entry(13_385_835, true, Some((13_385_835.0, 1)), &cfg),
+            Some(AnomalyReason::SlowAbsolute)
+        );
+        // Errors flag a fast span unless switched off.
+        assert_eq!(
+            classify_entry(1_000, false, Some((40_000.0, 10)), &cfg),
+            Some(AnomalyReason::Error)
+        );
+        let quiet = AnomalyConfig {
+            flag_errors: false,
+            ..cfg
+        };
+        assert_eq!(
+            classify_entry(1_000, false, Some((40_000.0, 10)), &quiet),
+            None
+        );
+    }
+
+    #[test]
+    fn config_validation_names_the_field() {
+        assert!(AnomalyConfig::default().validate().is_ok());
+        let e = AnomalyConfig {
+            slow_factor: 0.5,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("slow_factor"), "{e}");
+        let e = AnomalyConfig {
+            default_case_duration_s: 0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("default_case_duration_s"), "{e}");
+    }
+}

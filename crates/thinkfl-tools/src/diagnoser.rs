@@ -1,0 +1,101 @@
+//! The `Diagnoser` contract: what the RoT actor and every baseline implement, and how a fault case
+//! becomes questions (DESIGN.md sections 5.2 and 8).
+//!
+//! A diagnoser sees the store, the case's time window and one query (the entry span of an
+//! anomalous trace); the ground truth is never passed to it.
+
+use crate::anomaly::{AnomalyConfig, anomalous_entries};
+use thinkfl_core::{FaultCase, RootCause, TokenCounts, Trajectory};
+use thinkfl_store::TelemetryStore;
+
+/// One question: the entry span of an anomalous trace of a fault case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Query {
+    /// Index of the fault case in `store.faults()`.
+    pub case: usize,
+    pub trace_id: String,
+    /// The entry span the actor starts from.
+    pub span_id: String,
+    /// Start of the entry span, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The pod that emitted the entry span.
+    pub cmdb_id: String,
+    pub operation_name: String,
+}
+
+/// The time window of a fault case, in seconds, half-open `[start_s, end_s)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CaseWindow {
+    pub start_s: i64,
+    pub end_s: i64,
+}
+
+impl CaseWindow {
+    /// Whether a span timestamp (ms) falls in the window.
+    pub fn contains_ms(&self, timestamp_ms: i64) -> bool {
+        timestamp_ms >= self.start_s.saturating_mul(1000)
+            && timestamp_ms < self.end_s.saturating_mul(1000)
+    }
+}
+
+/// What a diagnoser answers for one query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Diagnosis {
+    /// Ranked root causes, most likely first.
+    pub ranking: Vec<RootCause>,
+    /// The reasoning path: components touched, in order of first appearance.
+    pub path: Vec<String>,
+    /// The episode, for model-based diagnosers.
+    pub trajectory: Option<Trajectory>,
+    pub tokens: TokenCounts,
+    pub elapsed_ms: f64,
+}
+
+pub type DiagnoseError = Box<dyn std::error::Error + Send + Sync>;
+
+pub trait Diagnoser: Send + Sync {
+    fn name(&self) -> &str;
+    /// The ground truth is never passed: only the case's time window and one query.
+    fn diagnose(
+        &self,
+        store: &TelemetryStore,
+        window: CaseWindow,
+        query: &Query,
+    ) -> Result<Diagnosis, DiagnoseError>;
+}
+
+/// The window of a fault case: from its start for its duration, or `default_duration_s` when the
+/// data does not say (the AIOps 2022 ground truth gives only the start).
+pub fn case_window(case: &FaultCase, default_duration_s: i64) -> CaseWindow {
+    let duration = case.duration.unwrap_or(default_duration_s).max(0);
+    CaseWindow {
+        start_s: case.timestamp,
+        end_s: case.timestamp.saturating_add(duration),
+    }
+}
+
+/// The queries of fault case `case_index`: the anomalous traces (see [`crate::anomaly`]) whose
+/// entry span starts inside the case window, in time order (ties in store order). Empty when the
+/// index is out of range.
+pub fn case_queries(store: &TelemetryStore, case_index: usize, cfg: &AnomalyConfig) -> Vec<Query> {
+    let Some(case) = store.faults().get(case_index) else {
+        return Vec::new();
+    };
+    let window = case_window(case, cfg.default_case_duration_s);
+    let mut queries: Vec<Query> =
+        anomalous_entries(store, window.start_s * 1000, window.end_s * 1000, cfg)
+            .into_iter()
+            .map(|a| Query {
+                case: case_index,
+                trace_id: a.trace_id,
+                span_id: a.span_id,
+                timestamp_ms: a.timestamp_ms,
+                cmdb_id: a.cmdb_id,
+                operation_name: a.operation_name,
+            })
+            .collect();
+    if let Some(max) = cfg.max_queries_per_case {
+        queries.truncate(max);
+    }
+    queries
+}

@@ -1,0 +1,188 @@
+//! `search_fluctuating_metrics(service_name, timestamp)`: the metric series of a service, pod or
+//! node, and of the node(s) hosting it, that fluctuate around the time by the n-sigma rule
+//! ([`crate::nsigma`]).
+//!
+//! Plain mode is the paper's server: `DataFrame.to_csv` of
+//! `key,regular_mean,regular_std_dev,current_mean,current_std_dev` (values rounded to 2 decimals
+//! as numpy does, NaN as an empty field), rows in the order of pandas' `groupby` (kpi, then
+//! series id); `{"message":"No matching records found."}` when the component has no point within
+//! the regular window and `{"message":"No fluctuating metrics found."}` when nothing fluctuates.
+//! The key of a series is `<cmdb_id>.<kpi>` (`node-6.cartservice-2.container_cpu_usage_seconds`,
+//! as the paper's keys). Enriched mode orders rows by deviation and adds it (`sigma`).
+
+use super::{Resolved, more_rows, resolve_component, series_components, unknown_component};
+use crate::env::{OutputMode, ToolEnv};
+use crate::nsigma::{Fluctuation, fluctuation};
+use crate::pyfmt::{np_round2, pandas_csv_float, push_csv_field, py_float_repr};
+use crate::timestamp::{BadTimestamp, TimestampArg};
+use crate::tool::{Tool, ToolFailure, ToolOutput};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt::Write;
+use thinkfl_core::MetricSource;
+use thinkfl_store::{SeriesRef, TelemetryStore};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchFluctuatingMetrics;
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFluctuatingMetricsArgs {
+    /// The service_name to be queried.
+    pub service_name: String,
+    /// The timestamp to be queried.
+    pub timestamp: TimestampArg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsError {
+    #[error(
+        "service_name is empty; pass a service (recommendationservice), a pod (recommendationservice-1) or a node (node-1)"
+    )]
+    Empty,
+    #[error("{0}")]
+    UnknownComponent(String),
+    #[error(transparent)]
+    Timestamp(#[from] BadTimestamp),
+}
+
+impl ToolFailure for MetricsError {
+    fn not_found(&self) -> bool {
+        matches!(self, MetricsError::UnknownComponent(_))
+    }
+}
+
+/// The series of a component and of the nodes hosting it, without duplicates, in (kpi, cmdb_id)
+/// order (pandas' groupby order on the paper's table).
+pub(crate) fn selected_series<'s>(store: &'s TelemetryStore, c: &Resolved) -> Vec<SeriesRef<'s>> {
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    let mut out = Vec::new();
+    let own = store.series_of(&c.name);
+    let hosts = c.nodes.iter().filter(|n| **n != c.name).flat_map(|n| {
+        store
+            .series_of(n)
+            .into_iter()
+            .filter(|s| s.source() == MetricSource::Node)
+    });
+    for s in own.into_iter().chain(hosts) {
+        if seen.insert((s.cmdb_id(), s.kpi())) {
+            out.push(s);
+        }
+    }
+    out.sort_by(|a, b| {
+        a.kpi()
+            .cmp(b.kpi())
+            .then_with(|| a.cmdb_id().cmp(b.cmdb_id()))
+    });
+    out
+}
+
+fn has_points_within(s: &SeriesRef<'_>, from: i64, to: i64) -> bool {
+    let ts = s.timestamps();
+    let i = ts.partition_point(|&t| t < from);
+    i < ts.len() && ts[i] <= to
+}
+
+fn message(text: &str) -> String {
+    let mut out = String::from("{\"message\":");
+    crate::pyfmt::push_py_json_str(&mut out, text);
+    out.push_str("}\n");
+    out
+}
+
+impl Tool for SearchFluctuatingMetrics {
+    type Args = SearchFluctuatingMetricsArgs;
+    type Output = ToolOutput;
+    type Error = MetricsError;
+
+    fn name(&self) -> &'static str {
+        "search_fluctuating_metrics"
+    }
+
+    fn description(&self) -> &'static str {
+        "Get all fluctuating metrics with the input service_name and around the input timestamp"
+    }
+
+    fn call(&self, env: &ToolEnv<'_>, args: Self::Args) -> Result<ToolOutput, MetricsError> {
+        if args.service_name.trim().is_empty() {
+            return Err(MetricsError::Empty);
+        }
+        let t = args.timestamp.seconds()?;
+        let store = env.store;
+        let c = resolve_component(store, &args.service_name).ok_or_else(|| {
+            MetricsError::UnknownComponent(unknown_component(store, &args.service_name))
+        })?;
+        let cfg = &env.config.nsigma;
+        let series = selected_series(store, &c);
+        let mut out = ToolOutput::default();
+        out.touch(&c.name);
+        let w = cfg.regular_window_s;
+        if !series.iter().any(|s| has_points_within(s, t - w, t + w)) {
+            out.text = message("No matching records found.");
+            return Ok(out);
+        }
+        // (series index, key, statistics)
+        let mut rows: Vec<(usize, String, Fluctuation)> = series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                fluctuation(s.timestamps(), s.values(), t, cfg)
+                    .map(|f| (i, format!("{}.{}", s.cmdb_id(), s.kpi()), f))
+            })
+            .collect();
+        if rows.is_empty() {
+            out.text = message("No fluctuating metrics found.");
+            return Ok(out);
+        }
+        let enriched = env.mode() == OutputMode::Enriched;
+        if enriched {
+            rows.sort_by(|a, b| {
+                b.2.max_sigma
+                    .total_cmp(&a.2.max_sigma)
+                    .then_with(|| a.1.cmp(&b.1))
+            });
+        }
+        let max = env.config.max_rows;
+        for (i, _, _) in rows.iter().take(max) {
+            for comp in series_components(series[*i].cmdb_id()) {
+                out.touch(comp);
+            }
+        }
+        let text = &mut out.text;
+        if enriched {
+            let _ = writeln!(
+                text,
+                "{} fluctuating metrics of {} and its node(s) within ±{} s of {} (vs ±{} s), most deviating first",
+                rows.len(),
+                c.name,
+                cfg.current_window_s,
+                t,
+                cfg.regular_window_s
+            );
+            text.push_str("key,regular_mean,regular_std_dev,current_mean,current_std_dev,sigma\n");
+        } else {
+            text.push_str("key,regular_mean,regular_std_dev,current_mean,current_std_dev\n");
+        }
+        for (_, key, f) in rows.iter().take(max) {
+            push_csv_field(text, key);
+            for v in [f.regular_mean, f.regular_std, f.current_mean, f.current_std] {
+                text.push(',');
+                text.push_str(&pandas_csv_float(np_round2(v)));
+            }
+            if enriched {
+                text.push(',');
+                text.push_str(&if f.max_sigma.is_finite() {
+                    py_float_repr(np_round2(f.max_sigma))
+                } else {
+                    "inf".into()
+                });
+            }
+            text.push('\n');
+        }
+        if let Some(m) = more_rows(rows.len(), max) {
+            text.push_str(&m);
+        }
+        Ok(out)
+    }
+}
