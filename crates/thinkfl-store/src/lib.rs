@@ -1,1 +1,118 @@
-//! Telemetry store (under construction by the foundation issue).
+//! The telemetry store of thinkfl (DESIGN.md section 4): readers of the AIOps Challenge 2022
+//! layout (raw and the preprocessed variant of the paper's repositories), of OTLP JSON and
+//! Jaeger JSON trace exports, a writer of the AIOps 2022 layout, and [`TelemetryStore`], the
+//! columnar, interned, indexed, immutable store every tool queries.
+
+pub mod aiops;
+mod csvio;
+mod store;
+mod strings;
+pub mod topology;
+
+pub use aiops::{AiopsWriter, read_aiops, write_aiops};
+pub use store::{LogRef, SeriesRef, SpanFields, SpanIdx, SpanRef, StoreBuilder, TelemetryStore};
+
+use std::path::{Path, PathBuf};
+
+/// Errors of reading and writing telemetry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A malformed row or value: names the file, the line (1-based, the header is line 1) and
+    /// the column.
+    #[error("{}:{line}: column {column}: {message}", file.display())]
+    Parse {
+        file: PathBuf,
+        line: u64,
+        column: String,
+        message: String,
+    },
+    /// A data set that is not of the expected shape (missing files or header columns).
+    #[error("{}: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub(crate) fn format(path: &Path, message: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Options of every reader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Skip malformed rows (counting them in [`LoadReport::skipped_rows`]) instead of failing on
+    /// the first one.
+    pub lenient: bool,
+}
+
+impl LoadOptions {
+    pub fn lenient() -> Self {
+        Self { lenient: true }
+    }
+}
+
+/// What a load skipped (lenient) or noticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Rows skipped because they were malformed (lenient loads only).
+    pub skipped_rows: usize,
+    /// One line per skipped row (the first [`LoadReport::MAX_WARNINGS`]) and per notable fact.
+    pub warnings: Vec<String>,
+}
+
+impl LoadReport {
+    /// Warnings kept verbatim; later skipped rows are only counted.
+    pub const MAX_WARNINGS: usize = 50;
+
+    pub(crate) fn skip(&mut self, e: &Error) {
+        self.skipped_rows += 1;
+        if self.warnings.len() < Self::MAX_WARNINGS {
+            self.warnings.push(format!("skipped: {e}"));
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: LoadReport) {
+        self.skipped_rows += other.skipped_rows;
+        for w in other.warnings {
+            if self.warnings.len() < Self::MAX_WARNINGS {
+                self.warnings.push(w);
+            }
+        }
+    }
+}
+
+impl TelemetryStore {
+    /// Reads an AIOps 2022 layout directory ([`read_aiops`]) and builds the store, without
+    /// materializing one `String` per field.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<(Self, LoadReport)> {
+        let mut b = StoreBuilder::new();
+        let report = aiops::read_aiops_into(dir, opts, &mut b)?;
+        Ok((b.finish(), report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::TelemetryStore>();
+    }
+}

@@ -1,0 +1,660 @@
+//! The AIOps Challenge 2022 layout (DESIGN.md 4.1): reader of the raw layout and of the
+//! preprocessed variant of the paper's repositories, and writers (whole data set, streaming).
+//!
+//! Raw layout:
+//! ```text
+//! trace/all/*.csv            timestamp,cmdb_id,span_id,trace_id,duration,type,status_code,operation_name,parent_span
+//! metric/container/*.csv     timestamp,cmdb_id,kpi_name,value
+//! metric/node/*.csv          timestamp,cmdb_id,kpi_name,value
+//! metric/istio/*.csv         timestamp,cmdb_id,kpi_name,value
+//! metric/service/*.csv       service,timestamp,rr,sr,mrt,count  (any further column is one more kpi)
+//! log/all/*.csv              log_id,timestamp,cmdb_id,log_name,value
+//! groundtruth.csv, groundtruth/*.csv   timestamp,level,cmdb_id,failure_type[,duration]
+//! topology.json              optional
+//! ```
+//! Preprocessed variant: `metric/all/metrics.csv` with `timestamp,node_id,service_name,kpi_name,value`
+//! (mapped as: empty `service_name` is a node row `node_id`; a `service_name` with a `.` is an
+//! istio row; a pod name with a `node_id` is the container row `node_id.pod`; otherwise a
+//! service row) and `log/all/logs.csv` (same columns as the raw logs).
+
+use crate::csvio::{Csv, FieldErr};
+use crate::store::{SpanFields, StoreBuilder};
+use crate::{Error, LoadOptions, LoadReport, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use thinkfl_core::{
+    Component, Dataset, FaultCase, Level, LogRecord, MetricPoint, MetricSource, Span, Topology,
+};
+
+/// Where readers put rows: a [`Dataset`] (owned strings) or a [`StoreBuilder`] (interned).
+pub(crate) trait RowSink {
+    fn span(&mut self, s: SpanFields<'_>);
+    fn metric(&mut self, ts: i64, cmdb_id: &str, kpi: &str, value: f64, source: MetricSource);
+    fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str);
+    fn fault(&mut self, f: FaultCase);
+    fn topology(&mut self, t: Topology);
+}
+
+impl RowSink for Dataset {
+    fn span(&mut self, s: SpanFields<'_>) {
+        self.spans.push(Span {
+            timestamp: s.timestamp,
+            cmdb_id: s.cmdb_id.into(),
+            span_id: s.span_id.into(),
+            trace_id: s.trace_id.into(),
+            duration: s.duration,
+            kind: s.kind.into(),
+            status_code: s.status_code.into(),
+            operation_name: s.operation_name.into(),
+            parent_span: s.parent_span.into(),
+        });
+    }
+    fn metric(&mut self, ts: i64, cmdb_id: &str, kpi: &str, value: f64, source: MetricSource) {
+        self.metrics.push(MetricPoint {
+            timestamp: ts,
+            cmdb_id: cmdb_id.into(),
+            kpi_name: kpi.into(),
+            value,
+            source,
+        });
+    }
+    fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str) {
+        self.logs.push(LogRecord {
+            log_id: log_id.into(),
+            timestamp: ts,
+            cmdb_id: cmdb_id.into(),
+            log_name: name.into(),
+            value: value.into(),
+        });
+    }
+    fn fault(&mut self, f: FaultCase) {
+        self.faults.push(f);
+    }
+    fn topology(&mut self, t: Topology) {
+        self.topology = Some(t);
+    }
+}
+
+impl RowSink for StoreBuilder {
+    fn span(&mut self, s: SpanFields<'_>) {
+        self.push_span(s);
+    }
+    fn metric(&mut self, ts: i64, cmdb_id: &str, kpi: &str, value: f64, source: MetricSource) {
+        self.push_metric(ts, cmdb_id, kpi, value, source);
+    }
+    fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str) {
+        self.push_log(log_id, ts, cmdb_id, name, value);
+    }
+    fn fault(&mut self, f: FaultCase) {
+        self.push_fault(f);
+    }
+    fn topology(&mut self, t: Topology) {
+        self.set_topology(Some(t));
+    }
+}
+
+/// Reads an AIOps 2022 layout directory (raw or preprocessed).
+pub fn read_aiops(dir: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
+    let mut ds = Dataset::default();
+    let report = read_aiops_into(dir, opts, &mut ds)?;
+    ds.faults.sort_by_key(|f| f.timestamp);
+    Ok((ds, report))
+}
+
+/// `*.csv` files of a directory, sorted by name; none when the directory is absent.
+fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_file() && p.extension().is_some_and(|x| x == "csv") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn read_aiops_into(
+    dir: &Path,
+    opts: &LoadOptions,
+    sink: &mut impl RowSink,
+) -> Result<LoadReport> {
+    if !dir.is_dir() {
+        return Err(Error::format(dir, "not a directory"));
+    }
+    let mut report = LoadReport::default();
+    let mut found = 0usize;
+    for p in csv_files(&dir.join("trace/all"))? {
+        found += 1;
+        read_spans(&p, opts, &mut report, sink)?;
+    }
+    for (sub, source) in [
+        ("metric/container", MetricSource::Container),
+        ("metric/node", MetricSource::Node),
+        ("metric/istio", MetricSource::Istio),
+    ] {
+        for p in csv_files(&dir.join(sub))? {
+            found += 1;
+            read_long_metrics(&p, source, opts, &mut report, sink)?;
+        }
+    }
+    for p in csv_files(&dir.join("metric/service"))? {
+        found += 1;
+        read_service_metrics(&p, opts, &mut report, sink)?;
+    }
+    for p in csv_files(&dir.join("metric/all"))? {
+        found += 1;
+        read_preprocessed_metrics(&p, opts, &mut report, sink)?;
+    }
+    for p in csv_files(&dir.join("log/all"))? {
+        found += 1;
+        read_logs(&p, opts, &mut report, sink)?;
+    }
+    let mut gt = Vec::new();
+    if dir.join("groundtruth.csv").is_file() {
+        gt.push(dir.join("groundtruth.csv"));
+    }
+    gt.extend(csv_files(&dir.join("groundtruth"))?);
+    for p in gt {
+        found += 1;
+        read_groundtruth(&p, opts, &mut report, sink)?;
+    }
+    let topo = dir.join("topology.json");
+    if topo.is_file() {
+        found += 1;
+        let text = fs::read_to_string(&topo).map_err(|e| Error::io(&topo, e))?;
+        let t: Topology = serde_json::from_str(&text).map_err(|e| Error::Parse {
+            file: topo.clone(),
+            line: e.line() as u64,
+            column: e.column().to_string(),
+            message: e.to_string(),
+        })?;
+        sink.topology(t);
+    }
+    if found == 0 {
+        return Err(Error::format(
+            dir,
+            "no AIOps 2022 data found (expected trace/all/*.csv, metric/*/*.csv, log/all/*.csv or groundtruth.csv)",
+        ));
+    }
+    Ok(report)
+}
+
+/// The header of a span file.
+pub const SPAN_HEADER: [&str; 9] = [
+    "timestamp",
+    "cmdb_id",
+    "span_id",
+    "trace_id",
+    "duration",
+    "type",
+    "status_code",
+    "operation_name",
+    "parent_span",
+];
+
+fn read_spans(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let csv = Csv::open(path)?;
+    let c: Vec<usize> = SPAN_HEADER
+        .iter()
+        .map(|h| csv.column(h))
+        .collect::<Result<_>>()?;
+    csv.for_each(opts, report, |f| {
+        let s = SpanFields {
+            timestamp: f.i64(c[0])?,
+            cmdb_id: f.str(c[1])?,
+            span_id: nonempty(f.str(c[2])?, c[2])?,
+            trace_id: f.str(c[3])?,
+            duration: f.i64(c[4])?,
+            kind: f.str(c[5])?,
+            status_code: f.str(c[6])?,
+            operation_name: f.str(c[7])?,
+            parent_span: f.str(c[8])?,
+        };
+        sink.span(s);
+        Ok(())
+    })
+}
+
+fn nonempty(s: &str, col: usize) -> std::result::Result<&str, FieldErr> {
+    if s.is_empty() {
+        Err(FieldErr {
+            col,
+            message: "must not be empty".into(),
+        })
+    } else {
+        Ok(s)
+    }
+}
+
+fn read_long_metrics(
+    path: &Path,
+    source: MetricSource,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let csv = Csv::open(path)?;
+    let (t, c, k, v) = (
+        csv.column("timestamp")?,
+        csv.column("cmdb_id")?,
+        csv.column("kpi_name")?,
+        csv.column("value")?,
+    );
+    csv.for_each(opts, report, |f| {
+        let (ts, id, kpi, val) = (f.i64(t)?, f.str(c)?, f.str(k)?, f.f64(v)?);
+        sink.metric(ts, nonempty(id, c)?, nonempty(kpi, k)?, val, source);
+        Ok(())
+    })
+}
+
+/// `service,timestamp,rr,sr,mrt,count`: one point per non-empty kpi cell.
+fn read_service_metrics(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let csv = Csv::open(path)?;
+    let (s, t) = (csv.column("service")?, csv.column("timestamp")?);
+    let kpis: Vec<(usize, String)> = csv
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != s && i != t)
+        .map(|(i, h)| (i, h.clone()))
+        .collect();
+    csv.for_each(opts, report, |f| {
+        let svc = nonempty(f.str(s)?, s)?;
+        let ts = f.i64(t)?;
+        let mut vals = Vec::with_capacity(kpis.len());
+        for (i, _) in &kpis {
+            if !f.str(*i)?.trim().is_empty() {
+                vals.push((*i, f.f64(*i)?));
+            }
+        }
+        for (i, v) in vals {
+            let name = &kpis.iter().find(|(j, _)| *j == i).expect("known column").1;
+            sink.metric(ts, svc, name, v, MetricSource::Service);
+        }
+        Ok(())
+    })
+}
+
+fn read_preprocessed_metrics(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let csv = Csv::open(path)?;
+    let (t, n, s, k, v) = (
+        csv.column("timestamp")?,
+        csv.column("node_id")?,
+        csv.column("service_name")?,
+        csv.column("kpi_name")?,
+        csv.column("value")?,
+    );
+    let mut id = String::new();
+    csv.for_each(opts, report, |f| {
+        let (ts, node, svc, kpi, val) = (f.i64(t)?, f.str(n)?, f.str(s)?, f.str(k)?, f.f64(v)?);
+        let kpi = nonempty(kpi, k)?;
+        let source = if svc.is_empty() {
+            id.clear();
+            id.push_str(nonempty(node, n)?);
+            MetricSource::Node
+        } else if svc.contains('.') {
+            id.clear();
+            id.push_str(svc);
+            MetricSource::Istio
+        } else if !node.is_empty() && Component::classify(svc).level == Level::Pod {
+            id.clear();
+            id.push_str(node);
+            id.push('.');
+            id.push_str(svc);
+            MetricSource::Container
+        } else {
+            id.clear();
+            id.push_str(svc);
+            MetricSource::Service
+        };
+        sink.metric(ts, &id, kpi, val, source);
+        Ok(())
+    })
+}
+
+fn read_logs(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let csv = Csv::open(path)?;
+    let (i, t, c, n, v) = (
+        csv.column("log_id")?,
+        csv.column("timestamp")?,
+        csv.column("cmdb_id")?,
+        csv.column("log_name")?,
+        csv.column("value")?,
+    );
+    csv.for_each(opts, report, |f| {
+        let (id, ts, cmdb, name, val) = (f.str(i)?, f.i64(t)?, f.str(c)?, f.str(n)?, f.str(v)?);
+        sink.log(id, ts, nonempty(cmdb, c)?, name, val);
+        Ok(())
+    })
+}
+
+fn read_groundtruth(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let csv = Csv::open(path)?;
+    let (t, l, c, ft) = (
+        csv.column("timestamp")?,
+        csv.column("level")?,
+        csv.column("cmdb_id")?,
+        csv.column("failure_type")?,
+    );
+    let d = csv.optional_column("duration");
+    csv.for_each(opts, report, |f| {
+        let level: Level = f
+            .str(l)?
+            .parse()
+            .map_err(|e: thinkfl_core::Error| FieldErr {
+                col: l,
+                message: e.to_string(),
+            })?;
+        let duration = match d {
+            Some(d) if !f.str(d)?.trim().is_empty() => Some(f.i64(d)?),
+            _ => None,
+        };
+        sink.fault(FaultCase {
+            timestamp: f.i64(t)?,
+            level,
+            cmdb_id: nonempty(f.str(c)?, c)?.to_string(),
+            failure_type: nonempty(f.str(ft)?, ft)?.to_string(),
+            duration,
+        });
+        Ok(())
+    })
+}
+
+/// Writes a whole data set in the raw AIOps 2022 layout.
+pub fn write_aiops(ds: &Dataset, dir: &Path) -> Result<()> {
+    let mut w = AiopsWriter::create(dir)?;
+    for s in &ds.spans {
+        w.write_span(s)?;
+    }
+    for m in &ds.metrics {
+        w.write_metric(m)?;
+    }
+    for l in &ds.logs {
+        w.write_log(l)?;
+    }
+    w.finish(&ds.faults, ds.topology.as_ref())
+}
+
+type CsvOut = csv::Writer<BufWriter<File>>;
+
+/// Streaming writer of the raw AIOps 2022 layout: spans, long-format metrics and logs go to disk
+/// row by row; service metrics (one wide row per service and timestamp) are gathered and written
+/// by [`AiopsWriter::finish`].
+#[derive(Debug)]
+pub struct AiopsWriter {
+    dir: PathBuf,
+    spans: CsvOut,
+    logs: CsvOut,
+    /// Long-format metric files by (source, kpi file name).
+    metric_files: HashMap<(MetricSource, String), CsvOut>,
+    /// (service, timestamp) -> kpi -> value, in first-seen row order.
+    service_rows: Vec<(String, i64, BTreeMap<String, f64>)>,
+    service_index: HashMap<(String, i64), usize>,
+    buf: String,
+}
+
+fn create_csv(path: &Path, header: &[&str]) -> Result<CsvOut> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let f = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, f));
+    w.write_record(header).map_err(|e| write_err(path, e))?;
+    Ok(w)
+}
+
+fn write_err(path: &Path, e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        other => Error::format(path, format!("{other:?}")),
+    }
+}
+
+/// A kpi name as a file name part: the data's names are already tame, but a simulator's may not be.
+fn file_part(kpi: &str) -> String {
+    kpi.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl AiopsWriter {
+    pub fn create(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let spans = create_csv(&dir.join("trace/all/trace_jaeger-span.csv"), &SPAN_HEADER)?;
+        let logs = create_csv(
+            &dir.join("log/all/log_filebeat-testbed-log-service.csv"),
+            &["log_id", "timestamp", "cmdb_id", "log_name", "value"],
+        )?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            spans,
+            logs,
+            metric_files: HashMap::new(),
+            service_rows: Vec::new(),
+            service_index: HashMap::new(),
+            buf: String::new(),
+        })
+    }
+
+    fn span_path(&self) -> PathBuf {
+        self.dir.join("trace/all/trace_jaeger-span.csv")
+    }
+
+    pub fn write_span(&mut self, s: &Span) -> Result<()> {
+        let mut ib = itoa_buf();
+        let mut db = itoa_buf();
+        let ts = fmt_i64(&mut ib, s.timestamp);
+        let du = fmt_i64(&mut db, s.duration);
+        let r = self.spans.write_record([
+            ts.as_bytes(),
+            s.cmdb_id.as_bytes(),
+            s.span_id.as_bytes(),
+            s.trace_id.as_bytes(),
+            du.as_bytes(),
+            s.kind.as_bytes(),
+            s.status_code.as_bytes(),
+            s.operation_name.as_bytes(),
+            s.parent_span.as_bytes(),
+        ]);
+        r.map_err(|e| write_err(&self.span_path(), e))
+    }
+
+    /// Routed by `m.source`: container and istio kpis to one file per kpi, node kpis to
+    /// `kpi_node.csv`, service kpis gathered into `metric_service.csv`.
+    pub fn write_metric(&mut self, m: &MetricPoint) -> Result<()> {
+        let file_name = match m.source {
+            MetricSource::Service => {
+                let key = (m.cmdb_id.clone(), m.timestamp);
+                let n = self.service_rows.len();
+                let i = *self.service_index.entry(key).or_insert(n);
+                if i == n {
+                    self.service_rows
+                        .push((m.cmdb_id.clone(), m.timestamp, BTreeMap::new()));
+                }
+                self.service_rows[i].2.insert(m.kpi_name.clone(), m.value);
+                return Ok(());
+            }
+            MetricSource::Node => "kpi_node.csv".to_string(),
+            MetricSource::Container => format!("kpi_container_{}.csv", file_part(&m.kpi_name)),
+            MetricSource::Istio => format!("kpi_istio_{}.csv", file_part(&m.kpi_name)),
+        };
+        let key = (m.source, file_name);
+        if !self.metric_files.contains_key(&key) {
+            let path = self.dir.join("metric").join(m.source.as_str()).join(&key.1);
+            let w = create_csv(&path, &["timestamp", "cmdb_id", "kpi_name", "value"])?;
+            self.metric_files.insert(key.clone(), w);
+        }
+        let w = self.metric_files.get_mut(&key).expect("inserted above");
+        self.buf.clear();
+        use std::fmt::Write as _;
+        let _ = write!(self.buf, "{}", m.value);
+        let ts = m.timestamp.to_string();
+        w.write_record([
+            ts.as_bytes(),
+            m.cmdb_id.as_bytes(),
+            m.kpi_name.as_bytes(),
+            self.buf.as_bytes(),
+        ])
+        .map_err(|e| {
+            write_err(
+                &self.dir.join("metric").join(key.0.as_str()).join(&key.1),
+                e,
+            )
+        })
+    }
+
+    pub fn write_log(&mut self, l: &LogRecord) -> Result<()> {
+        let ts = l.timestamp.to_string();
+        let path = self
+            .dir
+            .join("log/all/log_filebeat-testbed-log-service.csv");
+        self.logs
+            .write_record([
+                l.log_id.as_bytes(),
+                ts.as_bytes(),
+                l.cmdb_id.as_bytes(),
+                l.log_name.as_bytes(),
+                l.value.as_bytes(),
+            ])
+            .map_err(|e| write_err(&path, e))
+    }
+
+    /// Writes the gathered service metrics, `groundtruth.csv` (with a `duration` column when
+    /// any fault knows its duration) and `topology.json`, and flushes every file.
+    pub fn finish(mut self, faults: &[FaultCase], topology: Option<&Topology>) -> Result<()> {
+        let span_path = self.span_path();
+        self.spans.flush().map_err(|e| Error::io(&span_path, e))?;
+        let log_path = self
+            .dir
+            .join("log/all/log_filebeat-testbed-log-service.csv");
+        self.logs.flush().map_err(|e| Error::io(&log_path, e))?;
+        for ((src, name), mut w) in self.metric_files.drain() {
+            let p = self.dir.join("metric").join(src.as_str()).join(name);
+            w.flush().map_err(|e| Error::io(&p, e))?;
+        }
+        if !self.service_rows.is_empty() {
+            let mut kpis: Vec<String> = ["rr", "sr", "mrt", "count"].map(String::from).to_vec();
+            for (_, _, m) in &self.service_rows {
+                for k in m.keys() {
+                    if !kpis.contains(k) {
+                        kpis.push(k.clone());
+                    }
+                }
+            }
+            let path = self.dir.join("metric/service/metric_service.csv");
+            let mut header = vec!["service", "timestamp"];
+            header.extend(kpis.iter().map(String::as_str));
+            let mut w = create_csv(&path, &header)?;
+            for (svc, ts, m) in &self.service_rows {
+                let mut row = vec![svc.clone(), ts.to_string()];
+                row.extend(
+                    kpis.iter()
+                        .map(|k| m.get(k).map(|v| format!("{v}")).unwrap_or_default()),
+                );
+                w.write_record(&row).map_err(|e| write_err(&path, e))?;
+            }
+            w.flush().map_err(|e| Error::io(&path, e))?;
+        }
+        let gt_path = self.dir.join("groundtruth.csv");
+        let with_duration = faults.iter().any(|f| f.duration.is_some());
+        let mut header = vec!["timestamp", "level", "cmdb_id", "failure_type"];
+        if with_duration {
+            header.push("duration");
+        }
+        let mut w = create_csv(&gt_path, &header)?;
+        for f in faults {
+            let mut row = vec![
+                f.timestamp.to_string(),
+                f.level.as_str().to_string(),
+                f.cmdb_id.clone(),
+                f.failure_type.clone(),
+            ];
+            if with_duration {
+                row.push(f.duration.map(|d| d.to_string()).unwrap_or_default());
+            }
+            w.write_record(&row).map_err(|e| write_err(&gt_path, e))?;
+        }
+        w.flush().map_err(|e| Error::io(&gt_path, e))?;
+        if let Some(t) = topology {
+            let p = self.dir.join("topology.json");
+            let text = serde_json::to_string_pretty(t).expect("topology serializes");
+            fs::write(&p, text + "\n").map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn itoa_buf() -> [u8; 24] {
+    [0; 24]
+}
+
+/// Formats an integer into `buf` without allocating.
+fn fmt_i64(buf: &mut [u8; 24], v: i64) -> &str {
+    let mut i = buf.len();
+    let neg = v < 0;
+    let mut u = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_i64;
+
+    #[test]
+    fn integers_format() {
+        let mut b = [0u8; 24];
+        assert_eq!(fmt_i64(&mut b, 0), "0");
+        assert_eq!(fmt_i64(&mut b, -42), "-42");
+        assert_eq!(fmt_i64(&mut b, i64::MIN), "-9223372036854775808");
+        assert_eq!(fmt_i64(&mut b, 1647747340693), "1647747340693");
+    }
+}
