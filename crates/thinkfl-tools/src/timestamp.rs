@@ -12,22 +12,27 @@ pub struct TimestampArg(pub String);
 
 impl<'de> Deserialize<'de> for TimestampArg {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            S(String),
-            I(i64),
-            U(u64),
-            F(f64),
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TimestampArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a timestamp as a string or a number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TimestampArg, E> {
+                Ok(TimestampArg(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TimestampArg, E> {
+                Ok(TimestampArg(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TimestampArg, E> {
+                Ok(TimestampArg(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TimestampArg, E> {
+                Ok(TimestampArg(format!("{v}")))
+            }
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("invalid type for `timestamp`: expected a string or a number")
-        })? {
-            Raw::S(s) => Ok(TimestampArg(s)),
-            Raw::I(i) => Ok(TimestampArg(i.to_string())),
-            Raw::U(u) => Ok(TimestampArg(u.to_string())),
-            Raw::F(f) => Ok(TimestampArg(format!("{f}"))),
-        }
+        // deserialize_any keeps serde's own "missing field" error when the field is absent.
+        d.deserialize_any(V)
     }
 }
 

@@ -154,6 +154,20 @@ fn strip_schema_noise(v: &mut Value) {
             m.remove("title");
             m.remove("additionalProperties");
             m.remove("$defs");
+            // `Option<String>` fields: the paper's schemas say "string" and give no default.
+            if m.get("default") == Some(&Value::Null) {
+                m.remove("default");
+            }
+            if let Some(Value::Array(types)) = m.get("type") {
+                let non_null: Vec<&Value> = types
+                    .iter()
+                    .filter(|t| t.as_str() != Some("null"))
+                    .collect();
+                if non_null.len() == 1 && types.len() == 2 {
+                    let t = non_null[0].clone();
+                    m.insert("type".into(), t);
+                }
+            }
             for (_, x) in m.iter_mut() {
                 strip_schema_noise(x);
             }

@@ -7,7 +7,7 @@
 //! a line: numbers, dates and addresses become `<NUM>`, hex ids and UUIDs `<HEX>`, long mixed ids
 //! `<ID>` (a fixed-rule variant of the masking step of Drain, He et al., ICWS 2017).
 
-use super::{more_rows, resolve_component, search_traces::csv_safe, unknown_component};
+use super::{more_rows, resolve_component, unknown_component};
 use crate::env::ToolEnv;
 use crate::pyfmt::push_csv_field;
 use crate::timestamp::{BadTimestamp, TimestampArg};
@@ -163,6 +163,11 @@ pub fn template(line: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// Keeps a row on one line; commas and quotes are left to CSV quoting.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
 struct Group<'s> {
     severity: Severity,
     count: usize,
@@ -265,10 +270,10 @@ impl Tool for SearchLogs {
                 pods.join("|")
             );
             let tpl: String = tpl.chars().take(max_chars).collect();
-            push_csv_field(text, &csv_safe(&tpl));
+            push_csv_field(text, &one_line(&tpl));
             text.push(',');
             let ex: String = g.example.chars().take(max_chars).collect();
-            push_csv_field(text, &csv_safe(&ex));
+            push_csv_field(text, &one_line(&ex));
             text.push('\n');
         }
         if let Some(m) = more_rows(rows.len(), max) {
