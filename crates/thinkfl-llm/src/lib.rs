@@ -2,6 +2,7 @@
 //! OpenAI-compatible servers implement, sampling parameters, and the parsing of tool calls out of
 //! model text.
 
+pub mod openai;
 pub mod parse;
 
 use serde::{Deserialize, Serialize};

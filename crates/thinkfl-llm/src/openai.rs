@@ -1,0 +1,382 @@
+//! A client of OpenAI-compatible chat-completion servers: vLLM, llama.cpp's `llama-server`,
+//! ollama, and hosted APIs.
+//!
+//! Reference: the OpenAI chat completions API (`POST /v1/chat/completions`, `tools`,
+//! `tool_calls[].function.arguments` as a JSON string). Servers differ in the details, so the
+//! response parser accepts `arguments` as a string or an object, a `null` content, and a missing
+//! `usage`; tool calls a server leaves in the text are left for [`crate::parse`].
+
+use crate::{ChatModel, ChatRequest, ChatResponse, Error, Result, StopReason};
+use serde_json::{Value, json};
+use std::time::Duration;
+use thinkfl_core::{Message, Role, ToolCall};
+
+/// How tool results are sent back to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolRole {
+    /// As `role: "tool"` messages answering the previous assistant tool calls (the API's way).
+    #[default]
+    Tool,
+    /// As `role: "user"` messages, for servers whose templates reject the tool role.
+    User,
+}
+
+/// Configuration of one OpenAI-compatible endpoint.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// Server root, with or without the trailing `/v1` (`http://127.0.0.1:8000`).
+    pub base_url: String,
+    /// The `model` field of requests.
+    pub model: String,
+    /// Bearer token; defaults to `$OPENAI_API_KEY` when set.
+    pub api_key: Option<String>,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Retries after a connection error, a 429 or a 5xx.
+    pub max_retries: u32,
+    /// First backoff; doubled after every retry.
+    pub backoff: Duration,
+    /// Send the tool schemas in the `tools` field. Off for servers without tool support: the
+    /// caller then renders the tools into the system prompt itself.
+    pub native_tools: bool,
+    pub tool_role: ToolRole,
+}
+
+impl OpenAiConfig {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
+
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key: std::env::var("OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_retries: Self::DEFAULT_MAX_RETRIES,
+            backoff: Self::DEFAULT_BACKOFF,
+            native_tools: true,
+            tool_role: ToolRole::Tool,
+        }
+    }
+
+    /// Parses the CLI form `openai:URL#MODEL` (the `openai:` prefix is optional).
+    pub fn from_spec(spec: &str) -> Result<Self> {
+        let spec = spec.strip_prefix("openai:").unwrap_or(spec);
+        let (url, model) = spec.rsplit_once('#').ok_or_else(|| {
+            Error::Request(format!(
+                "expected openai:URL#MODEL, got {spec:?} (no '#MODEL')"
+            ))
+        })?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || model.is_empty() {
+            return Err(Error::Request(format!(
+                "expected openai:http(s)://HOST[:PORT]#MODEL, got {spec:?}"
+            )));
+        }
+        Ok(Self::new(url, model))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.model.is_empty() {
+            return Err(Error::Request("model name is empty".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::Request("timeout must be positive".into()));
+        }
+        Ok(())
+    }
+
+    fn endpoint(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        let base = base.strip_suffix("/v1").unwrap_or(base);
+        format!("{base}/v1/chat/completions")
+    }
+}
+
+/// A [`ChatModel`] on an OpenAI-compatible server.
+#[derive(Debug)]
+pub struct OpenAiClient {
+    config: OpenAiConfig,
+    agent: ureq::Agent,
+    name: String,
+}
+
+impl OpenAiClient {
+    pub fn new(config: OpenAiConfig) -> Result<Self> {
+        config.validate()?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let name = format!("openai:{}", config.model);
+        Ok(Self {
+            config,
+            agent,
+            name,
+        })
+    }
+
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    /// The JSON body of a request.
+    pub fn request_body(&self, request: &ChatRequest) -> Value {
+        let p = &request.params;
+        let mut body = json!({
+            "model": self.config.model,
+            "messages": encode_messages(&request.messages, self.config.tool_role),
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "seed": p.seed,
+            "stream": false,
+        });
+        if !p.stop.is_empty() {
+            body["stop"] = json!(p.stop);
+        }
+        if self.config.native_tools && !request.tools.is_empty() {
+            body["tools"] = json!(request.tools);
+        }
+        body
+    }
+
+    fn post_once(&self, body: &Value) -> std::result::Result<Value, (bool, String)> {
+        let mut req = self.agent.post(self.config.endpoint());
+        if let Some(key) = &self.config.api_key {
+            req = req.header("Authorization", &format!("Bearer {key}"));
+        }
+        let mut resp = match req.send_json(body) {
+            Ok(r) => r,
+            // Connection refused, reset, timed out: worth another try.
+            Err(e) => return Err((true, format!("{}: {e}", self.config.endpoint()))),
+        };
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| (true, format!("reading the response: {e}")))?;
+        if !(200..300).contains(&status) {
+            let retry = status == 429 || status >= 500;
+            return Err((
+                retry,
+                format!(
+                    "HTTP {status} from {}: {}",
+                    self.config.endpoint(),
+                    clip(&text)
+                ),
+            ));
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            (
+                false,
+                format!("response is not JSON ({e}): {}", clip(&text)),
+            )
+        })
+    }
+}
+
+impl ChatModel for OpenAiClient {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
+        let body = self.request_body(request);
+        let mut backoff = self.config.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.post_once(&body) {
+                Ok(v) => return decode_response(&v),
+                Err((retry, msg)) if retry && attempt < self.config.max_retries => {
+                    attempt += 1;
+                    tracing::warn!(
+                        "{msg}; retry {attempt}/{} in {backoff:?}",
+                        self.config.max_retries
+                    );
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                Err((_, msg)) => return Err(Error::Backend(msg)),
+            }
+        }
+    }
+}
+
+/// Messages in the API's shape. Assistant tool calls get ids `call_N` so that the tool messages
+/// that follow can answer them.
+pub fn encode_messages(messages: &[Message], tool_role: ToolRole) -> Vec<Value> {
+    let mut out = Vec::with_capacity(messages.len());
+    let mut next_id = 0usize;
+    let mut pending: std::collections::VecDeque<String> = Default::default();
+    for m in messages {
+        match m.role {
+            Role::Assistant if !m.tool_calls.is_empty() => {
+                let calls: Vec<Value> = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| {
+                        let id = format!("call_{next_id}");
+                        next_id += 1;
+                        pending.push_back(id.clone());
+                        json!({"id": id, "type": "function", "function": {
+                            "name": c.name, "arguments": c.arguments.to_string()}})
+                    })
+                    .collect();
+                out.push(json!({"role": "assistant", "content": m.content, "tool_calls": calls}));
+            }
+            Role::Tool => match tool_role {
+                ToolRole::Tool => {
+                    let mut v = json!({"role": "tool", "content": m.content});
+                    if let Some(id) = pending.pop_front() {
+                        v["tool_call_id"] = json!(id);
+                    }
+                    if let Some(name) = &m.name {
+                        v["name"] = json!(name);
+                    }
+                    out.push(v);
+                }
+                ToolRole::User => {
+                    let label = m.name.as_deref().unwrap_or("tool");
+                    out.push(json!({"role": "user", "content": format!("<tool_response name=\"{label}\">\n{}\n</tool_response>", m.content)}));
+                }
+            },
+            role => out.push(json!({"role": role.as_str(), "content": m.content})),
+        }
+    }
+    out
+}
+
+/// Decodes a chat-completion response.
+pub fn decode_response(v: &Value) -> Result<ChatResponse> {
+    let choice = v.get("choices").and_then(|c| c.get(0)).ok_or_else(|| {
+        Error::Backend(format!("response has no choices: {}", clip(&v.to_string())))
+    })?;
+    let message = choice.get("message").cloned().unwrap_or(Value::Null);
+    let text = message
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut tool_calls = Vec::new();
+    if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
+        for c in calls {
+            match crate::parse::call_from_value(c.clone()) {
+                Ok(call) => tool_calls.push(call),
+                // A structured call we cannot read is kept as text, so the actor reports it.
+                Err(e) => tool_calls.push(ToolCall {
+                    name: String::new(),
+                    arguments: json!({"_error": e}),
+                }),
+            }
+        }
+    }
+    let stop = match choice.get("finish_reason").and_then(Value::as_str) {
+        Some("length") => StopReason::Length,
+        _ => StopReason::EndOfTurn,
+    };
+    let usage = v.get("usage");
+    let count = |k: &str| {
+        usage
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize
+    };
+    Ok(ChatResponse {
+        text,
+        tool_calls,
+        stop,
+        prompt_tokens: count("prompt_tokens"),
+        completion_tokens: count("completion_tokens"),
+        logprobs: None,
+        token_ids: None,
+    })
+}
+
+fn clip(s: &str) -> String {
+    let mut end = s.len().min(500);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parsing_and_endpoint() {
+        let c = OpenAiConfig::from_spec("openai:http://127.0.0.1:8000/v1#qwen").unwrap();
+        assert_eq!(c.model, "qwen");
+        assert_eq!(c.endpoint(), "http://127.0.0.1:8000/v1/chat/completions");
+        let c = OpenAiConfig::from_spec("http://h:1/#m").unwrap();
+        assert_eq!(c.endpoint(), "http://h:1/v1/chat/completions");
+        assert!(OpenAiConfig::from_spec("openai:http://h:1").is_err());
+        assert!(OpenAiConfig::from_spec("openai:ftp://h#m").is_err());
+    }
+
+    #[test]
+    fn tool_messages_answer_assistant_calls() {
+        let mut a = Message::assistant("");
+        a.tool_calls = vec![ToolCall {
+            name: "search_traces".into(),
+            arguments: json!({"parent_span_id": "x"}),
+        }];
+        let msgs = vec![
+            Message::user("q"),
+            a,
+            Message::tool("search_traces", "rows"),
+        ];
+        let enc = encode_messages(&msgs, ToolRole::Tool);
+        assert_eq!(enc[1]["tool_calls"][0]["id"], "call_0");
+        assert_eq!(
+            enc[1]["tool_calls"][0]["function"]["arguments"],
+            "{\"parent_span_id\":\"x\"}"
+        );
+        assert_eq!(enc[2]["tool_call_id"], "call_0");
+        let enc = encode_messages(&msgs, ToolRole::User);
+        assert_eq!(enc[2]["role"], "user");
+        assert!(enc[2]["content"].as_str().unwrap().contains("rows"));
+    }
+
+    #[test]
+    fn responses_with_string_or_object_arguments() {
+        let v = json!({"choices": [{"message": {"content": null, "tool_calls": [
+            {"id": "1", "type": "function", "function": {"name": "a", "arguments": "{\"k\": 1}"}},
+            {"id": "2", "type": "function", "function": {"name": "b", "arguments": {"k": 2}}}]},
+            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}});
+        let r = decode_response(&v).unwrap();
+        assert_eq!(r.text, "");
+        assert_eq!(r.tool_calls[0].arguments, json!({"k": 1}));
+        assert_eq!(r.tool_calls[1].name, "b");
+        assert_eq!((r.prompt_tokens, r.completion_tokens), (7, 3));
+        assert!(decode_response(&json!({"error": "x"})).is_err());
+        let r = decode_response(
+            &json!({"choices": [{"message": {"content": "hi"}, "finish_reason": "length"}]}),
+        )
+        .unwrap();
+        assert_eq!(r.stop, StopReason::Length);
+    }
+
+    #[test]
+    fn unreachable_server_is_an_error_after_retries() {
+        // Port 9 (discard) on loopback: nothing listens there in the test environment.
+        let mut cfg = OpenAiConfig::new("http://127.0.0.1:9", "m");
+        cfg.max_retries = 1;
+        cfg.backoff = Duration::from_millis(1);
+        cfg.timeout = Duration::from_secs(2);
+        let client = OpenAiClient::new(cfg).unwrap();
+        let err = client.chat(&ChatRequest {
+            messages: vec![Message::user("hi")],
+            tools: vec![],
+            params: Default::default(),
+        });
+        assert!(matches!(err, Err(Error::Backend(_))));
+    }
+}
