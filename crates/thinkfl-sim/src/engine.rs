@@ -1,0 +1,1200 @@
+//! The generator: minute by minute, draws user requests from the load model, walks each request's
+//! call tree through the pods (load balancing, queueing for CPU, disk and memory, the network
+//! with its faults, deadlines, retries, process liveness), writes spans and logs in time order,
+//! and at the end of each minute writes the minute's container, node, service and istio metrics.
+//!
+//! Memory stays bounded: only spans and logs not yet written (those of traces still running at
+//! the end of the minute) are kept.
+
+use crate::Error;
+use crate::config::SimConfig;
+use crate::faults::{self, Confounder, Injected, NodeState, PodState};
+use crate::logs::{self, TraceCtx};
+use crate::model::{Lang, LogKind, Model, Op, Status};
+use crate::rand_util::{self, Stream, lognormal1, pareto, poisson, std_normal};
+use crate::sink::Sink;
+use rand::{Rng, RngCore};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use thinkfl_core::{LogRecord, MetricPoint, MetricSource, Span};
+
+/// CPU a request costs beyond its modelled self time (serialization, runtime, GC), as a factor.
+const CPU_OVERHEAD: f64 = 2.5;
+/// Linux minimum retransmission timeout, µs.
+const RTO_US: f64 = 200_000.0;
+
+/// What a run produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub traces: u64,
+    pub spans: u64,
+    pub metrics: u64,
+    pub logs: u64,
+    /// Traces whose root span is not OK (or that got no answer at all).
+    pub failed_traces: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SpanRec {
+    ts_us: i64,
+    dur_us: i64,
+    trace: u128,
+    span_id: u64,
+    parent: u64,
+    seq: u64,
+    pod: u32,
+    label: u32,
+    status: Status,
+}
+
+#[derive(Debug)]
+struct LogRec {
+    ts: i64,
+    seq: u64,
+    pod: u32,
+    text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PodAcc {
+    served: f64,
+    busy_ms: f64,
+    cpu_ms: f64,
+    rx_b: f64,
+    tx_b: f64,
+    rx_p: f64,
+    tx_p: f64,
+    retrans: f64,
+    tx_drop: f64,
+    rx_drop: f64,
+    io_ops: f64,
+    writes: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SvcAcc {
+    count: f64,
+    ok: f64,
+    responded: f64,
+    dur_ms: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct EdgeAcc {
+    count: f64,
+    dur_ms: f64,
+    req_b: f64,
+    resp_b: f64,
+    err: [f64; 4],
+    seen: [bool; 4],
+    tcp: bool,
+}
+
+pub(crate) struct Engine<'a, S: Sink> {
+    cfg: &'a SimConfig,
+    m: &'a Model,
+    faults: &'a [Injected],
+    conf: &'a [Confounder],
+    kills: Vec<Vec<(i64, i64)>>,
+    ps: Vec<PodState>,
+    ns: Vec<NodeState>,
+    /// Cores a pod needs per entry request per second.
+    demand_per_rps: Vec<f64>,
+    demand: Vec<f64>,
+    entry_cum: Vec<f64>,
+    second_deploy: Vec<bool>,
+    rt: ChaCha8Rng,
+    rl: ChaCha8Rng,
+    rm: ChaCha8Rng,
+    spans: Vec<SpanRec>,
+    logs: Vec<LogRec>,
+    seq: u64,
+    log_counter: u64,
+    pod_acc: Vec<PodAcc>,
+    svc_acc: Vec<SvcAcc>,
+    edges: BTreeMap<(u32, u32, u8), EdgeAcc>,
+    mem_drift: Vec<f64>,
+    fs_usage: Vec<f64>,
+    start_time: Vec<i64>,
+    disk_used_gb: Vec<f64>,
+    load5: Vec<f64>,
+    redis_changes: Vec<f64>,
+    last_save: Vec<i64>,
+    ctx: TraceCtx,
+    scratch: Vec<String>,
+    out_span: Span,
+    out_metric: MetricPoint,
+    out_log: LogRecord,
+    sink: &'a mut S,
+    pub stats: Stats,
+    timeout_us: i64,
+}
+
+impl<'a, S: Sink> Engine<'a, S> {
+    pub fn new(
+        cfg: &'a SimConfig,
+        m: &'a Model,
+        faults: &'a [Injected],
+        conf: &'a [Confounder],
+        sink: &'a mut S,
+    ) -> Self {
+        let np = m.pods.len();
+        let mut kills = vec![Vec::new(); np];
+        for f in faults {
+            for &(p, k, u) in &f.kills {
+                kills[p as usize].push((k, u));
+            }
+        }
+        let visits = m.expected_visits();
+        let mut svc_cpu = vec![0.0; m.svcs.len()];
+        for (i, op) in m.ops.iter().enumerate() {
+            svc_cpu[op.svc as usize] += visits[i]
+                * op.self_ms
+                * op.cpu_frac
+                * (op.sigma * op.sigma / 2.0).exp()
+                * CPU_OVERHEAD
+                / 1000.0;
+        }
+        let demand_per_rps = m
+            .pods
+            .iter()
+            .map(|p| {
+                let s = &m.svcs[p.svc as usize];
+                svc_cpu[p.svc as usize] / s.pods.len() as f64 * p.speed
+            })
+            .collect();
+        let mut acc = 0.0;
+        let entry_cum = m
+            .endpoints
+            .iter()
+            .map(|e| {
+                acc += e.weight;
+                acc
+            })
+            .collect();
+        let mut rm = rand_util::stream(cfg.seed, Stream::Metrics);
+        let mem_drift = (0..np).map(|_| 1.0 + 0.05 * std_normal(&mut rm)).collect();
+        let fs_usage = (0..np).map(|_| rm.random_range(0.05..40.0)).collect();
+        let start_time = (0..np)
+            .map(|_| cfg.start_epoch_s - rm.random_range(86_400..30 * 86_400))
+            .collect();
+        let disk_used_gb = m
+            .nodes
+            .iter()
+            .map(|n| n.disk_total_gb * rm.random_range(0.25..0.55))
+            .collect();
+        Self {
+            cfg,
+            m,
+            faults,
+            conf,
+            kills,
+            ps: vec![PodState::default(); np],
+            ns: vec![NodeState::default(); m.nodes.len()],
+            demand_per_rps,
+            demand: vec![0.0; np],
+            entry_cum,
+            second_deploy: m.pods.iter().map(|p| p.name.contains("2-")).collect(),
+            rt: rand_util::stream(cfg.seed, Stream::Traffic),
+            rl: rand_util::stream(cfg.seed, Stream::Logs),
+            rm,
+            spans: Vec::new(),
+            logs: Vec::new(),
+            seq: 0,
+            log_counter: 0,
+            pod_acc: vec![PodAcc::default(); np],
+            svc_acc: vec![SvcAcc::default(); m.svcs.len()],
+            edges: BTreeMap::new(),
+            mem_drift,
+            fs_usage,
+            start_time,
+            disk_used_gb,
+            load5: vec![0.0; m.nodes.len()],
+            redis_changes: vec![0.0; np],
+            last_save: vec![cfg.start_epoch_s; np],
+            ctx: TraceCtx::default(),
+            scratch: Vec::new(),
+            out_span: Span {
+                timestamp: 0,
+                cmdb_id: String::new(),
+                span_id: String::new(),
+                trace_id: String::new(),
+                duration: 0,
+                kind: String::new(),
+                status_code: String::new(),
+                operation_name: String::new(),
+                parent_span: String::new(),
+            },
+            out_metric: MetricPoint {
+                timestamp: 0,
+                cmdb_id: String::new(),
+                kpi_name: String::new(),
+                value: 0.0,
+                source: MetricSource::Node,
+            },
+            out_log: LogRecord {
+                log_id: String::new(),
+                timestamp: 0,
+                cmdb_id: String::new(),
+                log_name: String::new(),
+                value: String::new(),
+            },
+            sink,
+            stats: Stats::default(),
+            timeout_us: (cfg.call_timeout_ms * 1000.0) as i64,
+        }
+    }
+
+    /// Request rate (per minute) at time `t` seconds, before Poisson noise.
+    fn rate(&mut self, t: f64) -> f64 {
+        let local_h = ((t + self.cfg.utc_offset_h as f64 * 3600.0) / 3600.0).rem_euclid(24.0);
+        // Busiest in the afternoon, quietest before dawn.
+        let diurnal = 1.0
+            + self.cfg.daily_amplitude / 2.0
+                * (2.0 * std::f64::consts::PI * (local_h - 15.0) / 24.0).cos();
+        let wobble = (0.04 * std_normal(&mut self.rt)).exp();
+        self.cfg.traces_per_minute * diurnal * wobble * faults::burst_mult(self.conf, t)
+    }
+
+    fn refresh_state(&mut self, t: f64) {
+        faults::state_at(
+            self.m,
+            self.faults,
+            self.conf,
+            &self.demand,
+            t,
+            &mut self.ps,
+            &mut self.ns,
+        );
+    }
+
+    /// Runs the whole period; `progress(minutes_done, minutes_total)` after each minute.
+    pub fn run(&mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<Stats, Error> {
+        let minutes = self.cfg.minutes();
+        let mut events: Vec<i64> = Vec::new();
+        for f in self.faults {
+            events.push(f.start_s * 1_000_000);
+            events.push(f.end_s * 1_000_000);
+            for &(_, k, u) in &f.kills {
+                events.push(k);
+                events.push(u);
+                // Readiness: the dead pod leaves the endpoints 10 s after the kill.
+                events.push(k + 10_000_000);
+            }
+        }
+        for c in self.conf {
+            events.push(c.start_s * 1_000_000);
+            events.push(c.end_s * 1_000_000);
+        }
+        events.sort_unstable();
+        events.dedup();
+        let mut ev = 0;
+        let mut times: Vec<i64> = Vec::new();
+        for minute in 0..minutes {
+            let m0 = self.cfg.start_epoch_s + minute * 60;
+            let rate = self.rate(m0 as f64 + 30.0);
+            for (d, per) in self.demand.iter_mut().zip(&self.demand_per_rps) {
+                *d = per * rate / 60.0;
+            }
+            self.refresh_state(m0 as f64);
+            let n = poisson(&mut self.rt, rate);
+            times.clear();
+            for _ in 0..n {
+                times.push(m0 * 1_000_000 + self.rt.random_range(0..60_000_000));
+            }
+            times.sort_unstable();
+            while ev < events.len() && events[ev] <= m0 * 1_000_000 {
+                ev += 1;
+            }
+            for i in 0..times.len() {
+                let t = times[i];
+                let mut changed = false;
+                while ev < events.len() && events[ev] <= t {
+                    ev += 1;
+                    changed = true;
+                }
+                if changed {
+                    self.refresh_state(t as f64 / 1e6);
+                }
+                self.trace(t);
+            }
+            self.refresh_state(m0 as f64 + 30.0);
+            self.minute_logs(m0);
+            self.emit_metrics(m0)?;
+            self.flush((m0 + 60) * 1_000_000)?;
+            progress((minute + 1) as u64, minutes as u64);
+        }
+        self.flush(i64::MAX)?;
+        Ok(self.stats)
+    }
+
+    fn pick_entry(&mut self) -> u32 {
+        let total = *self.entry_cum.last().expect("endpoints");
+        let x = self.rt.random::<f64>() * total;
+        let i = self
+            .entry_cum
+            .partition_point(|&c| c <= x)
+            .min(self.entry_cum.len() - 1);
+        self.m.endpoints[i].op
+    }
+
+    /// `Some(still_receiving)` when pod `p` is down at `t`.
+    fn down(&self, p: u32, t: i64) -> Option<bool> {
+        for &(k, u) in &self.kills[p as usize] {
+            if k <= t && t < u {
+                return Some(t - k < 10_000_000);
+            }
+        }
+        None
+    }
+
+    /// Load balancing with liveness: a dead pod still in the endpoints refuses the connection and
+    /// the sidecar retries on another pod; a dead pod out of the endpoints gets no traffic.
+    /// Returns the pod and the extra latency, or the latency of a failed attempt.
+    fn pick_pod(&mut self, svc: u32, t: i64) -> Result<(u32, i64), i64> {
+        let m = self.m;
+        let pods = &m.svcs[svc as usize].pods;
+        let first = pods[self.rt.random_range(0..pods.len())];
+        match self.down(first, t) {
+            None => Ok((first, 0)),
+            Some(receiving) => {
+                let live: Vec<u32> = pods
+                    .iter()
+                    .copied()
+                    .filter(|&p| self.down(p, t).is_none())
+                    .collect();
+                if live.is_empty() {
+                    return Err(self.rt.random_range(500..3_000));
+                }
+                let alt = live[self.rt.random_range(0..live.len())];
+                if !receiving {
+                    Ok((alt, 0))
+                } else if self.rt.random::<f64>() < 0.8 {
+                    Ok((alt, self.rt.random_range(1_000..5_000)))
+                } else {
+                    Err(self.rt.random_range(500..3_000))
+                }
+            }
+        }
+    }
+
+    /// One-way network time between two pods for `kb` kilobytes, µs, with the faults of both
+    /// pods' interfaces: netem delay, TCP retransmission stalls after loss or corruption
+    /// (exponential back-off from a 200 ms RTO), duplicates.
+    fn net_us(&mut self, from: u32, to: u32, kb: f64) -> i64 {
+        let mut t = 300.0 * lognormal1(&mut self.rt, 0.4) + kb;
+        let packets = 1.0 + (kb / 1.4).floor();
+        self.pod_acc[from as usize].tx_b += kb * 1024.0;
+        self.pod_acc[from as usize].tx_p += packets;
+        self.pod_acc[to as usize].rx_b += kb * 1024.0;
+        self.pod_acc[to as usize].rx_p += packets;
+        for (i, p) in [from, to].into_iter().enumerate() {
+            if i == 1 && p == from {
+                break;
+            }
+            let s = &self.ps[p as usize];
+            let (delay, loss, corrupt, dup) = (s.delay_ms, s.loss, s.corrupt, s.dup);
+            if delay > 0.0 {
+                t += delay * 1000.0 * self.rt.random_range(0.9..1.1);
+            }
+            let lost = 1.0 - (1.0 - loss) * (1.0 - corrupt);
+            if lost > 0.0 {
+                let mut k = 0;
+                while k < 7 && self.rt.random::<f64>() < lost {
+                    k += 1;
+                }
+                if k > 0 {
+                    let stall: f64 = (0..k).map(|j| RTO_US * f64::from(1 << j)).sum();
+                    t += stall * self.rt.random_range(1.0..1.1);
+                    let a = &mut self.pod_acc[p as usize];
+                    a.retrans += k as f64;
+                    if corrupt > loss {
+                        a.rx_drop += k as f64;
+                    } else {
+                        a.tx_drop += k as f64;
+                    }
+                    self.pod_acc[from as usize].tx_p += k as f64;
+                }
+            }
+            if dup > 0.0 && self.rt.random::<f64>() < dup {
+                t += self.rt.random_range(30.0..150.0);
+                if self.rt.random::<f64>() < 0.02 {
+                    // Reordering makes the sender wait for a timeout now and then.
+                    t += RTO_US;
+                }
+            }
+        }
+        t as i64
+    }
+
+    /// Self time of one execution of `op` on `pod`, µs, and the CPU it burns, ms.
+    fn self_time(&mut self, op: &Op, pod: u32) -> (f64, f64) {
+        let p = &self.m.pods[pod as usize];
+        let s = &self.ps[pod as usize];
+        let sigma = if p.noisy { op.sigma * 1.7 } else { op.sigma };
+        let mut base = op.self_ms * p.speed * lognormal1(&mut self.rt, sigma);
+        let tail_p = if p.noisy { 0.012 } else { 0.004 };
+        if self.rt.random::<f64>() < tail_p {
+            base *= pareto(&mut self.rt, 2.0, 1.3).min(60.0);
+        }
+        let rest = (1.0 - op.cpu_frac - op.io_frac).max(0.0);
+        let slow = (op.cpu_frac * s.cpu_factor + op.io_frac * s.io_factor + rest)
+            * s.mem_factor
+            * s.lat_mult;
+        (base * slow * 1000.0, base * op.cpu_frac * CPU_OVERHEAD)
+    }
+
+    fn trace(&mut self, t0: i64) {
+        self.stats.traces += 1;
+        self.ctx = TraceCtx::default();
+        let entry = self.pick_entry();
+        let trace = ((self.rt.next_u64() as u128) << 64) | self.rt.next_u64() as u128;
+        let svc = self.m.ops[entry as usize].svc;
+        let acc = &mut self.svc_acc[svc as usize];
+        acc.count += 1.0;
+        match self.pick_pod(svc, t0) {
+            Ok((pod, extra)) => {
+                let deadline = t0 + extra + 3 * self.timeout_us;
+                let (end, st) = self.serve(entry, pod, t0 + extra, 0, deadline, trace);
+                let acc = &mut self.svc_acc[svc as usize];
+                acc.dur_ms += (end - t0) as f64 / 1000.0;
+                if st == Status::Ok {
+                    acc.ok += 1.0;
+                } else {
+                    self.stats.failed_traces += 1;
+                }
+                if st != Status::Deadline {
+                    acc.responded += 1.0;
+                }
+            }
+            Err(_) => self.stats.failed_traces += 1,
+        }
+    }
+
+    fn push_span(&mut self, rec: SpanRec) -> usize {
+        self.spans.push(rec);
+        self.spans.len() - 1
+    }
+
+    /// Serves `op` on `pod` from `start` (µs); returns the end and the status.
+    fn serve(
+        &mut self,
+        op_id: u32,
+        pod: u32,
+        start: i64,
+        parent: u64,
+        deadline: i64,
+        trace: u128,
+    ) -> (i64, Status) {
+        let m = self.m;
+        let op = &m.ops[op_id as usize];
+        let span_id = self.rt.next_u64();
+        self.seq += 1;
+        let idx = self.push_span(SpanRec {
+            ts_us: start,
+            dur_us: 0,
+            trace,
+            span_id,
+            parent,
+            seq: self.seq,
+            pod,
+            label: op.server_label,
+            status: Status::Ok,
+        });
+        let (self_us, cpu_ms) = self.self_time(op, pod);
+        let mut t = start + (self_us * 0.4) as i64;
+        let mut status = Status::Ok;
+        let mut soft_failure = None;
+        'calls: for c in &op.calls {
+            if c.prob < 1.0 && self.rt.random::<f32>() >= c.prob {
+                continue;
+            }
+            let n = if c.n_min == c.n_max {
+                c.n_min
+            } else {
+                self.rt.random_range(c.n_min..=c.n_max)
+            };
+            for _ in 0..n {
+                if t >= deadline {
+                    status = Status::Deadline;
+                    break 'calls;
+                }
+                let (end, st) = self.call(c.op, pod, t, span_id, deadline, trace);
+                t = end + self.rt.random_range(20..400);
+                if st != Status::Ok {
+                    if m.ops[c.op as usize].critical {
+                        status = Status::Unknown;
+                        break 'calls;
+                    }
+                    soft_failure = Some(c.op);
+                }
+            }
+        }
+        let mut end = t + (self_us * 0.6) as i64;
+        if end > deadline {
+            end = deadline;
+            if status == Status::Ok {
+                status = Status::Deadline;
+            }
+        }
+        let rec = &mut self.spans[idx];
+        rec.dur_us = end - start;
+        rec.status = status;
+        self.stats.spans += 1;
+        let a = &mut self.pod_acc[pod as usize];
+        a.served += 1.0;
+        a.busy_ms += (end - start) as f64 / 1000.0;
+        a.cpu_ms += cpu_ms;
+        a.io_ops += op.io_frac * 4.0;
+        if op.log != LogKind::None && self.cfg.logs {
+            self.scratch.clear();
+            let dur_ms = (end - start) as f64 / 1000.0;
+            let mut scratch = std::mem::take(&mut self.scratch);
+            logs::server_lines(
+                op.log,
+                &op.method,
+                status,
+                dur_ms,
+                &mut self.ctx,
+                &mut self.rl,
+                &mut scratch,
+            );
+            if soft_failure.is_some() {
+                if let Some(l) = logs::non_critical_failure(op.log) {
+                    let last = scratch.len().saturating_sub(1);
+                    scratch.insert(last, l);
+                }
+            }
+            let n = scratch.len();
+            for (i, text) in scratch.drain(..).enumerate() {
+                let ts = if i + 1 == n { end } else { start };
+                self.push_log(ts.div_euclid(1_000_000), pod, text);
+            }
+            self.scratch = scratch;
+        }
+        (end, status)
+    }
+
+    fn push_log(&mut self, ts: i64, pod: u32, text: String) {
+        self.seq += 1;
+        self.logs.push(LogRec {
+            ts,
+            seq: self.seq,
+            pod,
+            text,
+        });
+    }
+
+    fn edge(&mut self, pod: u32, other: u32, dir: u8) -> &mut EdgeAcc {
+        self.edges.entry((pod, other, dir)).or_default()
+    }
+
+    /// A call from `caller` to `op_id` starting at `t`; returns the caller-side end and status.
+    fn call(
+        &mut self,
+        op_id: u32,
+        caller: u32,
+        t: i64,
+        parent: u64,
+        parent_deadline: i64,
+        trace: u128,
+    ) -> (i64, Status) {
+        let m = self.m;
+        let op = &m.ops[op_id as usize];
+        let deadline = (t + self.timeout_us).min(parent_deadline);
+        let caller_svc = m.pods[caller as usize].svc;
+        let callee_svc = op.svc;
+        self.seq += 1;
+        let span_id = self.rt.next_u64();
+        let label = if op.client_only {
+            op.server_label
+        } else {
+            op.client_label[m.style_of(caller_svc)]
+        };
+        let idx = self.push_span(SpanRec {
+            ts_us: t,
+            dur_us: 0,
+            trace,
+            span_id,
+            parent,
+            seq: self.seq,
+            pod: caller,
+            label,
+            status: Status::Ok,
+        });
+        self.stats.spans += 1;
+        let (end, status, callee) = if op.client_only {
+            // A datastore call: one `db` span on the caller; the store pod does the work.
+            let pods = &m.svcs[callee_svc as usize].pods;
+            let target = if self.second_deploy[caller as usize] && pods.len() > 1 {
+                pods[1]
+            } else {
+                pods[0]
+            };
+            if self.down(target, t).is_some() {
+                (
+                    t + self.rt.random_range(1_000..5_000),
+                    Status::Unavailable,
+                    target,
+                )
+            } else {
+                let there = self.net_us(caller, target, op.req_kb);
+                let (work, cpu_ms) = self.self_time(op, target);
+                let back = self.net_us(target, caller, op.resp_kb);
+                let a = &mut self.pod_acc[target as usize];
+                a.served += 1.0;
+                a.cpu_ms += cpu_ms;
+                a.busy_ms += work / 1000.0;
+                a.io_ops += op.io_frac * 4.0;
+                if op.method.starts_with("HSET") || op.method.contains("update") {
+                    self.redis_changes[target as usize] += 1.0;
+                    a.writes += 1.0;
+                }
+                let end = t + there + work as i64 + back;
+                if end > deadline {
+                    (deadline, Status::Deadline, target)
+                } else {
+                    (end, Status::Ok, target)
+                }
+            }
+        } else {
+            match self.pick_pod(callee_svc, t) {
+                Err(fail_us) => (t + fail_us, Status::Unavailable, u32::MAX),
+                Ok((callee, extra)) => {
+                    let arrive = t + extra + self.net_us(caller, callee, op.req_kb);
+                    if arrive >= deadline {
+                        (deadline, Status::Deadline, callee)
+                    } else {
+                        let (s_end, s_status) =
+                            self.serve(op_id, callee, arrive, span_id, deadline, trace);
+                        let end = s_end + self.net_us(callee, caller, op.resp_kb);
+                        if end > deadline {
+                            (deadline, Status::Deadline, callee)
+                        } else {
+                            (end, s_status, callee)
+                        }
+                    }
+                }
+            }
+        };
+        let rec = &mut self.spans[idx];
+        rec.dur_us = end - t;
+        rec.status = status;
+        // Service and istio metrics of the call.
+        let dur_ms = (end - t) as f64 / 1000.0;
+        if !op.client_only {
+            let a = &mut self.svc_acc[callee_svc as usize];
+            a.count += 1.0;
+            a.dur_ms += dur_ms;
+            if status == Status::Ok {
+                a.ok += 1.0;
+            }
+            if status != Status::Deadline && status != Status::Unavailable {
+                a.responded += 1.0;
+            }
+        }
+        if self.cfg.istio_metrics {
+            let tcp = op.client_only;
+            let (req_b, resp_b) = (op.req_kb * 1024.0, op.resp_kb * 1024.0);
+            let code = status as usize;
+            let e = self.edge(caller, callee_svc, 0);
+            e.tcp = tcp;
+            e.count += 1.0;
+            e.dur_ms += dur_ms;
+            e.req_b += req_b;
+            e.resp_b += resp_b;
+            if code > 0 {
+                e.err[code] += 1.0;
+                e.seen[code] = true;
+            }
+            if callee != u32::MAX {
+                let e = self.edge(callee, caller_svc, 1);
+                e.tcp = tcp;
+                e.count += 1.0;
+                e.dur_ms += dur_ms;
+                e.req_b += req_b;
+                e.resp_b += resp_b;
+                if code > 0 {
+                    e.err[code] += 1.0;
+                    e.seen[code] = true;
+                }
+            }
+        }
+        (end, status)
+    }
+
+    /// Logs that are not tied to one request: exporter tracebacks of Python services under a
+    /// network fault, redis persistence, start-up lines after a kill.
+    fn minute_logs(&mut self, m0: i64) {
+        if !self.cfg.logs {
+            return;
+        }
+        let m = self.m;
+        let mut lines = Vec::new();
+        for (pi, pod) in m.pods.iter().enumerate() {
+            let svc = &m.svcs[pod.svc as usize];
+            let s = &self.ps[pi];
+            if svc.lang == Lang::Python {
+                let p_fail = (s.loss + s.corrupt + s.delay_ms / 800.0).min(1.0);
+                if p_fail > 0.0 {
+                    for _ in 0..12 {
+                        if self.rl.random::<f64>() < p_fail * 0.5 {
+                            lines.clear();
+                            logs::exporter_traceback(&mut self.rl, &mut lines);
+                            let ts = m0 + self.rl.random_range(0..60);
+                            for l in lines.drain(..) {
+                                self.push_log(ts, pi as u32, l);
+                            }
+                        }
+                    }
+                }
+            }
+            if svc.lang == Lang::Store
+                && svc.name.starts_with("redis")
+                && m0 - self.last_save[pi] >= 300
+            {
+                if self.redis_changes[pi] >= 100.0 {
+                    lines.clear();
+                    logs::redis_save(self.rl.random_range(1000..4000), &mut lines);
+                    let ts = m0 + self.rl.random_range(0..60);
+                    for l in lines.drain(..) {
+                        self.push_log(ts, pi as u32, l);
+                    }
+                    self.pod_acc[pi].io_ops += 40.0;
+                    self.redis_changes[pi] = 0.0;
+                }
+                self.last_save[pi] = m0;
+            }
+        }
+        for f in self.faults {
+            for &(p, _, up) in &f.kills {
+                let up_s = up.div_euclid(1_000_000);
+                if up_s >= m0 && up_s < m0 + 60 {
+                    let svc = &m.svcs[m.pods[p as usize].svc as usize];
+                    lines.clear();
+                    logs::startup_lines(svc.lang, &svc.name, &mut lines);
+                    for l in lines.drain(..) {
+                        self.push_log(up_s, p, l);
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit(
+        &mut self,
+        ts: i64,
+        source: MetricSource,
+        cmdb: &str,
+        kpi: &str,
+        v: f64,
+    ) -> Result<(), Error> {
+        let o = &mut self.out_metric;
+        o.timestamp = ts;
+        o.source = source;
+        o.cmdb_id.clear();
+        o.cmdb_id.push_str(cmdb);
+        o.kpi_name.clear();
+        o.kpi_name.push_str(kpi);
+        o.value = round_sig(v);
+        self.stats.metrics += 1;
+        self.sink.metric(&self.out_metric)
+    }
+
+    /// Multiplicative measurement noise: 1 + sigma·N(0, 1), the normal truncated at ±3.
+    fn noise(&mut self, sigma: f64) -> f64 {
+        (1.0 + sigma * std_normal(&mut self.rm).clamp(-3.0, 3.0)).max(0.02)
+    }
+
+    /// Writes the minute's metrics and resets the accumulators.
+    fn emit_metrics(&mut self, m0: i64) -> Result<(), Error> {
+        let m = self.m;
+        let src = MetricSource::Container;
+        let mut pod_cpu = vec![0.0; m.pods.len()];
+        let mut pod_mem = vec![0.0; m.pods.len()];
+        let mut pod_net = vec![(0.0, 0.0, 0.0); m.pods.len()];
+        for (pi, pod) in m.pods.iter().enumerate() {
+            let svc = &m.svcs[pod.svc as usize];
+            let a = self.pod_acc[pi].clone();
+            let s = self.ps[pi].clone();
+            let mid = (m0 + 30) * 1_000_000;
+            // Restart bookkeeping; a pod dead at scrape time leaves a gap.
+            for &(k, u) in &self.kills[pi] {
+                if k < mid + 30_000_000 && u > m0 * 1_000_000 - 30_000_000 && u <= mid + 30_000_000
+                {
+                    self.start_time[pi] = u.div_euclid(1_000_000);
+                }
+            }
+            let down = self.down(pi as u32, mid).is_some();
+            let since_start = (m0 - self.start_time[pi]) as f64;
+            let jitter = if pod.noisy { 0.25 } else { 0.07 };
+            let cpu = (svc.cpu_idle * self.noise(0.3)
+                + a.cpu_ms / 60_000.0 * self.noise(jitter)
+                + s.cpu_extra * self.noise(0.03))
+            .min(svc.cpu_limit);
+            pod_cpu[pi] = cpu;
+            // Memory: a warm runtime grows toward its working set; a restart starts low.
+            let warm = (since_start / 900.0).min(1.0);
+            let mem = svc.mem_base_mb * self.mem_drift[pi] * (0.6 + 0.4 * warm) * self.noise(0.01)
+                + s.mem_extra * self.noise(0.02)
+                + a.served / 60.0 * 0.3;
+            pod_mem[pi] = mem;
+            let net = s.net_mult;
+            // Health probes, telemetry export and mesh control traffic flow even without
+            // requests; netem duplicates, drops and corrupts them too.
+            let bg_p = 180.0;
+            let rx_p = (a.rx_p + bg_p) * net * (1.0 + 2.0 * s.dup);
+            let tx_p = (a.tx_p + bg_p) * net * (1.0 + 2.0 * s.dup) + a.retrans;
+            let tx_drop = tx_p * s.loss + a.tx_drop;
+            let rx_drop = rx_p * s.corrupt + a.rx_drop;
+            let rx_b = (a.rx_b + bg_p * 300.0) * net * (1.0 + s.dup);
+            let tx_b = (a.tx_b + bg_p * 300.0) * net * (1.0 + s.dup);
+            pod_net[pi] = (rx_b / 60.0, tx_b / 60.0, a.retrans / 60.0);
+            self.fs_usage[pi] += (s.io_w_mb * 60.0 * 0.02).min(5_000.0) + a.writes * 1e-4;
+            if down {
+                continue;
+            }
+            let cid = &pod.container_id;
+            let u = cpu / svc.cpu_limit;
+            let throttle = if u < 0.4 {
+                0.0
+            } else {
+                1.0 / (1.0 + (-(u - 0.75) / 0.06).exp())
+            };
+            let periods = 10.0 * (1.0 - (-cpu * 60.0).exp());
+            let inflight = a.busy_ms / 60_000.0;
+            let sockets = (6.0 + inflight * 40.0 + a.served / 600.0) * self.noise(0.04);
+            let threads = if since_start < 60.0 {
+                svc.threads * 0.6
+            } else {
+                svc.threads
+            } + (inflight * 4.0).round();
+            let io_r = 0.05 * self.noise(0.5) + s.io_r * self.noise(0.05) + a.io_ops / 60.0 * 0.3;
+            let io_w = 0.4 * self.noise(0.4) + s.io_w * self.noise(0.05) + a.io_ops / 60.0 * 0.7;
+            let pgmaj = 0.02 * self.noise(0.8) + (s.mem_factor - 1.0) * 150.0 * self.noise(0.1);
+            let vals: [(&str, f64); 28] = [
+                ("container_cpu_usage_seconds", cpu),
+                ("container_cpu_user_seconds", cpu * 0.72),
+                ("container_cpu_system_seconds", cpu * 0.28),
+                ("container_cpu_cfs_periods", periods),
+                ("container_cpu_cfs_throttled_periods", periods * throttle),
+                (
+                    "container_cpu_cfs_throttled_seconds",
+                    periods * throttle * 0.1 * u.min(1.0),
+                ),
+                (
+                    "container_cpu_load_average_10s",
+                    cpu * 1.4 * self.noise(0.1),
+                ),
+                ("container_memory_usage_MB", mem),
+                ("container_memory_working_set_MB", mem * 0.92),
+                ("container_memory_rss", mem * 0.8 * 1_048_576.0),
+                ("container_memory_cache", mem * 0.12 * 1_048_576.0),
+                ("container_memory_failures.container.pgmajfault", pgmaj),
+                (
+                    "container_network_receive_MB.eth0",
+                    rx_b / 60.0 / 1_048_576.0 * self.noise(0.03),
+                ),
+                (
+                    "container_network_transmit_MB.eth0",
+                    tx_b / 60.0 / 1_048_576.0 * self.noise(0.03),
+                ),
+                (
+                    "container_network_receive_packets.eth0",
+                    rx_p / 60.0 * self.noise(0.03),
+                ),
+                (
+                    "container_network_transmit_packets.eth0",
+                    tx_p / 60.0 * self.noise(0.03),
+                ),
+                (
+                    "container_network_receive_packets_dropped.eth0",
+                    rx_drop / 60.0,
+                ),
+                (
+                    "container_network_transmit_packets_dropped.eth0",
+                    tx_drop / 60.0,
+                ),
+                ("container_sockets", sockets.round()),
+                ("container_threads", threads),
+                ("container_file_descriptors", (sockets + 12.0).round()),
+                ("container_fs_reads./dev/vda", io_r),
+                ("container_fs_writes./dev/vda", io_w),
+                (
+                    "container_fs_reads_MB./dev/vda",
+                    io_r * 0.004 + s.io_r_mb * self.noise(0.05),
+                ),
+                (
+                    "container_fs_writes_MB./dev/vda",
+                    io_w * 0.008 + s.io_w_mb * self.noise(0.05),
+                ),
+                ("container_fs_usage_MB./dev/vda1", self.fs_usage[pi]),
+                ("container_start_time_seconds", self.start_time[pi] as f64),
+                ("container_spec_cpu_quota", svc.cpu_limit * 100_000.0),
+            ];
+            for (k, v) in vals {
+                self.emit(m0, src, cid, k, v)?;
+            }
+        }
+        // Nodes.
+        for (ni, node) in m.nodes.iter().enumerate() {
+            let s = self.ns[ni].clone();
+            let mut cpu = 0.35 * self.noise(0.15) + s.cpu_extra * self.noise(0.03);
+            let mut mem = 5_500.0 * self.noise(0.005) + s.mem_extra;
+            let (mut rx, mut tx, mut retrans) = (0.0, 0.0, 0.0);
+            let mut io_r = 8.0 * self.noise(0.3) + s.io_r * self.noise(0.05);
+            let mut io_w = 20.0 * self.noise(0.3) + s.io_w * self.noise(0.05);
+            let mut rkb = 150.0 * self.noise(0.4) + s.io_r_kb * self.noise(0.05);
+            let mut wkb = 600.0 * self.noise(0.4) + s.io_w_kb * self.noise(0.05);
+            for &p in &node.pods {
+                let ps = &self.ps[p as usize];
+                cpu += pod_cpu[p as usize];
+                mem += pod_mem[p as usize];
+                rx += pod_net[p as usize].0;
+                tx += pod_net[p as usize].1;
+                retrans += pod_net[p as usize].2;
+                io_r += ps.io_r;
+                io_w += ps.io_w;
+                rkb += ps.io_r_mb * 1024.0;
+                wkb += ps.io_w_mb * 1024.0;
+            }
+            let cpu_pct = (cpu / node.cores * 100.0).min(100.0);
+            let io_util = ((io_r + io_w) / faults::NODE_IOPS).min(0.99);
+            let iowait = io_util * 12.0 * self.noise(0.1);
+            let load1 = cpu * self.noise(0.08) + io_util * 4.0;
+            self.load5[ni] = if self.load5[ni] == 0.0 {
+                load1
+            } else {
+                0.8 * self.load5[ni] + 0.2 * load1
+            };
+            let await_ms = 1.2 / (1.0 - io_util) * self.noise(0.1);
+            self.disk_used_gb[ni] += 0.0005;
+            let disk_used = self.disk_used_gb[ni] + s.disk_extra_gb;
+            let mem_total = node.mem_total_mb;
+            let mem_used = mem.min(mem_total * 0.99);
+            let n = &node.name;
+            let src = MetricSource::Node;
+            let vals: [(&str, f64); 27] = [
+                ("system.cpu.pct_usage", cpu_pct),
+                ("system.cpu.user", cpu_pct * 0.7),
+                ("system.cpu.system", cpu_pct * 0.25),
+                ("system.cpu.iowait", iowait),
+                ("system.load.1", load1),
+                ("system.load.5", self.load5[ni]),
+                ("system.mem.used", mem_used),
+                ("system.mem.real.used", mem_used * 0.9),
+                ("system.mem.free", mem_total - mem_used),
+                ("system.mem.usable", (mem_total - mem_used) * 0.95),
+                ("system.mem.pct_usage", mem_used / mem_total),
+                ("system.io.r_s", io_r),
+                ("system.io.w_s", io_w),
+                ("system.io.rkb_s", rkb),
+                ("system.io.wkb_s", wkb),
+                ("system.io.util", io_util * 100.0),
+                ("system.io.await", await_ms),
+                (
+                    "system.io.r_await",
+                    await_ms * if s.io_r > 0.0 { 1.4 } else { 0.9 },
+                ),
+                (
+                    "system.io.w_await",
+                    await_ms * if s.io_w > 0.0 { 1.4 } else { 1.1 },
+                ),
+                (
+                    "system.io.avg_q_sz",
+                    io_util / (1.0 - io_util) * self.noise(0.1),
+                ),
+                ("system.disk.used", disk_used * 1_048_576.0),
+                (
+                    "system.disk.free",
+                    (node.disk_total_gb - disk_used) * 1_048_576.0,
+                ),
+                (
+                    "system.disk.pct_usage",
+                    disk_used / node.disk_total_gb * 100.0,
+                ),
+                ("system.net.bytes_rcvd", rx * self.noise(0.02)),
+                ("system.net.bytes_sent", tx * self.noise(0.02)),
+                (
+                    "system.net.tcp.retrans_segs",
+                    retrans + 0.05 * self.noise(0.5),
+                ),
+                ("system.net.tcp.in_segs", rx / 1400.0 * self.noise(0.02)),
+            ];
+            for (k, v) in vals {
+                self.emit(m0, src, n, k, v)?;
+            }
+        }
+        // Services: rr (answered %), sr (succeeded %), mrt (ms), count.
+        for (si, svc) in m.svcs.iter().enumerate() {
+            let Some(name) = &svc.metric_name else {
+                continue;
+            };
+            let a = std::mem::take(&mut self.svc_acc[si]);
+            // A minute without requests has no row, as in the data set.
+            if a.count == 0.0 {
+                continue;
+            }
+            let (rr, sr, mrt) = (
+                100.0 * a.responded / a.count,
+                100.0 * a.ok / a.count,
+                a.dur_ms / a.count,
+            );
+            let src = MetricSource::Service;
+            self.emit(m0, src, name, "rr", rr)?;
+            self.emit(m0, src, name, "sr", sr)?;
+            self.emit(m0, src, name, "mrt", mrt)?;
+            self.emit(m0, src, name, "count", a.count)?;
+        }
+        // Istio call metrics, per pod and peer service; a series exists from its first request.
+        if self.cfg.istio_metrics {
+            let mut edges = std::mem::take(&mut self.edges);
+            let mut id = String::new();
+            for (&(pod, other, dir), e) in edges.iter_mut() {
+                let p = &m.pods[pod as usize];
+                if self.down(pod, (m0 + 30) * 1_000_000).is_some() {
+                    *e = EdgeAcc {
+                        seen: e.seen,
+                        tcp: e.tcp,
+                        ..EdgeAcc::default()
+                    };
+                    continue;
+                }
+                let own = &m.svcs[p.svc as usize].name;
+                let peer = &m.svcs[other as usize].name;
+                id.clear();
+                if dir == 0 {
+                    id.push_str(&format!("{}.source.{own}.{peer}", p.name));
+                } else {
+                    id.push_str(&format!("{}.destination.{peer}.{own}", p.name));
+                }
+                let src = MetricSource::Istio;
+                let callee_svc = if dir == 0 { other } else { p.svc };
+                let http = m.svcs[callee_svc as usize].lang == Lang::JavaHttp;
+                if e.tcp {
+                    self.emit(m0, src, &id, "istio_tcp_sent_bytes.-", e.req_b / 60.0)?;
+                    self.emit(m0, src, &id, "istio_tcp_received_bytes.-", e.resp_b / 60.0)?;
+                } else {
+                    let ok_n = e.count - e.err.iter().sum::<f64>();
+                    let (req, dur) = if http {
+                        (
+                            "istio_requests.http.200.",
+                            "istio_request_duration_milliseconds.http.200.",
+                        )
+                    } else {
+                        (
+                            "istio_requests.grpc.200.0.0",
+                            "istio_request_duration_milliseconds.grpc.200.0.0",
+                        )
+                    };
+                    self.emit(m0, src, &id, req, ok_n / 60.0)?;
+                    // Averages exist only for minutes with requests (a histogram rate over no
+                    // samples is undefined, so the scrape has no row).
+                    if e.count > 0.0 {
+                        let rb = if http {
+                            "istio_request_bytes.http.200."
+                        } else {
+                            "istio_request_bytes.grpc.200.0.0"
+                        };
+                        let sb = if http {
+                            "istio_response_bytes.http.200."
+                        } else {
+                            "istio_response_bytes.grpc.200.0.0"
+                        };
+                        let n = e.count;
+                        self.emit(m0, src, &id, dur, e.dur_ms / n)?;
+                        self.emit(m0, src, &id, rb, e.req_b / n)?;
+                        self.emit(m0, src, &id, sb, e.resp_b / n)?;
+                    }
+                    for code in 1..4 {
+                        if e.seen[code] {
+                            let k = match (http, code) {
+                                (false, 1) => "istio_requests.grpc.200.14.0",
+                                (false, 2) => "istio_requests.grpc.200.4.0",
+                                (false, _) => "istio_requests.grpc.200.2.0",
+                                (true, 1) => "istio_requests.http.503.",
+                                (true, 2) => "istio_requests.http.504.",
+                                (true, _) => "istio_requests.http.500.",
+                            };
+                            self.emit(m0, src, &id, k, e.err[code] / 60.0)?;
+                        }
+                    }
+                }
+                *e = EdgeAcc {
+                    seen: e.seen,
+                    tcp: e.tcp,
+                    ..EdgeAcc::default()
+                };
+            }
+            self.edges = edges;
+        }
+        for a in &mut self.pod_acc {
+            *a = PodAcc::default();
+        }
+        Ok(())
+    }
+
+    /// Writes the spans and logs that start before `before_us`, in time order.
+    fn flush(&mut self, before_us: i64) -> Result<(), Error> {
+        self.spans.sort_unstable_by_key(|r| (r.ts_us, r.seq));
+        let cut = self.spans.partition_point(|r| r.ts_us < before_us);
+        let m = self.m;
+        for i in 0..cut {
+            let r = self.spans[i];
+            let label = &m.labels[r.label as usize];
+            let o = &mut self.out_span;
+            o.timestamp = r.ts_us.div_euclid(1000);
+            o.cmdb_id.clear();
+            o.cmdb_id.push_str(&m.pods[r.pod as usize].name);
+            o.span_id.clear();
+            rand_util::push_hex(&mut o.span_id, r.span_id as u128, 16);
+            o.trace_id.clear();
+            rand_util::push_hex(&mut o.trace_id, r.trace, 32);
+            o.duration = r.dur_us;
+            o.kind.clear();
+            o.kind.push_str(label.kind);
+            o.status_code.clear();
+            o.status_code.push_str(label.status_str(r.status));
+            o.operation_name.clear();
+            o.operation_name.push_str(&label.name);
+            o.parent_span.clear();
+            if r.parent != 0 {
+                rand_util::push_hex(&mut o.parent_span, r.parent as u128, 16);
+            }
+            self.sink.span(&self.out_span)?;
+        }
+        self.spans.drain(..cut);
+        let before_s = if before_us == i64::MAX {
+            i64::MAX
+        } else {
+            before_us / 1_000_000
+        };
+        self.logs.sort_unstable_by_key(|r| (r.ts, r.seq));
+        let cut = self.logs.partition_point(|r| r.ts < before_s);
+        for r in self.logs.drain(..cut) {
+            self.log_counter += 1;
+            let o = &mut self.out_log;
+            o.log_id = rand_util::log_id(self.cfg.seed, self.log_counter);
+            o.timestamp = r.ts;
+            o.cmdb_id.clear();
+            o.cmdb_id.push_str(&m.pods[r.pod as usize].name);
+            o.log_name.clear();
+            o.log_name
+                .push_str(&m.svcs[m.pods[r.pod as usize].svc as usize].log_name);
+            o.value = r.text;
+            self.stats.logs += 1;
+            self.sink.log(&self.out_log)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rounds to 6 significant digits: the data set's precision, and smaller files.
+fn round_sig(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return 0.0;
+    }
+    let mag = v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(5 - mag);
+    (v * scale).round() / scale
+}

@@ -1,0 +1,342 @@
+//! Log line templates. The Online Boutique lines copy the forms of the real AIOps 2022 sample
+//! (`shared/fixtures/aiops2022-sample/log/all/logs.csv`): JSON loggers flattened to
+//! `severity: info, message: ...`; raw console lines (the C# cart service's ASP.NET logger, the
+//! Python tracebacks) lose their first character, exactly as the data set's collector did
+//! (`etCartAsync called with userId=...`, `raceback (most recent call last):`).
+
+use crate::model::{Lang, LogKind, Status};
+use crate::rand_util::uuid;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// The nine products of Online Boutique's catalog.
+pub(crate) const PRODUCTS: [&str; 9] = [
+    "OLJCESPC7Z",
+    "66VCHSJNUP",
+    "1YMWWN1N4O",
+    "L9ECAV7KIM",
+    "2ZYFJ3GM2N",
+    "0PUK6V6EV0",
+    "LS4PSXUNUM",
+    "9SIQT8TOJO",
+    "6E92ZMYYFZ",
+];
+const CURRENCIES: [&str; 4] = ["USD", "EUR", "CAD", "JPY"];
+const CS_INFO: &str = "\u{1b}[40m\u{1b}[32minfo\u{1b}[39m\u{1b}[22m\u{1b}[49m: ";
+const CS_FAIL: &str = "\u{1b}[41m\u{1b}[30mfail\u{1b}[39m\u{1b}[22m\u{1b}[49m: ";
+
+/// Per-trace values that several services log (the user, the currency, the cart).
+#[derive(Debug, Default)]
+pub(crate) struct TraceCtx {
+    pub user: Option<String>,
+    pub currency: &'static str,
+}
+
+impl TraceCtx {
+    fn user(&mut self, rng: &mut ChaCha8Rng) -> &str {
+        if self.user.is_none() {
+            self.user = Some(uuid(rng));
+        }
+        self.user.as_deref().expect("set above")
+    }
+}
+
+/// A raw console line as the collector stored it: without its first character.
+fn raw(s: &str) -> String {
+    let mut c = s.chars();
+    c.next();
+    c.as_str().to_string()
+}
+
+fn sev(level: &str, msg: &str) -> String {
+    format!("severity: {level}, message: {msg}")
+}
+
+/// Lines a server writes when it handles one request of `kind`; `status` is the outcome.
+pub(crate) fn server_lines(
+    kind: LogKind,
+    method: &str,
+    status: Status,
+    dur_ms: f64,
+    ctx: &mut TraceCtx,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<String>,
+) {
+    use LogKind as K;
+    let ok = status == Status::Ok;
+    if ctx.currency.is_empty() {
+        ctx.currency = CURRENCIES[rng.random_range(0..CURRENCIES.len())];
+    }
+    match kind {
+        K::None => {}
+        K::FrontendHome
+        | K::FrontendProduct
+        | K::FrontendViewCart
+        | K::FrontendAddToCart
+        | K::FrontendSetCurrency
+        | K::FrontendCheckout => {
+            out.push(sev("debug", "request started"));
+            let (level, msg) = match kind {
+                K::FrontendHome => ("info", "home"),
+                K::FrontendProduct => ("debug", "serving product page"),
+                K::FrontendViewCart => ("debug", "view user cart"),
+                K::FrontendAddToCart => ("debug", "adding to cart"),
+                K::FrontendSetCurrency => ("debug", "setting currency"),
+                _ => ("debug", "placing order"),
+            };
+            out.push(sev(level, msg));
+            if ok {
+                if kind == K::FrontendCheckout {
+                    out.push(sev("info", "order placed"));
+                }
+                out.push(sev("debug", "request complete"));
+            } else {
+                out.push(sev("error", "request error"));
+            }
+        }
+        K::CurrencyConvert => {
+            out.push(sev("info", "received conversion request"));
+            if ok {
+                out.push(sev("info", "conversion request successful"));
+            } else {
+                out.push(sev("error", "conversion request failed"));
+            }
+        }
+        K::CurrencySupported => out.push(sev("info", "Getting supported currencies...")),
+        K::CartGet | K::CartAdd | K::CartEmpty => {
+            let short = method.rsplit('/').next().unwrap_or(method);
+            out.push(raw(&format!(
+                "{CS_INFO}Microsoft.AspNetCore.Hosting.Diagnostics[1]"
+            )));
+            out.push(raw(&format!(
+                "      Request starting HTTP/2 POST http://cartservice:7070/{method} application/grpc "
+            )));
+            out.push(raw(&format!(
+                "{CS_INFO}Microsoft.AspNetCore.Routing.EndpointMiddleware[0]"
+            )));
+            out.push(raw(&format!("      Executing endpoint 'gRPC - /{method}'")));
+            let user = ctx.user(rng).to_string();
+            let line = match kind {
+                K::CartGet => format!("GetCartAsync called with userId={user}"),
+                K::CartEmpty => format!("EmptyCartAsync called with userId={user}"),
+                _ => format!(
+                    "AddItemAsync called with userId={user}, productId={}, quantity={}",
+                    PRODUCTS[rng.random_range(0..PRODUCTS.len())],
+                    rng.random_range(1..=10)
+                ),
+            };
+            out.push(raw(&line));
+            if !ok {
+                out.push(raw(&format!(
+                    "{CS_FAIL}cartservice.cartstore.RedisCartStore[0]"
+                )));
+                out.push(raw(&format!(
+                    "      Can't access cart storage. StackExchange.Redis.RedisConnectionException: \
+                     No connection is available to service this operation: {}",
+                    short.replace("Item", "").to_ascii_uppercase()
+                )));
+            }
+            out.push(raw(&format!(
+                "{CS_INFO}Microsoft.AspNetCore.Routing.EndpointMiddleware[1]"
+            )));
+            out.push(raw(&format!("      Executed endpoint 'gRPC - /{method}'")));
+            out.push(raw(&format!(
+                "{CS_INFO}Microsoft.AspNetCore.Hosting.Diagnostics[2]"
+            )));
+            out.push(raw(&format!(
+                "      Request finished in {:.4}ms 200 application/grpc",
+                dur_ms
+            )));
+        }
+        K::ShippingQuote | K::ShippingShip => {
+            let tag = if kind == K::ShippingQuote {
+                "GetQuote"
+            } else {
+                "ShipOrder"
+            };
+            out.push(sev("info", &format!("[{tag}] received request")));
+            if ok {
+                out.push(sev("info", &format!("[{tag}] completed request")));
+            }
+        }
+        K::CheckoutPlace => {
+            let user = ctx.user(rng).to_string();
+            out.push(sev(
+                "info",
+                &format!(
+                    "[PlaceOrder] user_id=\"{user}\" user_currency=\"{}\"",
+                    ctx.currency
+                ),
+            ));
+            if ok {
+                out.push(sev(
+                    "info",
+                    &format!("payment went through (transaction_id: {})", uuid(rng)),
+                ));
+                out.push(sev(
+                    "info",
+                    "order confirmation email sent to \"someone@example.com\"",
+                ));
+            } else {
+                out.push(sev(
+                    "warning",
+                    "failed to charge card: could not place order",
+                ));
+            }
+        }
+        K::PaymentCharge => {
+            let units = rng.random_range(10..3000);
+            let nanos = rng.random_range(0..1_000_000_000u32);
+            let card = format!(
+                "{:04}-{:04}-{:04}-{:04}",
+                rng.random_range(4000..5000),
+                rng.random_range(0..10000),
+                rng.random_range(0..10000),
+                rng.random_range(0..10000)
+            );
+            out.push(sev(
+                "info",
+                &format!(
+                    "PaymentService#Charge invoked with request {{\"amount\":{{\"currency_code\":\"{}\",\"units\":\"{units}\",\"nanos\":{nanos}}},\"credit_card\":{{\"credit_card_number\":\"{card}\",\"credit_card_cvv\":{},\"credit_card_expiration_year\":{},\"credit_card_expiration_month\":{}}}}}",
+                    ctx.currency,
+                    rng.random_range(100..1000),
+                    rng.random_range(2023..2040),
+                    rng.random_range(1..=12)
+                ),
+            ));
+            out.push(sev(
+                "info",
+                &format!(
+                    "Transaction processed: visa ending {}     Amount: {}{units}.{:02}",
+                    &card[15..],
+                    ctx.currency,
+                    nanos / 10_000_000
+                ),
+            ));
+        }
+        K::EmailSend => out.push(sev(
+            "INFO",
+            "A request to send order confirmation email to someone@example.com has been received.",
+        )),
+        K::RecommendationList => {
+            let mut ids: Vec<&str> = PRODUCTS.to_vec();
+            for i in 0..5 {
+                let j = rng.random_range(i..ids.len());
+                ids.swap(i, j);
+            }
+            let list = ids[..5]
+                .iter()
+                .map(|p| format!("'{p}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push(sev(
+                "INFO",
+                &format!("[Recv ListRecommendations] product_ids=[{list}]"),
+            ));
+        }
+        K::Generic => {
+            let short = method.rsplit(['/', ' ']).next().unwrap_or(method);
+            if ok {
+                out.push(sev(
+                    "info",
+                    &format!("[{short}] request handled in {dur_ms:.1} ms"),
+                ));
+            } else {
+                let reason = match status {
+                    Status::Unavailable => "connection refused",
+                    Status::Deadline => "deadline exceeded",
+                    _ => "upstream call failed",
+                };
+                out.push(sev("error", &format!("[{short}] request failed: {reason}")));
+            }
+        }
+    }
+}
+
+/// What the frontend writes when a non-critical call (ads) fails.
+pub(crate) fn non_critical_failure(kind: LogKind) -> Option<String> {
+    match kind {
+        LogKind::FrontendHome | LogKind::FrontendProduct => {
+            Some(sev("warning", "failed to retrieve ads"))
+        }
+        LogKind::CheckoutPlace => Some(sev(
+            "warning",
+            "failed to send order confirmation to \"someone@example.com\": rpc error: code = Unavailable",
+        )),
+        _ => None,
+    }
+}
+
+/// The OpenTelemetry exporter's traceback that a Python service prints when it cannot reach the
+/// collector (the real sample shows it during a network fault on `recommendationservice`).
+pub(crate) fn exporter_traceback(rng: &mut ChaCha8Rng, out: &mut Vec<String>) {
+    let lines = [
+        "ERROR:opentelemetry.sdk.trace.export:Exception while exporting Span batch.",
+        "Traceback (most recent call last):",
+        "  File \"/usr/local/lib/python3.7/site-packages/opentelemetry/sdk/trace/export/__init__.py\", line 331, in export",
+        "    self.span_exporter.export(self.spans_list[:idx])  # type: ignore",
+        "  File \"/recommendationservice/recommendation_server.py\", line 89, in new_export",
+        "  File \"/usr/local/lib/python3.7/site-packages/opentelemetry/exporter/jaeger/__init__.py\", line 420, in submit",
+        "    self.collector.submit(batch)",
+        "  File \"/usr/local/lib/python3.7/site-packages/thrift/transport/THttpClient.py\", line 160, in flush",
+        "    self.__http.endheaders()",
+        "    self.http_transport.flush()",
+        "  File \"/usr/local/lib/python3.7/http/client.py\", line 1276, in endheaders",
+        "    self._send_output(message_body, encode_chunked=encode_chunked)",
+        "  File \"/usr/local/lib/python3.7/http/client.py\", line 1036, in _send_output",
+        "    self.send(msg)",
+        "  File \"/usr/local/lib/python3.7/http/client.py\", line 976, in send",
+        "    self.connect()",
+        "  File \"/usr/local/lib/python3.7/http/client.py\", line 948, in connect",
+        "    (self.host,self.port), self.timeout, self.source_address)",
+        "  File \"/usr/local/lib/python3.7/socket.py\", line 707, in create_connection",
+        "    for res in getaddrinfo(host, port, 0, SOCK_STREAM):",
+        "  File \"/usr/local/lib/python3.7/socket.py\", line 752, in getaddrinfo",
+        "    for res in _socket.getaddrinfo(host, port, family, type, proto, flags):",
+    ];
+    for l in lines {
+        out.push(raw(l));
+    }
+    out.push(raw(if rng.random::<f64>() < 0.67 {
+        "socket.gaierror: [Errno -2] Name or service not known"
+    } else {
+        "socket.gaierror: [Errno -3] Temporary failure in name resolution"
+    }));
+}
+
+/// Start-up lines after a restart.
+pub(crate) fn startup_lines(lang: Lang, svc: &str, out: &mut Vec<String>) {
+    match lang {
+        Lang::Go => {
+            out.push(sev("info", &format!("starting {svc}")));
+            out.push(sev("info", "starting to listen on tcp: \"[::]:8080\""));
+        }
+        Lang::CSharp => {
+            out.push(raw("Started as process with id 1"));
+            out.push(raw(&format!("{CS_INFO}Microsoft.Hosting.Lifetime[0]")));
+            out.push(raw("      Now listening on: http://0.0.0.0:7070"));
+            out.push(raw(&format!("{CS_INFO}Microsoft.Hosting.Lifetime[0]")));
+            out.push(raw("      Application started. Press Ctrl+C to shut down."));
+        }
+        Lang::Node => out.push(sev("info", "Starting gRPC server on port 7000...")),
+        Lang::Python => out.push(sev("INFO", "listening on port: 8080")),
+        Lang::Java => out.push(sev("info", "Ad Service started, listening on 9555")),
+        Lang::JavaHttp => out.push(sev(
+            "info",
+            &format!(
+                "Started {} in 21.6 seconds (JVM running for 24.1)",
+                svc.replace('-', "")
+            ),
+        )),
+        Lang::Store => out.push("Ready to accept connections".to_string()),
+    }
+}
+
+/// Redis persistence: every 300 s with at least 100 writes.
+pub(crate) fn redis_save(pid: u32, out: &mut Vec<String>) {
+    out.push("100 changes in 300 seconds. Saving...".to_string());
+    out.push(format!("Background saving started by pid {pid}"));
+    out.push("DB saved on disk".to_string());
+    out.push("RDB: 0 MB of memory used by copy-on-write".to_string());
+    out.push("Background saving terminated with success".to_string());
+}
