@@ -5,11 +5,16 @@
 
 pub mod aiops;
 mod csvio;
+pub mod jaeger;
+mod json;
+pub mod otlp;
 mod store;
 mod strings;
 pub mod topology;
 
 pub use aiops::{AiopsWriter, read_aiops, write_aiops};
+pub use jaeger::read_jaeger_json;
+pub use otlp::read_otlp_json;
 pub use store::{LogRef, SeriesRef, SpanFields, SpanIdx, SpanRef, StoreBuilder, TelemetryStore};
 
 use std::path::{Path, PathBuf};
