@@ -441,7 +441,17 @@ impl<'a, S: Sink> Engine<'a, S> {
         let slow = (op.cpu_frac * s.cpu_factor + op.io_frac * s.io_factor + rest)
             * s.mem_factor
             * s.lat_mult;
-        (base * slow * 1000.0, base * op.cpu_frac * CPU_OVERHEAD)
+        let stalls = s.stalls;
+        let mut stall_us = 0.0;
+        for (p, mean) in stalls {
+            if p > 0.0 && self.rt.random::<f64>() < p {
+                stall_us -= mean * self.rt.random::<f64>().max(1e-12).ln();
+            }
+        }
+        (
+            base * slow * 1000.0 + stall_us,
+            base * op.cpu_frac * CPU_OVERHEAD,
+        )
     }
 
     fn trace(&mut self, t0: i64) {
@@ -726,15 +736,12 @@ impl<'a, S: Sink> Engine<'a, S> {
     /// Logs that are not tied to one request: exporter tracebacks of Python services under a
     /// network fault, redis persistence, start-up lines after a kill.
     fn minute_logs(&mut self, m0: i64) {
-        if !self.cfg.logs {
-            return;
-        }
         let m = self.m;
         let mut lines = Vec::new();
         for (pi, pod) in m.pods.iter().enumerate() {
             let svc = &m.svcs[pod.svc as usize];
             let s = &self.ps[pi];
-            if svc.lang == Lang::Python {
+            if svc.lang == Lang::Python && self.cfg.logs {
                 let p_fail = (s.loss + s.corrupt + s.delay_ms / 800.0).min(1.0);
                 if p_fail > 0.0 {
                     for _ in 0..12 {
@@ -765,6 +772,10 @@ impl<'a, S: Sink> Engine<'a, S> {
                 }
                 self.last_save[pi] = m0;
             }
+        }
+        if !self.cfg.logs {
+            self.logs.clear();
+            return;
         }
         for f in self.faults {
             for &(p, _, up) in &f.kills {

@@ -83,6 +83,10 @@ pub(crate) struct PodState {
     pub mem_factor: f64,
     /// CPU the pod's requests need at the current rate, cores.
     pub demand: f64,
+    /// Stalls a request may hit, each as (probability per request, mean stall in µs): the CFS
+    /// quota running out (the thread waits for the next 100 ms period), the host run queue,
+    /// blocked disk writes (stdout logs, files), garbage collection near the memory limit.
+    pub stalls: [(f64, f64); 4],
 }
 
 /// What acts on one node at a moment.
@@ -454,5 +458,23 @@ pub(crate) fn state_at(
         // Reclaim and GC pressure near the limit; page-cache loss when the node runs out.
         ps.mem_factor =
             1.0 + 2.5 * (mem_frac - 0.75).max(0.0) + 1.5 * (ns.mem_util - 0.85).max(0.0);
+        let throttled = if u < 0.4 {
+            0.0
+        } else {
+            1.0 / (1.0 + (-(u - 0.75) / 0.06).exp())
+        };
+        let host = ((nu - 0.8) / 0.2).clamp(0.0, 1.0);
+        let disk = ((ns.io_util - 0.5) * 2.0).clamp(0.0, 1.0);
+        let own_io = if ps.io_r + ps.io_w > 100.0 { 0.5 } else { 0.0 };
+        let gc = ((mem_frac - 0.85) * 4.0).clamp(0.0, 1.0);
+        ps.stalls = [
+            (throttled, 50_000.0 * (0.3 + 0.7 * u)),
+            (host * 0.8, 5_000.0 + 60_000.0 * host),
+            (
+                (disk * 0.3 + own_io * 0.3).min(1.0),
+                10_000.0 + 40_000.0 * ns.io_util,
+            ),
+            (gc * 0.3, 50_000.0),
+        ];
     }
 }
