@@ -199,25 +199,33 @@ impl Context {
 
     /// Every pod, service and node the system has, sorted, as single-field items.
     pub fn candidates(&self) -> Vec<RootCause> {
-        let mut pods = BTreeSet::new();
-        let mut services = BTreeSet::new();
-        for s in &self.topology.services {
-            services.insert(s.name.clone());
-            pods.extend(s.pods.iter().cloned());
-        }
-        pods.extend(self.topology.placement.keys().cloned());
-        let nodes: BTreeSet<String> = self
-            .topology
-            .nodes
-            .iter()
-            .chain(self.topology.placement.values())
-            .cloned()
-            .collect();
-        let mut out: Vec<RootCause> = nodes.into_iter().map(|n| item(Level::Node, &n)).collect();
-        out.extend(services.into_iter().map(|s| item(Level::Service, &s)));
-        out.extend(pods.into_iter().map(|p| item(Level::Pod, &p)));
-        out
+        candidates(&self.topology)
     }
+}
+
+/// Every pod, service and node of a topology, as single-field items: nodes, then services, then
+/// pods, each sorted.
+pub fn candidates(topology: &Topology) -> Vec<RootCause> {
+    let mut pods = BTreeSet::new();
+    let mut services = BTreeSet::new();
+    for s in &topology.services {
+        services.insert(s.name.clone());
+        pods.extend(s.pods.iter().cloned());
+    }
+    pods.extend(topology.placement.keys().cloned());
+    for p in &pods {
+        services.insert(service_of(p).to_string());
+    }
+    let nodes: BTreeSet<String> = topology
+        .nodes
+        .iter()
+        .chain(topology.placement.values())
+        .cloned()
+        .collect();
+    let mut out: Vec<RootCause> = nodes.into_iter().map(|n| item(Level::Node, &n)).collect();
+    out.extend(services.into_iter().map(|s| item(Level::Service, &s)));
+    out.extend(pods.into_iter().map(|p| item(Level::Pod, &p)));
+    out
 }
 
 /// An item naming exactly one component.

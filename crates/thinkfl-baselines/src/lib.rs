@@ -17,8 +17,10 @@ pub mod nsigma;
 pub mod random;
 pub mod tracerca;
 
-pub use common::{CommonConfig, Context};
-pub use random::{RandomRanker, expected_recall_at, expected_reciprocal_rank};
+pub use common::{CommonConfig, Context, candidates};
+pub use random::{
+    RandomRanker, expected_recall_at, expected_reciprocal_rank, reciprocal_rank_moments,
+};
 
 use std::sync::Arc;
 use thinkfl_store::TelemetryStore;

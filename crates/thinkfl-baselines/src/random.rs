@@ -68,19 +68,25 @@ impl Diagnoser for RandomRanker {
 /// `n` items: `sum_r P(first match at r) / r` with `P(first at r) = C(n-r, m-1) / C(n, m)`.
 /// For `m = 1` this is `H_n / n`. 0 when nothing matches.
 pub fn expected_reciprocal_rank(n: usize, m: usize) -> f64 {
+    reciprocal_rank_moments(n, m).0
+}
+
+/// Mean and second moment of the reciprocal rank of the first of `m` matching items among `n`
+/// in random order (the second gives the standard error of an observed mean).
+pub fn reciprocal_rank_moments(n: usize, m: usize) -> (f64, f64) {
     if m == 0 || n == 0 || m > n {
-        return 0.0;
+        return (0.0, 0.0);
     }
-    // P(first at r) = prod of "miss" factors then a hit, built incrementally in f64.
     let mut p_miss_so_far = 1.0;
-    let mut e = 0.0;
+    let (mut e1, mut e2) = (0.0, 0.0);
     for r in 1..=n - m + 1 {
-        let left = (n - r + 1) as f64;
-        let p_hit = m as f64 / left;
-        e += p_miss_so_far * p_hit / r as f64;
+        let p_hit = m as f64 / (n - r + 1) as f64;
+        let p = p_miss_so_far * p_hit;
+        e1 += p / r as f64;
+        e2 += p / (r * r) as f64;
         p_miss_so_far *= 1.0 - p_hit;
     }
-    e
+    (e1, e2)
 }
 
 /// Probability that the first of `m` matching items is within the top `k` of `n` random items.
