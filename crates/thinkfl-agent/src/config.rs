@@ -1,0 +1,101 @@
+//! Settings of the actor.
+
+use crate::prompts::PromptSet;
+use thinkfl_tools::OutputMode;
+
+/// Settings of one RoT episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorConfig {
+    /// Most tool calls in an episode (`D_max` of the paper) before the forced final print.
+    pub d_max: usize,
+    /// Most tool calls executed from one assistant turn; the rest are answered with an error.
+    pub max_calls_per_turn: usize,
+    /// Which prompts the model sees.
+    pub prompt_set: PromptSet,
+    /// How tool results are written: `Plain` is what released ThinkFL checkpoints saw,
+    /// `Enriched` helps small models (normal durations beside observed ones).
+    pub tool_mode: OutputMode,
+    /// Most rows in one tool result; small models need short contexts.
+    pub max_rows: usize,
+    /// Hard cap on the bytes of one tool result.
+    pub max_tool_output_bytes: usize,
+    /// Sampling temperature; 0 is greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Most tokens of one assistant turn.
+    pub max_tokens_per_turn: usize,
+    /// Send tool schemas in the request's `tools` field (servers with native tool calling)
+    /// instead of in the system prompt.
+    pub native_tools: bool,
+    /// Seed of the sampler; episode `i` of a batch uses `seed + i`.
+    pub seed: u64,
+}
+
+impl ActorConfig {
+    pub const DEFAULT_D_MAX: usize = 10;
+    pub const DEFAULT_MAX_CALLS_PER_TURN: usize = 3;
+    pub const DEFAULT_MAX_ROWS: usize = 12;
+    pub const DEFAULT_MAX_TOOL_OUTPUT_BYTES: usize = 2048;
+    pub const DEFAULT_MAX_TOKENS_PER_TURN: usize = 160;
+
+    /// Settings for the released ThinkFL checkpoints: their prompts and plain tool output.
+    pub fn thinkfl_compatible() -> Self {
+        Self {
+            prompt_set: PromptSet::ThinkFl,
+            tool_mode: OutputMode::Plain,
+            max_rows: 100,
+            max_tool_output_bytes: 16 * 1024,
+            max_tokens_per_turn: 512,
+            ..Self::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |field: &'static str, msg: &str| {
+            Err(crate::Error::Config {
+                field,
+                msg: msg.to_string(),
+            })
+        };
+        if self.d_max == 0 {
+            return bad("d_max", "must be at least 1");
+        }
+        if self.max_calls_per_turn == 0 {
+            return bad("max_calls_per_turn", "must be at least 1");
+        }
+        if self.max_rows == 0 {
+            return bad("max_rows", "must be at least 1");
+        }
+        if self.max_tool_output_bytes < 256 {
+            return bad("max_tool_output_bytes", "must be at least 256");
+        }
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return bad("temperature", "must be a finite number >= 0");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p", "must be in (0, 1]");
+        }
+        if self.max_tokens_per_turn == 0 {
+            return bad("max_tokens_per_turn", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl Default for ActorConfig {
+    fn default() -> Self {
+        Self {
+            d_max: Self::DEFAULT_D_MAX,
+            max_calls_per_turn: Self::DEFAULT_MAX_CALLS_PER_TURN,
+            prompt_set: PromptSet::Ours,
+            tool_mode: OutputMode::Enriched,
+            max_rows: Self::DEFAULT_MAX_ROWS,
+            max_tool_output_bytes: Self::DEFAULT_MAX_TOOL_OUTPUT_BYTES,
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens_per_turn: Self::DEFAULT_MAX_TOKENS_PER_TURN,
+            native_tools: false,
+            seed: 0,
+        }
+    }
+}

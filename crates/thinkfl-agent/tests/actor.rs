@@ -1,0 +1,247 @@
+//! The actor end to end on the real AIOps 2022 sample, with the scripted expert and with
+//! scripted misbehaving models.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use thinkfl_agent::expert::ExpertConfig;
+use thinkfl_agent::{Actor, ActorConfig, ExpertPolicy, Phase, PromptSet};
+use thinkfl_core::{Level, service_of};
+use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse, StopReason};
+use thinkfl_store::{LoadOptions, TelemetryStore};
+use thinkfl_tools::{AnomalyConfig, Query, case_queries};
+
+fn sample() -> Arc<TelemetryStore> {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+    let (store, _) = TelemetryStore::load(&dir, &LoadOptions::default()).expect("sample loads");
+    Arc::new(store)
+}
+
+fn entry_query(store: &TelemetryStore) -> Query {
+    let root = store.roots().next().expect("a root span");
+    Query {
+        case: 0,
+        trace_id: root.trace_id().into(),
+        span_id: root.span_id().into(),
+        timestamp_ms: root.timestamp(),
+        cmdb_id: root.cmdb_id().into(),
+        operation_name: root.operation_name().into(),
+    }
+}
+
+/// A model that replies from a script, repeating the last line when it runs out.
+struct Scripted {
+    lines: Vec<String>,
+    next: Mutex<usize>,
+    seen: Mutex<Vec<ChatRequest>>,
+}
+
+impl Scripted {
+    fn new(lines: &[&str]) -> Self {
+        Self {
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+            next: Mutex::new(0),
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl ChatModel for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn chat(&self, request: &ChatRequest) -> thinkfl_llm::Result<ChatResponse> {
+        self.seen.lock().unwrap().push(request.clone());
+        let mut n = self.next.lock().unwrap();
+        let text = self.lines[(*n).min(self.lines.len() - 1)].clone();
+        *n += 1;
+        Ok(ChatResponse {
+            text,
+            tool_calls: vec![],
+            stop: StopReason::EndOfTurn,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            logprobs: None,
+            token_ids: None,
+        })
+    }
+}
+
+#[test]
+fn expert_finds_recommendationservice_on_the_real_sample() {
+    let store = sample();
+    let q = entry_query(&store);
+    assert_eq!(q.span_id, "d1b3f238e544e3f0");
+    let actor = Actor::new(
+        ExpertPolicy::new(store.clone(), ExpertConfig::default()),
+        ActorConfig::default(),
+    )
+    .unwrap();
+    let t = actor.run(&store, &q).unwrap();
+    let pred = t.prediction.clone().expect("the expert prints an answer");
+    let top3: Vec<&str> = pred
+        .iter()
+        .take(3)
+        .filter_map(|r| r.service_or_pod_service())
+        .collect();
+    assert!(top3.contains(&"recommendationservice"), "top 3: {top3:?}");
+    // It walked the real tree down to recommendationservice-1's slow ListProducts call.
+    assert!(
+        t.path.iter().any(|p| p == "recommendationservice-1"),
+        "path {:?}",
+        t.path
+    );
+    assert!(t.calls.iter().all(|c| c.valid), "{:?}", t.calls);
+    assert!(!t.forced_final);
+    // Three phases: two answers before the final one.
+    let prints = t
+        .calls
+        .iter()
+        .filter(|c| c.call.as_ref().is_some_and(|c| c.name == "print_results"))
+        .count();
+    assert_eq!(prints, 3);
+    // Strictly at the service level the first item matches the ground truth.
+    assert_eq!(pred[0].at(Level::Service), Some("recommendationservice"));
+    assert_eq!(
+        service_of(pred[0].pod.as_deref().unwrap()),
+        "recommendationservice"
+    );
+}
+
+#[test]
+fn queries_of_the_sample_case_start_at_its_entry_span() {
+    let store = sample();
+    let qs = case_queries(&store, 0, &AnomalyConfig::default());
+    assert!(qs.iter().any(|q| q.span_id == "d1b3f238e544e3f0"), "{qs:?}");
+}
+
+#[test]
+fn malformed_output_ends_in_a_recorded_episode_within_d_max() {
+    let store = sample();
+    let q = entry_query(&store);
+    let long = "ha".repeat(5000);
+    let scripts: Vec<Vec<&str>> = vec![
+        vec!["I think it is the cart."],
+        vec![
+            "<tool_call>{\"name\": \"search_traces\", \"arguments\": {\"parent_span_id\": </tool_call>",
+        ],
+        vec!["<tool_call>{\"name\": \"rm_rf\", \"arguments\": {}}</tool_call>"],
+        vec!["<tool_call>{\"name\": \"search_traces\", \"arguments\": {\"span\": 1}}</tool_call>"],
+        vec![
+            "<tool_call>{\"name\": \"search_traces\", \"arguments\": {\"parent_span_id\": \"nope\"}}</tool_call>",
+        ],
+        vec![
+            "<tool_call>{\"name\": \"search_traces\", \"arguments\": {\"parent_span_id\": \"d1b3f238e544e3f0\"}}</tool_call>",
+        ],
+        vec![
+            "<tool_call>{\"name\": \"print_results\", \"arguments\": {\"root_causes\": []}}</tool_call>",
+        ],
+        vec![&long],
+    ];
+    for script in scripts {
+        let model = Scripted::new(&script);
+        let cfg = ActorConfig {
+            d_max: 4,
+            ..ActorConfig::default()
+        };
+        let actor = Actor::new(model, cfg).unwrap();
+        let t = actor.run(&store, &q).unwrap();
+        assert!(t.prediction.is_none(), "{script:?}");
+        assert!(t.forced_final, "{script:?}");
+        // d_max rounds plus the final review.
+        assert_eq!(
+            t.messages
+                .iter()
+                .filter(|m| m.role == thinkfl_core::Role::Assistant)
+                .count(),
+            5,
+            "{script:?}"
+        );
+        assert!(t.calls.iter().any(|c| !c.valid), "{script:?}");
+        assert_eq!(actor.model().seen.lock().unwrap().len(), 5);
+    }
+}
+
+#[test]
+fn a_valid_print_moves_through_the_phases() {
+    let store = sample();
+    let q = entry_query(&store);
+    let print = "<tool_call>{\"name\": \"print_results\", \"arguments\": {\"root_causes\": [{\"service\": \"recommendationservice\"}]}}</tool_call>";
+    let model = Scripted::new(&[
+        "<tool_call>{\"name\": \"search_traces\", \"arguments\": \"{\\\"parent_span_id\\\": \\\"d1b3f238e544e3f0\\\"}\"}</tool_call>",
+        print,
+        "<tool_call>{\"name\": \"search_fluctuating_metrics\", \"arguments\": {\"service_name\": \"recommendationservice\", \"timestamp\": 1647747340}}</tool_call>",
+        print,
+        print,
+    ]);
+    let actor = Actor::new(model, ActorConfig::default()).unwrap();
+    let t = actor.run(&store, &q).unwrap();
+    assert_eq!(
+        t.prediction.as_ref().unwrap()[0].service.as_deref(),
+        Some("recommendationservice")
+    );
+    assert!(t.calls.iter().all(|c| c.valid), "{:#?}", t.calls);
+    assert_eq!(
+        t.path.first().map(String::as_str),
+        Some("frontend-2"),
+        "{:?}",
+        t.path
+    );
+    assert!(
+        t.path.iter().any(|p| p == "recommendationservice"),
+        "{:?}",
+        t.path
+    );
+    assert_eq!(t.calls.len(), 5);
+    let seen = actor.model().seen.lock().unwrap();
+    // The rethink and final prompts were sent after the first and second answers.
+    let last_user = |r: &ChatRequest| {
+        r.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == thinkfl_core::Role::User)
+            .unwrap()
+            .content
+            .clone()
+    };
+    assert_eq!(
+        last_user(&seen[2]),
+        PromptSet::Ours.phase_prompt(Phase::Rethink)
+    );
+    assert_eq!(
+        last_user(&seen[4]),
+        PromptSet::Ours.phase_prompt(Phase::FinalReview)
+    );
+}
+
+#[test]
+fn thinkfl_prompt_set_restricts_tools_per_phase() {
+    let store = sample();
+    let q = entry_query(&store);
+    let model = Scripted::new(&[
+        "<tool_call>{'name': 'x'}<tool_call>",
+        "<tool_call>{\"name\": \"search_fluctuating_metrics\", \"arguments\": {\"service_name\": \"frontend\", \"timestamp\": \"1647747340693\"}}<tool_call>",
+    ]);
+    let cfg = ActorConfig {
+        d_max: 2,
+        ..ActorConfig::thinkfl_compatible()
+    };
+    let actor = Actor::new(model, cfg).unwrap();
+    let t = actor.run(&store, &q).unwrap();
+    assert!(
+        t.calls[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not available now"),
+        "{:?}",
+        t.calls[1]
+    );
+    let seen = actor.model().seen.lock().unwrap();
+    assert!(
+        seen[0].messages[0]
+            .content
+            .contains("\"name\":\"search_traces\"")
+    );
+    assert!(seen[0].messages[1].content.contains("d1b3f238e544e3f0"));
+}
