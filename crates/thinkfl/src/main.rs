@@ -17,7 +17,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Summarize a data set: time range, counts, components, fault cases.
+    Inspect(cmd::inspect::Args),
+    /// Convert AIOps 2022, OTLP JSON or Jaeger JSON telemetry into the AIOps 2022 layout.
+    Import(cmd::import::Args),
+}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -28,5 +33,8 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Import(a) => cmd::import::run(a),
+    }
 }
