@@ -9,7 +9,7 @@
 use crate::baseline::median_in_place;
 use std::collections::HashMap;
 use thinkfl_core::service_of;
-use thinkfl_store::TelemetryStore;
+use thinkfl_store::{SpanIdx, TelemetryStore};
 
 /// Settings of the detector and of how fault cases become queries.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,25 +103,83 @@ pub struct AnomalousEntry {
     pub reason: AnomalyReason,
 }
 
-/// Median durations (µs) and counts of the entry spans per (service, operation).
-fn entry_baselines(store: &TelemetryStore) -> HashMap<(String, String), (f64, usize)> {
-    let mut groups: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
-    for s in store.roots() {
-        groups
-            .entry((service_of(s.cmdb_id()), s.operation_name()))
-            .or_default()
-            .push(s.duration());
+/// The detector over one store: entry-span baselines computed once, roots indexed by time.
+#[derive(Debug)]
+pub struct AnomalyDetector<'s> {
+    store: &'s TelemetryStore,
+    cfg: AnomalyConfig,
+    /// (service, operation) -> (median µs, count) of entry spans.
+    baselines: HashMap<(&'s str, &'s str), (f64, usize)>,
+    /// Root spans sorted by timestamp (stable: ties keep store order).
+    roots: Vec<SpanIdx>,
+}
+
+impl<'s> AnomalyDetector<'s> {
+    pub fn new(store: &'s TelemetryStore, cfg: AnomalyConfig) -> Self {
+        let mut groups: HashMap<(&'s str, &'s str), Vec<i64>> = HashMap::new();
+        let mut roots = Vec::new();
+        for s in store.roots() {
+            roots.push(s.idx());
+            groups
+                .entry((service_of(s.cmdb_id()), s.operation_name()))
+                .or_default()
+                .push(s.duration());
+        }
+        roots.sort_by_key(|i| (store.span(*i).timestamp(), *i));
+        let baselines = groups
+            .into_iter()
+            .map(|(k, mut d)| {
+                let n = d.len();
+                (k, (median_in_place(&mut d), n))
+            })
+            .collect();
+        Self {
+            store,
+            cfg,
+            baselines,
+            roots,
+        }
     }
-    groups
-        .into_iter()
-        .map(|((svc, op), mut d)| {
-            let n = d.len();
-            (
-                (svc.to_string(), op.to_string()),
-                (median_in_place(&mut d), n),
-            )
-        })
-        .collect()
+
+    pub fn config(&self) -> &AnomalyConfig {
+        &self.cfg
+    }
+
+    /// Median duration (µs) and count of the entry spans of an operation served by `cmdb_id`.
+    pub fn baseline(&self, cmdb_id: &str, operation: &str) -> Option<(f64, usize)> {
+        self.baselines
+            .get(&(service_of(cmdb_id), operation))
+            .copied()
+    }
+
+    /// Anomalous traces whose entry span starts in `[from_ms, to_ms)`, in time order.
+    pub fn entries(&self, from_ms: i64, to_ms: i64) -> Vec<AnomalousEntry> {
+        let store = self.store;
+        let lo = self
+            .roots
+            .partition_point(|i| store.span(*i).timestamp() < from_ms);
+        let hi = self
+            .roots
+            .partition_point(|i| store.span(*i).timestamp() < to_ms);
+        let mut out = Vec::new();
+        for &i in &self.roots[lo..hi.max(lo)] {
+            let s = store.span(i);
+            let base = self.baseline(s.cmdb_id(), s.operation_name());
+            if let Some(reason) = classify_entry(s.duration(), s.status_ok(), base, &self.cfg) {
+                out.push(AnomalousEntry {
+                    trace_id: s.trace_id().to_string(),
+                    span_id: s.span_id().to_string(),
+                    timestamp_ms: s.timestamp(),
+                    cmdb_id: s.cmdb_id().to_string(),
+                    operation_name: s.operation_name().to_string(),
+                    duration_us: s.duration(),
+                    status_code: s.status_code().to_string(),
+                    reason,
+                });
+            }
+        }
+        out
+    }
 }
 
 /// Classifies one entry span; `None` when it looks normal.
@@ -146,44 +204,15 @@ pub fn classify_entry(
     (cfg.flag_errors && !status_ok).then_some(AnomalyReason::Error)
 }
 
-/// Anomalous traces whose entry span starts in `[from_ms, to_ms)`, in time order.
+/// Anomalous traces whose entry span starts in `[from_ms, to_ms)`, in time order. Builds a
+/// detector for one query; reuse an [`AnomalyDetector`] for many.
 pub fn anomalous_entries(
     store: &TelemetryStore,
     from_ms: i64,
     to_ms: i64,
     cfg: &AnomalyConfig,
 ) -> Vec<AnomalousEntry> {
-    let baselines = entry_baselines(store);
-    let mut out = Vec::new();
-    for s in store.roots() {
-        let t = s.timestamp();
-        if t < from_ms || t >= to_ms {
-            continue;
-        }
-        let key = (
-            service_of(s.cmdb_id()).to_string(),
-            s.operation_name().to_string(),
-        );
-        if let Some(reason) = classify_entry(
-            s.duration(),
-            s.status_ok(),
-            baselines.get(&key).copied(),
-            cfg,
-        ) {
-            out.push(AnomalousEntry {
-                trace_id: s.trace_id().to_string(),
-                span_id: s.span_id().to_string(),
-                timestamp_ms: t,
-                cmdb_id: s.cmdb_id().to_string(),
-                operation_name: s.operation_name().to_string(),
-                duration_us: s.duration(),
-                status_code: s.status_code().to_string(),
-                reason,
-            });
-        }
-    }
-    out.sort_by_key(|a| a.timestamp_ms);
-    out
+    AnomalyDetector::new(store, cfg.clone()).entries(from_ms, to_ms)
 }
 
 #[cfg(test)]

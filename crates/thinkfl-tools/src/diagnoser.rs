@@ -4,7 +4,7 @@
 //! A diagnoser sees the store, the case's time window and one query (the entry span of an
 //! anomalous trace); the ground truth is never passed to it.
 
-use crate::anomaly::{AnomalyConfig, anomalous_entries};
+use crate::anomaly::{AnomalyConfig, AnomalyDetector};
 use thinkfl_core::{FaultCase, RootCause, TokenCounts, Trajectory};
 use thinkfl_store::TelemetryStore;
 
@@ -78,22 +78,46 @@ pub fn case_window(case: &FaultCase, default_duration_s: i64) -> CaseWindow {
 /// entry span starts inside the case window, in time order (ties in store order). Empty when the
 /// index is out of range.
 pub fn case_queries(store: &TelemetryStore, case_index: usize, cfg: &AnomalyConfig) -> Vec<Query> {
+    if case_index >= store.faults().len() {
+        return Vec::new();
+    }
+    queries_of_case(&AnomalyDetector::new(store, cfg.clone()), store, case_index)
+}
+
+/// The queries of every fault case, with one detector (one pass over the roots).
+pub fn all_case_queries(store: &TelemetryStore, cfg: &AnomalyConfig) -> Vec<Vec<Query>> {
+    let det = AnomalyDetector::new(store, cfg.clone());
+    (0..store.faults().len())
+        .map(|i| queries_of_case(&det, store, i))
+        .collect()
+}
+
+/// The queries of one case with an existing detector.
+pub fn queries_of_case(
+    det: &AnomalyDetector<'_>,
+    store: &TelemetryStore,
+    case_index: usize,
+) -> Vec<Query> {
     let Some(case) = store.faults().get(case_index) else {
         return Vec::new();
     };
+    let cfg = det.config();
     let window = case_window(case, cfg.default_case_duration_s);
-    let mut queries: Vec<Query> =
-        anomalous_entries(store, window.start_s * 1000, window.end_s * 1000, cfg)
-            .into_iter()
-            .map(|a| Query {
-                case: case_index,
-                trace_id: a.trace_id,
-                span_id: a.span_id,
-                timestamp_ms: a.timestamp_ms,
-                cmdb_id: a.cmdb_id,
-                operation_name: a.operation_name,
-            })
-            .collect();
+    let mut queries: Vec<Query> = det
+        .entries(
+            window.start_s.saturating_mul(1000),
+            window.end_s.saturating_mul(1000),
+        )
+        .into_iter()
+        .map(|a| Query {
+            case: case_index,
+            trace_id: a.trace_id,
+            span_id: a.span_id,
+            timestamp_ms: a.timestamp_ms,
+            cmdb_id: a.cmdb_id,
+            operation_name: a.operation_name,
+        })
+        .collect();
     if let Some(max) = cfg.max_queries_per_case {
         queries.truncate(max);
     }

@@ -21,10 +21,13 @@ pub mod timestamp;
 pub mod tool;
 pub mod tools;
 
-pub use anomaly::{AnomalousEntry, AnomalyConfig, AnomalyReason, anomalous_entries};
+pub use anomaly::{
+    AnomalousEntry, AnomalyConfig, AnomalyDetector, AnomalyReason, anomalous_entries,
+};
 pub use baseline::{Baselines, OpStats};
 pub use diagnoser::{
-    CaseWindow, DiagnoseError, Diagnoser, Diagnosis, Query, case_queries, case_window,
+    CaseWindow, DiagnoseError, Diagnoser, Diagnosis, Query, all_case_queries, case_queries,
+    case_window, queries_of_case,
 };
 pub use env::{OutputMode, ToolEnv, ToolsConfig};
 pub use nsigma::{Fluctuation, NSigmaConfig};

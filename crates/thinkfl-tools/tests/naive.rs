@@ -6,9 +6,12 @@ use proptest::prelude::*;
 use serde_json::json;
 use thinkfl_core::{Dataset, Span};
 use thinkfl_store::TelemetryStore;
+use thinkfl_tools::anomaly::classify_entry;
 use thinkfl_tools::nsigma::{NSigmaConfig, fluctuation};
 use thinkfl_tools::pyfmt::{pandas_mean, pandas_std};
-use thinkfl_tools::{OutputMode, ToolEnv, ToolRegistry, ToolsConfig};
+use thinkfl_tools::{
+    AnomalyConfig, AnomalyDetector, OutputMode, ToolEnv, ToolRegistry, ToolsConfig,
+};
 
 fn span_strategy() -> impl Strategy<Value = Vec<Span>> {
     // Small id pools so that parents, repeats and orphans all occur.
@@ -106,5 +109,38 @@ proptest! {
             prop_assert_eq!(f.regular_std.to_bits(), s.to_bits());
             prop_assert_eq!(f.current_mean.to_bits(), pandas_mean(&current).to_bits());
         }
+    }
+
+    #[test]
+    fn detector_window_equals_a_scan_of_the_roots(
+        spans in span_strategy(),
+        from in 999_990i64..1_000_060,
+        len in 0i64..60,
+        min_samples in 1usize..4,
+    ) {
+        let store = TelemetryStore::from_dataset(Dataset { spans, ..Default::default() });
+        let cfg = AnomalyConfig { slow_factor: 1.5, min_baseline_samples: min_samples, fallback_slow_ms: 5.0, ..Default::default() };
+        let det = AnomalyDetector::new(&store, cfg.clone());
+        let got: Vec<String> = det.entries(from, from + len).into_iter().map(|a| a.span_id).collect();
+        // Naive: baselines from a scan of every root, then every root in the window in time order.
+        let roots: Vec<_> = store.roots().collect();
+        let mut want: Vec<(i64, u32, String)> = Vec::new();
+        for r in &roots {
+            if r.timestamp() < from || r.timestamp() >= from + len {
+                continue;
+            }
+            let mut d: Vec<i64> = roots
+                .iter()
+                .filter(|o| thinkfl_core::service_of(o.cmdb_id()) == thinkfl_core::service_of(r.cmdb_id()) && o.operation_name() == r.operation_name())
+                .map(|o| o.duration())
+                .collect();
+            let n = d.len();
+            let median = thinkfl_tools::baseline::median_in_place(&mut d);
+            if classify_entry(r.duration(), r.status_ok(), Some((median, n)), &cfg).is_some() {
+                want.push((r.timestamp(), r.idx().0, r.span_id().to_string()));
+            }
+        }
+        want.sort();
+        prop_assert_eq!(got, want.into_iter().map(|w| w.2).collect::<Vec<_>>());
     }
 }

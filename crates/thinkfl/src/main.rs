@@ -22,6 +22,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Convert AIOps 2022, OTLP JSON or Jaeger JSON telemetry into the AIOps 2022 layout.
     Import(cmd::import::Args),
+    /// Simulate a microservice system with injected faults into an AIOps 2022 layout data set.
+    Simulate(cmd::simulate::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +38,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Import(a) => cmd::import::run(a),
+        Command::Simulate(a) => cmd::simulate::run(a),
     }
 }
