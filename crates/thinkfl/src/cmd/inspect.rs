@@ -37,13 +37,7 @@ pub fn render(store: &TelemetryStore, name: &str) -> String {
     let _ = writeln!(o, "dataset   {name}");
     match store.time_range() {
         Some((a, b)) => {
-            let _ = writeln!(
-                o,
-                "time      {} .. {} UTC ({} s)",
-                utc(a),
-                utc(b),
-                b - a
-            );
+            let _ = writeln!(o, "time      {} .. {} UTC ({} s)", utc(a), utc(b), b - a);
         }
         None => {
             let _ = writeln!(o, "time      (empty)");
@@ -83,15 +77,16 @@ pub fn render(store: &TelemetryStore, name: &str) -> String {
         t.placement.len()
     );
     let services: Vec<&str> = t.services.iter().map(|s| s.name.as_str()).collect();
-    let _ = writeln!(o, "services  {}: {}", services.len(), services.join(", "));
+    let _ = writeln!(o, "services  {}", listing(&services));
     let mut pods: Vec<&str> = t
         .services
         .iter()
         .flat_map(|s| s.pods.iter().map(String::as_str))
         .collect();
     pods.sort_unstable();
-    let _ = writeln!(o, "pods      {}: {}", pods.len(), pods.join(", "));
-    let _ = writeln!(o, "nodes     {}: {}", t.nodes.len(), t.nodes.join(", "));
+    let _ = writeln!(o, "pods      {}", listing(&pods));
+    let nodes: Vec<&str> = t.nodes.iter().map(String::as_str).collect();
+    let _ = writeln!(o, "nodes     {}", listing(&nodes));
     let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
     for f in store.faults() {
         *by.entry((f.level.to_string(), f.display_type()))
@@ -102,6 +97,15 @@ pub fn render(store: &TelemetryStore, name: &str) -> String {
         let _ = writeln!(o, "  {level:<8} {kind:<32} {n}");
     }
     o
+}
+
+/// `3: a, b, c`, or `0`.
+fn listing(names: &[&str]) -> String {
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        format!("{}: {}", names.len(), names.join(", "))
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in seconds (proleptic Gregorian, UTC).
