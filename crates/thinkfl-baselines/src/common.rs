@@ -257,6 +257,26 @@ impl WSpan<'_> {
     }
 }
 
+/// Whether a trace is anomalous as a whole: its entry span is anomalous, or a span failed. A
+/// trace whose entry lies outside the window is judged by its slowest span. (Judging by any span
+/// would flag most traces: with two dozen spans each, heavy latency tails put some span past any
+/// per-span threshold in most normal traces.)
+pub fn trace_anomalous(trace: &[WSpan<'_>], cfg: &CommonConfig) -> bool {
+    if trace.iter().any(|s| !s.ok) {
+        return true;
+    }
+    let ids: std::collections::HashSet<&str> = trace.iter().map(|s| s.span_id).collect();
+    let mut roots = trace
+        .iter()
+        .filter(|s| s.parent.is_empty() || !ids.contains(s.parent))
+        .peekable();
+    if roots.peek().is_some() {
+        roots.any(|s| s.anomalous(cfg))
+    } else {
+        trace.iter().any(|s| s.anomalous(cfg))
+    }
+}
+
 /// Traces with at least one span in the window, each in store order, traces by first span time.
 pub fn window_traces<'a>(
     store: &'a TelemetryStore,

@@ -20,8 +20,9 @@ use thinkfl_tools::{CaseWindow, DiagnoseError, Diagnoser, Diagnosis, Query};
 pub struct DescentConfig {
     /// Deepest descent (spans below the entry).
     pub max_depth: usize,
-    /// Descend into the worst child only when its excess is at least this share of the current
-    /// span's excess; below it, the span's own time explains the delay and the search stops.
+    /// Descend only when the children of one (pod, operation) together hold at least this share
+    /// of the current span's excess (then into the worst of them); below it, the span's own
+    /// time explains the delay and the search stops.
     pub explain_ratio: f64,
     /// Score of each step up from the stopping span: the pods on the way down are the next
     /// suspects, each this much less likely than the one below it.
@@ -97,30 +98,59 @@ impl Descent {
         let mut chain = vec![entry];
         let mut cur = entry;
         for _ in 0..self.cfg.max_depth {
-            let mut best: Option<(f64, SpanRef<'a>)> = None;
+            // Sibling calls of one operation from one pod add up: eight slow GetProduct calls
+            // explain a slow page together though none does alone.
+            let mut groups: Vec<((&str, &str), f64, f64, SpanRef<'a>)> = Vec::new();
+            let mut failed: Option<SpanRef<'a>> = None;
             for c in store.children(cur.span_id()) {
                 touch(c.cmdb_id());
                 let e = self.excess(&c);
-                // Ties keep the earlier child: deterministic in store order.
-                if best.as_ref().is_none_or(|(b, _)| e > *b) {
-                    best = Some((e, c));
+                if !c.status_ok() && failed.is_none() {
+                    failed = Some(c);
+                }
+                let key = (c.cmdb_id(), c.operation_name());
+                match groups.iter_mut().find(|g| g.0 == key) {
+                    Some(g) => {
+                        g.1 += e.max(0.0);
+                        // Ties keep the earlier child: deterministic in store order.
+                        if e > g.2 {
+                            g.2 = e;
+                            g.3 = c;
+                        }
+                    }
+                    None => groups.push((key, e.max(0.0), e, c)),
                 }
             }
-            let Some((child_excess, child)) = best else {
-                break;
-            };
-            let cur_excess = self.excess(&cur);
-            let explains = child_excess > 0.0
-                && (cur_excess <= 0.0
-                    || child_excess >= self.cfg.explain_ratio * cur_excess
-                    || !child.status_ok());
-            if !explains {
-                break;
-            }
+            // A failed call is followed first: errors surface from where they start.
+            let next =
+                if let Some(f) = failed.filter(|_| !cur.status_ok() || self.excess(&cur) <= 0.0) {
+                    Some(f)
+                } else {
+                    let best = groups.iter().fold(
+                        None::<&((&str, &str), f64, f64, SpanRef<'a>)>,
+                        |b, g| match b {
+                            Some(b) if b.1 >= g.1 => Some(b),
+                            _ => Some(g),
+                        },
+                    );
+                    let cur_excess = self.excess(&cur);
+                    best.filter(|g| {
+                        g.1 > 0.0
+                            && (cur_excess <= 0.0 || g.1 >= self.cfg.explain_ratio * cur_excess)
+                    })
+                    .map(|g| g.3)
+                };
+            let Some(child) = next else { break };
             chain.push(child);
             cur = child;
         }
         chain
+    }
+}
+
+fn touch_path(path: &mut Vec<String>, c: &str) {
+    if !path.iter().any(|p| p == c) {
+        path.push(c.to_string());
     }
 }
 
@@ -150,8 +180,10 @@ impl Diagnoser for Descent {
             scores.add(Level::Pod, s.cmdb_id(), w);
             w *= self.cfg.ancestor_decay;
         }
-        // The stopping span, when it is a client call, waited on its callee: that pod is the
-        // next suspect after the caller.
+        // The stopping span, when it is a client call, waited on its callee: the time between the
+        // two is the network's, at either end. A caller deep in the tree leads (its other calls
+        // would look the same); when the search stopped in the entry pod, which calls everything,
+        // the callee leads.
         if let Some(last) = chain.last() {
             let stop_pod = last.cmdb_id();
             if let Some(c) = store
@@ -159,11 +191,13 @@ impl Diagnoser for Descent {
                 .filter(|c| c.cmdb_id() != stop_pod)
                 .max_by(|a, b| self.excess(a).total_cmp(&self.excess(b)))
             {
-                scores.add(
-                    Level::Pod,
-                    c.cmdb_id(),
-                    0.9 * self.cfg.ancestor_decay.max(0.5),
-                );
+                let w = if stop_pod == entry.cmdb_id() {
+                    1.1
+                } else {
+                    0.9
+                };
+                scores.add(Level::Pod, c.cmdb_id(), w);
+                touch_path(&mut path, c.cmdb_id());
             }
         }
         Ok(Diagnosis {

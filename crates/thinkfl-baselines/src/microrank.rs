@@ -6,14 +6,17 @@
 //! Tianjun Weng, Xinmeng Sun, Xiaoyun Li, "MicroRank: End-to-End Latency Issue Localization with
 //! Extended Spectrum Analysis in Microservice Environments", The Web Conference (WWW) 2021.
 //!
-//! As in the paper: a trace is anomalous when one of its spans is slower than expected for its
-//! operation (here: more than `z_threshold` robust deviations above the operation's median); an
+//! As in the paper: a trace is anomalous when its end-to-end latency is higher than expected
+//! (here: its entry span lies more than `z_threshold` robust deviations above the median of its
+//! operation) or it failed; an
 //! operation instance is a (pod, operation) pair; the preference of a trace is larger when it
 //! touches fewer operations (it says more about each); an operation's PageRank weight on each
 //! side multiplies its spectrum counts (`ef`, `nf` on the anomalous side, `ep`, `np` on the
 //! normal side); DStar2 `ef^2 / (ep + nf)` ranks. A pod scores its best operation.
 
-use crate::common::{Context, Scores, personalized_pagerank, rank_components, window_traces};
+use crate::common::{
+    Context, Scores, personalized_pagerank, rank_components, trace_anomalous, window_traces,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use thinkfl_core::Level;
@@ -142,7 +145,7 @@ impl MicroRank {
             let mut uniq = ids.clone();
             uniq.sort_unstable();
             uniq.dedup();
-            if t.iter().any(|s| s.anomalous(&self.ctx.cfg)) {
+            if trace_anomalous(t, &self.ctx.cfg) {
                 anom_ops.push(uniq);
                 anom_calls.extend(calls);
             } else {

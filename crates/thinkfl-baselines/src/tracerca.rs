@@ -8,7 +8,8 @@
 //!
 //! As in the paper: an invocation (span) is anomalous when its latency deviates from the history
 //! of its operation (here the robust z-score of [`crate::common`]) or it fails; a trace is
-//! anomalous when it holds an anomalous invocation; the items of an anomalous trace are the pods
+//! anomalous when its entry is (see [`crate::common::trace_anomalous`]: with heavy latency tails,
+//! "holds an anomalous invocation" flags most normal traces) and holds one; the items of an anomalous trace are the pods
 //! serving its anomalous invocations, the items of any trace the pods it touches. Patterns of
 //! up to two pods are mined; `support` is the share of anomalous traces whose suspicious pods
 //! contain the pattern, `confidence` the share of traces containing the pattern that are
@@ -16,7 +17,7 @@
 //! beats a pair on a tie). The paper's FP-growth is replaced by exact counting of singletons and
 //! pairs among the most frequent pods: the same counts on patterns this small.
 
-use crate::common::{Context, Scores, rank_components, window_traces};
+use crate::common::{Context, Scores, rank_components, trace_anomalous, window_traces};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use thinkfl_core::Level;

@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Evaluate localization methods over the fault cases of a data set (Recall@k, MRR, time).
+    Eval(cmd::eval::Args),
     /// Summarize a data set: time range, counts, components, fault cases.
     Inspect(cmd::inspect::Args),
     /// Convert AIOps 2022, OTLP JSON or Jaeger JSON telemetry into the AIOps 2022 layout.
@@ -36,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
