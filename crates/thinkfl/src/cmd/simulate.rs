@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
-use thinkfl_sim::{CountingSink, Difficulty, Preset, SimConfig, parse_duration};
+use thinkfl_sim::{Difficulty, Preset, SimConfig, parse_duration};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -130,83 +130,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let preset: Preset = a.preset.parse()?;
-    let probe = SimConfig {
-        preset,
-        services: a.services,
-        duration_s: 600,
-        warmup_s: 0,
-        faults: 0,
-        logs: false,
-        ..SimConfig::default()
-    };
-    // Spans per trace of this preset, measured on a short run.
-    let mut c = CountingSink::default();
-    let st = thinkfl_sim::simulate(&probe, &mut c, &mut |_, _| {})?.stats;
-    let per_trace = st.spans as f64 / st.traces.max(1) as f64;
-    let duration_s = 7_200;
-    let cfg = SimConfig {
-        traces_per_minute: (a.spans as f64 / per_trace / (duration_s / 60) as f64).max(1.0),
-        duration_s,
-        faults: 20,
-        logs: a.logs,
-        ..probe
-    };
+    let tmp = std::env::temp_dir().join(format!("thinkfl-bench-sim-{}", std::process::id()));
+    let dir = a.out.clone().unwrap_or_else(|| tmp.clone());
+    let r = thinkfl_sim::bench(preset, a.services, a.spans, a.logs, &dir)?;
+    if a.out.is_none() {
+        std::fs::remove_dir_all(&tmp).ok();
+    }
     println!(
-        "bench sim: preset {preset}, {:.1} spans per trace, {:.0} traces/min over 2 h, logs {}",
-        per_trace,
-        cfg.traces_per_minute,
+        "bench sim: preset {preset}, logs {}",
         if a.logs { "on" } else { "off" }
     );
-    let mut c = CountingSink::default();
-    let t = Instant::now();
-    let st = thinkfl_sim::simulate(&cfg, &mut c, &mut |_, _| {})?.stats;
-    let gen_s = t.elapsed().as_secs_f64();
-    println!(
-        "generate only:     {} spans, {} metric points, {} log lines in {:.2} s = {:.0} spans/s",
-        st.spans,
-        st.metrics,
-        st.logs,
-        gen_s,
-        st.spans as f64 / gen_s
-    );
-    let tmp;
-    let dir = match &a.out {
-        Some(d) => d.clone(),
-        None => {
-            tmp = std::env::temp_dir().join(format!("thinkfl-bench-sim-{}", std::process::id()));
-            tmp.clone()
-        }
-    };
-    let t = Instant::now();
-    let out = thinkfl_sim::simulate_to_dir(&cfg, &dir, &mut |_, _| {})?;
-    let s = t.elapsed().as_secs_f64();
-    let bytes = dir_size(&dir);
-    println!(
-        "generate + write:  {} spans, {} metric points, {} log lines, {:.0} MB in {:.2} s = {:.0} spans/s",
-        out.stats.spans,
-        out.stats.metrics,
-        out.stats.logs,
-        bytes as f64 / 1e6,
-        s,
-        out.stats.spans as f64 / s
-    );
-    if a.out.is_none() {
-        std::fs::remove_dir_all(&dir).ok();
-    }
+    println!("{r}");
     Ok(())
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                n += dir_size(&path);
-            } else if let Ok(m) = e.metadata() {
-                n += m.len();
-            }
-        }
-    }
-    n
 }
