@@ -13,7 +13,7 @@ pub mod loadgen;
 pub mod serve;
 pub mod tool_server;
 
-pub use serve::{ServeLimits, serve};
+pub use serve::{ServeLimits, serve, serve_blocking};
 pub use tool_server::{LoadedDataset, ToolServer, ToolServerConfig};
 
 /// Errors of setting a server up (requests answer with HTTP errors instead).

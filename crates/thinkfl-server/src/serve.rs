@@ -108,3 +108,30 @@ pub async fn serve(
         });
     }
 }
+
+/// Binds `addr` and serves `server` on a runtime of `threads` workers until the process ends.
+/// Prints the bound address on stderr (useful with port 0).
+pub fn serve_blocking(
+    server: std::sync::Arc<crate::ToolServer>,
+    addr: std::net::SocketAddr,
+    threads: usize,
+) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("thinkfl-serve")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        if !bound.ip().is_loopback() {
+            tracing::warn!("serving on {bound}, which is not a loopback address");
+        }
+        eprintln!(
+            "thinkfl tool server on http://{bound} (data sets: {})",
+            server.dataset_ids().join(", ")
+        );
+        let limits = server.config().limits.clone();
+        serve(listener, server.router(), &limits, std::future::pending()).await
+    })
+}

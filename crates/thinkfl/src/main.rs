@@ -22,6 +22,12 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Summarize a data set: time range, counts, components, fault cases.
     Inspect(cmd::inspect::Args),
+    /// List the fault cases of a data set with their queries (anomalous traces in each window).
+    Incidents(cmd::incidents::Args),
+    /// Call a diagnostic tool by hand (`tools call NAME --args JSON --data DATASET`), or list them.
+    Tools(cmd::tools::Args),
+    /// Serve over HTTP: `serve tools --data DATASET[,DATASET...]` (the paper's tool server API).
+    Serve(cmd::serve::Args),
     /// Convert AIOps 2022, OTLP JSON or Jaeger JSON telemetry into the AIOps 2022 layout.
     Import(cmd::import::Args),
     /// Simulate a microservice system with injected faults into an AIOps 2022 layout data set.
@@ -40,6 +46,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Incidents(a) => cmd::incidents::run(a),
+        Command::Tools(a) => cmd::tools::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
     }
