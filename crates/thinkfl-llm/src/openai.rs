@@ -39,6 +39,9 @@ pub struct OpenAiConfig {
     /// Send the tool schemas in the `tools` field. Off for servers without tool support: the
     /// caller then renders the tools into the system prompt itself.
     pub native_tools: bool,
+    /// `tool_choice` of requests that carry tools: `auto`, `required` (servers such as llama.cpp
+    /// then constrain the reply to a valid call) or `none`; unset leaves the server's default.
+    pub tool_choice: Option<String>,
     pub tool_role: ToolRole,
 }
 
@@ -58,6 +61,7 @@ impl OpenAiConfig {
             max_retries: Self::DEFAULT_MAX_RETRIES,
             backoff: Self::DEFAULT_BACKOFF,
             native_tools: true,
+            tool_choice: None,
             tool_role: ToolRole::Tool,
         }
     }
@@ -140,6 +144,9 @@ impl OpenAiClient {
         }
         if self.config.native_tools && !request.tools.is_empty() {
             body["tools"] = json!(request.tools);
+            if let Some(choice) = &self.config.tool_choice {
+                body["tool_choice"] = json!(choice);
+            }
         }
         body
     }
