@@ -1,0 +1,125 @@
+//! Throughput of the inference path: prefill tokens/s on a long prompt, decode tokens/s at
+//! batch 1, and aggregate decode tokens/s at a larger batch. It drives the same forward and KV
+//! cache as [`crate::generate::Engine`] with greedy choices, but with fixed lengths (no early
+//! end-of-turn), so runs are comparable.
+
+use crate::error::{Error, Result};
+use crate::llama::{KvCache, Llama, Mode};
+use crate::tokenizer::Tok;
+use candle_core::Tensor;
+use serde::Serialize;
+use std::time::Instant;
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchConfig {
+    /// Tokens of the prefill prompt.
+    pub prompt_tokens: usize,
+    /// Tokens decoded per sequence.
+    pub decode_tokens: usize,
+    /// Batch of the aggregate decode figure.
+    pub batch: usize,
+    /// Prompt tokens per sequence before decoding.
+    pub decode_prompt_tokens: usize,
+}
+
+impl BenchConfig {
+    pub const DEFAULT_PROMPT_TOKENS: usize = 512;
+    pub const DEFAULT_DECODE_TOKENS: usize = 64;
+    pub const DEFAULT_BATCH: usize = 8;
+    pub const DEFAULT_DECODE_PROMPT_TOKENS: usize = 32;
+    pub fn validate(&self) -> Result<()> {
+        if self.prompt_tokens == 0 || self.decode_tokens == 0 || self.batch == 0 || self.decode_prompt_tokens == 0 {
+            return Err(Error::Config("benchmark sizes must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            prompt_tokens: Self::DEFAULT_PROMPT_TOKENS,
+            decode_tokens: Self::DEFAULT_DECODE_TOKENS,
+            batch: Self::DEFAULT_BATCH,
+            decode_prompt_tokens: Self::DEFAULT_DECODE_PROMPT_TOKENS,
+        }
+    }
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s_batch1: f64,
+    pub decode_tokens_per_s_batch: f64,
+    pub batch: usize,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+}
+
+const TEXT: &str = "The checkout service calls the payment service, which calls the currency service; \
+when the payment pod runs out of memory, requests to checkout slow down and errors appear in the \
+frontend logs. Traces show long spans under PaymentService/Charge, and the node metrics show high \
+memory usage on the host of the payment pod. ";
+
+/// `n` token ids of English text (repeated as needed).
+pub fn prompt_ids(tok: &Tok, n: usize, variant: usize) -> Result<Vec<u32>> {
+    let mut text = format!("Case {variant}. ");
+    let mut ids = tok.encode(&text)?;
+    while ids.len() < n {
+        text.push_str(TEXT);
+        ids = tok.encode(&text)?;
+    }
+    ids.truncate(n);
+    Ok(ids)
+}
+
+fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
+    let v: Vec<Vec<f32>> = logits.to_vec2()?;
+    Ok(v.iter()
+        .map(|r| r.iter().enumerate().fold((0u32, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i as u32, x) } else { a }).0)
+        .collect())
+}
+
+/// Prefill `prompts` (equal lengths) and decode `steps` tokens greedily; returns
+/// (prefill seconds, decode seconds).
+fn run(model: &Llama, prompts: &[Vec<u32>], steps: usize) -> Result<(f64, f64)> {
+    let dev = model.device();
+    let (b, t) = (prompts.len(), prompts[0].len());
+    let mut cache = KvCache::new(model.config.num_hidden_layers);
+    let ids = Tensor::from_vec(prompts.concat(), (b, t), dev)?;
+    let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+    let pos = Tensor::from_vec(pos, (b, t), dev)?;
+    let t0 = Instant::now();
+    let h = model.forward_hidden(&ids, &pos, None, Some(&mut cache), Mode::Infer)?;
+    let mut next = argmax_rows(&model.logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?, Mode::Infer)?)?;
+    let prefill = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for s in 0..steps {
+        let ids = Tensor::from_vec(next.clone(), (b, 1), dev)?;
+        let pos = Tensor::from_vec(vec![(t + s) as u32; b], (b, 1), dev)?;
+        let h = model.forward_hidden(&ids, &pos, None, Some(&mut cache), Mode::Infer)?;
+        next = argmax_rows(&model.logits(&h.squeeze(1)?, Mode::Infer)?)?;
+    }
+    Ok((prefill, t1.elapsed().as_secs_f64()))
+}
+
+/// Run the three measurements.
+pub fn bench(model: &Llama, tok: &Tok, cfg: &BenchConfig) -> Result<BenchReport> {
+    cfg.validate()?;
+    // Warm-up: first calls allocate and page in weights.
+    run(model, &[prompt_ids(tok, 16, 0)?], 2)?;
+    let (prefill, _) = run(model, &[prompt_ids(tok, cfg.prompt_tokens, 0)?], 0)?;
+    let (_, d1) = run(model, &[prompt_ids(tok, cfg.decode_prompt_tokens, 1)?], cfg.decode_tokens)?;
+    let prompts = (0..cfg.batch).map(|i| prompt_ids(tok, cfg.decode_prompt_tokens, i + 2)).collect::<Result<Vec<_>>>()?;
+    let (_, db) = run(model, &prompts, cfg.decode_tokens)?;
+    Ok(BenchReport {
+        prefill_tokens_per_s: cfg.prompt_tokens as f64 / prefill,
+        decode_tokens_per_s_batch1: cfg.decode_tokens as f64 / d1,
+        decode_tokens_per_s_batch: (cfg.batch * cfg.decode_tokens) as f64 / db,
+        batch: cfg.batch,
+        prompt_tokens: cfg.prompt_tokens,
+        decode_tokens: cfg.decode_tokens,
+    })
+}

@@ -1,0 +1,484 @@
+//! Batched generation with a KV cache, and reuse of cached prefixes across calls.
+//!
+//! Layout of a batch: each row's cache is right-aligned, so every row's newest token is in the
+//! last column; slots before a row's first real token are padding that no query attends to.
+//! Rotary positions count real tokens only, so a row's keys are the same whether it ran alone or
+//! in a batch, and a finished row's cache (padding removed) can be kept for the next turn of its
+//! conversation: a later prompt that starts with the same tokens prefills only the new tail.
+
+use crate::error::{Error, Result};
+use crate::llama::{KvCache, Llama, Mode};
+use crate::tokenizer::Tok;
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Mutex;
+use thinkfl_llm::{SamplingParams, StopReason};
+
+/// Settings of the generation engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Cached conversation prefixes kept for reuse (each one holds keys and values of all layers).
+    pub prefix_cache_entries: usize,
+    /// Most sequences decoded together; larger batches are split.
+    pub max_batch: usize,
+    /// Most prompt tokens (times batch rows) prefilled in one forward; bounds the attention
+    /// matrix's memory.
+    pub prefill_chunk_tokens: usize,
+    /// Shortest common prefix worth reusing.
+    pub min_reuse_tokens: usize,
+}
+
+impl EngineConfig {
+    pub const DEFAULT_PREFIX_CACHE_ENTRIES: usize = 8;
+    pub const DEFAULT_MAX_BATCH: usize = 16;
+    pub const DEFAULT_PREFILL_CHUNK_TOKENS: usize = 1024;
+    pub const DEFAULT_MIN_REUSE_TOKENS: usize = 8;
+
+    pub fn validate(&self) -> Result<()> {
+        if self.max_batch == 0 || self.prefill_chunk_tokens == 0 {
+            return Err(Error::Config("max_batch and prefill_chunk_tokens must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            prefix_cache_entries: Self::DEFAULT_PREFIX_CACHE_ENTRIES,
+            max_batch: Self::DEFAULT_MAX_BATCH,
+            prefill_chunk_tokens: Self::DEFAULT_PREFILL_CHUNK_TOKENS,
+            min_reuse_tokens: Self::DEFAULT_MIN_REUSE_TOKENS,
+        }
+    }
+}
+
+/// One generated sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// Generated ids, without the end-of-turn token.
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub stop: StopReason,
+    /// Log-probability of each id in `ids` under the temperature-scaled distribution (at
+    /// temperature 0, under the model's distribution).
+    pub logprobs: Vec<f32>,
+    /// Prompt tokens served from the prefix cache.
+    pub reused_tokens: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    tokens: Vec<u32>,
+    cache: KvCache,
+    last_used: u64,
+}
+
+/// Cached prefixes, least recently used evicted first.
+#[derive(Debug, Default)]
+pub struct PrefixStore {
+    entries: Vec<Entry>,
+    clock: u64,
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl PrefixStore {
+    /// Best entry for `prompt`: (index, reusable length), leaving at least one token to prefill.
+    fn best(&self, prompt: &[u32], min: usize) -> Option<(usize, usize)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(prompt.len().saturating_sub(1)).min(e.cache.len())))
+            .filter(|&(_, n)| n >= min.max(1))
+            .max_by_key(|&(_, n)| n)
+    }
+
+    fn insert(&mut self, tokens: Vec<u32>, cache: KvCache, cap: usize) {
+        if cap == 0 {
+            return;
+        }
+        self.clock += 1;
+        // An entry that is a prefix of the new one is superseded.
+        self.entries.retain(|e| !(e.tokens.len() <= tokens.len() && tokens.starts_with(&e.tokens)));
+        while self.entries.len() >= cap {
+            let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used).map(|(i, _)| i).expect("non-empty");
+            self.entries.swap_remove(oldest);
+        }
+        self.entries.push(Entry { tokens, cache, last_used: self.clock });
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+struct Row {
+    /// Original request index.
+    idx: usize,
+    prompt_len: usize,
+    /// Tokens whose keys are in the cache, in order (prompt, then fed generated tokens).
+    cached_tokens: Vec<u32>,
+    /// Per cache slot: a real token (true) or padding.
+    valid: Vec<bool>,
+    next_pos: usize,
+    generated: Vec<u32>,
+    logprobs: Vec<f32>,
+    text_len_checked: usize,
+    rng: ChaCha8Rng,
+    params: SamplingParams,
+    reused: usize,
+    done: Option<(StopReason, String)>,
+}
+
+/// Sample one id from `logits` (one row) with `params`; returns (id, logprob).
+pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> (u32, f32) {
+    let t = params.temperature;
+    if t <= 0.0 {
+        let (best, &bv) = logits
+            .iter()
+            .enumerate()
+            .fold((0, &f32::NEG_INFINITY), |acc, (i, v)| if *v > *acc.1 { (i, v) } else { acc });
+        let lse = log_sum_exp(logits, 1.0);
+        return (best as u32, bv - lse);
+    }
+    let inv = 1.0 / t;
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut probs: Vec<f32> = logits.iter().map(|&l| ((l - max) * inv).exp()).collect();
+    let z: f32 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= z);
+    let top_p = params.top_p.clamp(0.0, 1.0);
+    let chosen = if top_p < 1.0 {
+        // Tokens below (1 - top_p) / V cannot be in the nucleus (those above carry mass >= top_p),
+        // so only the rest need sorting.
+        let floor = (1.0 - top_p) / probs.len() as f32;
+        let mut cand: Vec<(u32, f32)> =
+            probs.iter().enumerate().filter(|(_, p)| **p >= floor).map(|(i, p)| (i as u32, *p)).collect();
+        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut mass = 0.0;
+        let mut keep = 0;
+        for (_, p) in &cand {
+            mass += p;
+            keep += 1;
+            if mass >= top_p {
+                break;
+            }
+        }
+        cand.truncate(keep.max(1));
+        let total: f32 = cand.iter().map(|c| c.1).sum();
+        let mut u = rng.random::<f32>() * total;
+        let mut pick = cand[cand.len() - 1].0;
+        for (i, p) in &cand {
+            if u < *p {
+                pick = *i;
+                break;
+            }
+            u -= p;
+        }
+        pick
+    } else {
+        let mut u = rng.random::<f32>();
+        let mut pick = (probs.len() - 1) as u32;
+        for (i, p) in probs.iter().enumerate() {
+            if u < *p {
+                pick = i as u32;
+                break;
+            }
+            u -= p;
+        }
+        pick
+    };
+    (chosen, probs[chosen as usize].max(f32::MIN_POSITIVE).ln())
+}
+
+fn log_sum_exp(x: &[f32], scale: f32) -> f32 {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    m * scale + x.iter().map(|&v| ((v - m) * scale).exp()).sum::<f32>().ln()
+}
+
+/// Additive bias `[b, 1, t, s]`: query `j` of row `r` (at slot `s_old + j`) sees valid slots up to
+/// its own; a padding query sees only itself (its output is never used).
+fn attention_bias(rows: &[&Row], t: usize, device: &Device) -> Result<Tensor> {
+    let s = rows[0].valid.len();
+    let s_old = s - t;
+    let mut v = vec![f32::NEG_INFINITY; rows.len() * t * s];
+    for (r, row) in rows.iter().enumerate() {
+        for j in 0..t {
+            let q = s_old + j;
+            let base = (r * t + j) * s;
+            if !row.valid[q] {
+                v[base + q] = 0.0;
+                continue;
+            }
+            for k in 0..=q {
+                if row.valid[k] {
+                    v[base + k] = 0.0;
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(v, (rows.len(), 1, t, s), device)?)
+}
+
+/// The generation engine of one model.
+#[derive(Debug)]
+pub struct Engine {
+    pub model: Llama,
+    pub tokenizer: Tok,
+    pub config: EngineConfig,
+    store: Mutex<PrefixStore>,
+}
+
+impl Engine {
+    pub fn new(model: Llama, tokenizer: Tok, config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Engine { model, tokenizer, config, store: Mutex::new(PrefixStore::default()) })
+    }
+
+    /// Drop all cached prefixes.
+    pub fn clear_prefix_cache(&self) {
+        self.store.lock().expect("prefix store lock").clear();
+    }
+
+    pub fn prefix_cache_len(&self) -> usize {
+        self.store.lock().expect("prefix store lock").len()
+    }
+
+    /// Generate for several prompts (token ids) at once.
+    pub fn generate(&self, prompts: &[Vec<u32>], params: &[SamplingParams]) -> Result<Vec<Generation>> {
+        if prompts.len() != params.len() {
+            return Err(Error::Config(format!("{} prompts but {} sampling parameter sets", prompts.len(), params.len())));
+        }
+        let mut out = Vec::with_capacity(prompts.len());
+        for (p, s) in prompts.chunks(self.config.max_batch).zip(params.chunks(self.config.max_batch)) {
+            out.extend(self.generate_batch(p, s)?);
+        }
+        Ok(out)
+    }
+
+    fn generate_batch(&self, prompts: &[Vec<u32>], params: &[SamplingParams]) -> Result<Vec<Generation>> {
+        let dev = self.model.device().clone();
+        let max_ctx = self.model.config.max_position_embeddings;
+        for p in prompts {
+            if p.is_empty() {
+                return Err(Error::Config("empty prompt".into()));
+            }
+            if p.len() >= max_ctx {
+                return Err(Error::Config(format!("prompt of {} tokens leaves no room in a context of {max_ctx}", p.len())));
+            }
+        }
+        // Reuse cached prefixes. A batch-1 request takes its entry out and extends it in place.
+        let mut parts: Vec<KvCache> = Vec::with_capacity(prompts.len());
+        {
+            let mut store = self.store.lock().expect("prefix store lock");
+            let single = prompts.len() == 1;
+            for p in prompts {
+                match store.best(p, self.config.min_reuse_tokens) {
+                    Some((i, n)) => {
+                        let mut c = if single {
+                            store.entries.swap_remove(i).cache
+                        } else {
+                            store.clock += 1;
+                            store.entries[i].last_used = store.clock;
+                            store.entries[i].cache.clone()
+                        };
+                        c.truncate(n);
+                        parts.push(c);
+                    }
+                    None => parts.push(KvCache::new(self.model.config.num_hidden_layers)),
+                }
+            }
+        }
+        let width = parts.iter().map(|c| c.len()).max().unwrap_or(0);
+        let mut cache = if prompts.len() == 1 {
+            parts.pop().expect("one part")
+        } else if width == 0 {
+            KvCache::new(self.model.config.num_hidden_layers)
+        } else {
+            let refs: Vec<&KvCache> = parts.iter().collect();
+            KvCache::stack_right_aligned(&refs, width, &self.model.config, &dev)?
+        };
+        let mut rows: Vec<Row> = prompts
+            .iter()
+            .zip(params)
+            .enumerate()
+            .map(|(idx, (p, sp))| {
+                let n = parts.get(idx).map(|c| c.len()).unwrap_or(cache.len());
+                let mut valid = vec![false; width - n];
+                valid.extend(std::iter::repeat_n(true, n));
+                Row {
+                    idx,
+                    prompt_len: p.len(),
+                    cached_tokens: p[..n].to_vec(),
+                    valid,
+                    next_pos: n,
+                    generated: Vec::new(),
+                    logprobs: Vec::new(),
+                    text_len_checked: 0,
+                    rng: ChaCha8Rng::seed_from_u64(sp.seed),
+                    params: sp.clone(),
+                    reused: n,
+                    done: None,
+                }
+            })
+            .collect();
+        // Prefill the uncached tails, right-aligned, in chunks.
+        let tails: Vec<&[u32]> = rows.iter().map(|r| &prompts[r.idx][r.next_pos..]).collect();
+        let tail_len = tails.iter().map(|t| t.len()).max().unwrap_or(0);
+        let padded: Vec<Vec<Option<u32>>> = tails
+            .iter()
+            .map(|t| std::iter::repeat_n(None, tail_len - t.len()).chain(t.iter().map(|&x| Some(x))).collect())
+            .collect();
+        let chunk = (self.config.prefill_chunk_tokens / rows.len()).max(16);
+        let mut last_logits: Option<Tensor> = None;
+        let mut start = 0;
+        while start < tail_len {
+            let t = chunk.min(tail_len - start);
+            let mut ids = Vec::with_capacity(rows.len() * t);
+            let mut pos = Vec::with_capacity(rows.len() * t);
+            for (r, row) in rows.iter_mut().enumerate() {
+                for tok in &padded[r][start..start + t] {
+                    match tok {
+                        Some(x) => {
+                            ids.push(*x);
+                            pos.push(row.next_pos as u32);
+                            row.next_pos += 1;
+                            row.valid.push(true);
+                            row.cached_tokens.push(*x);
+                        }
+                        None => {
+                            ids.push(0);
+                            pos.push(0);
+                            row.valid.push(false);
+                        }
+                    }
+                }
+            }
+            last_logits = Some(self.step(&rows, ids, pos, t, &mut cache, &dev)?);
+            start += t;
+        }
+        let mut logits = last_logits.ok_or_else(|| Error::Config("nothing to prefill".into()))?;
+        // Decode.
+        let mut finished: Vec<Row> = Vec::new();
+        loop {
+            let lv: Vec<Vec<f32>> = logits.to_vec2()?;
+            let mut feed = Vec::new();
+            for (row, l) in rows.iter_mut().zip(&lv) {
+                let (id, lp) = sample(l, &row.params, &mut row.rng);
+                if self.tokenizer.is_eos(id) {
+                    let text = self.tokenizer.decode(&row.generated, false)?;
+                    row.done = Some((StopReason::EndOfTurn, text));
+                    continue;
+                }
+                row.generated.push(id);
+                row.logprobs.push(lp);
+                let text = self.tokenizer.decode(&row.generated, false)?;
+                if let Some((s, end)) = find_stop(&text, &row.params.stop, row.text_len_checked) {
+                    row.done = Some((StopReason::StopString(s), text[..end].to_string()));
+                    continue;
+                }
+                row.text_len_checked = text.len();
+                if row.generated.len() >= row.params.max_tokens || row.next_pos + 1 >= max_ctx {
+                    row.done = Some((StopReason::Length, text));
+                    continue;
+                }
+                feed.push(id);
+            }
+            // Keep the finished rows' caches, then drop them from the batch.
+            if rows.iter().any(|r| r.done.is_some()) {
+                let keep: Vec<u32> = rows.iter().enumerate().filter(|(_, r)| r.done.is_none()).map(|(i, _)| i as u32).collect();
+                let n_rows = rows.len();
+                for (i, row) in rows.iter().enumerate() {
+                    if row.done.is_some() {
+                        self.remember(row, &cache, i, n_rows)?;
+                    }
+                }
+                let mut kept = Vec::new();
+                for row in rows.drain(..) {
+                    if row.done.is_some() {
+                        finished.push(row);
+                    } else {
+                        kept.push(row);
+                    }
+                }
+                rows = kept;
+                if rows.is_empty() {
+                    break;
+                }
+                cache = cache.select_rows(&keep)?;
+            }
+            let mut pos = Vec::with_capacity(rows.len());
+            for (row, &id) in rows.iter_mut().zip(&feed) {
+                pos.push(row.next_pos as u32);
+                row.next_pos += 1;
+                row.valid.push(true);
+                row.cached_tokens.push(id);
+            }
+            logits = self.step(&rows, feed, pos, 1, &mut cache, &dev)?;
+        }
+        finished.sort_by_key(|r| r.idx);
+        Ok(finished
+            .into_iter()
+            .map(|r| {
+                let (stop, text) = r.done.expect("finished");
+                let _ = r.prompt_len;
+                Generation { ids: r.generated, text, stop, logprobs: r.logprobs, reused_tokens: r.reused }
+            })
+            .collect())
+    }
+
+    /// One forward of `t` new tokens per row; returns the last position's logits `[rows, vocab]`.
+    fn step(&self, rows: &[Row], ids: Vec<u32>, pos: Vec<u32>, t: usize, cache: &mut KvCache, dev: &Device) -> Result<Tensor> {
+        let b = rows.len();
+        let ids = Tensor::from_vec(ids, (b, t), dev)?;
+        let pos = Tensor::from_vec(pos, (b, t), dev)?;
+        let all_valid = rows.iter().all(|r| r.valid.iter().all(|v| *v));
+        let refs: Vec<&Row> = rows.iter().collect();
+        // Without padding, a single new token needs no mask.
+        let bias = if all_valid && t == 1 { None } else { Some(attention_bias(&refs, t, dev)?) };
+        let h = self.model.forward_hidden(&ids, &pos, bias.as_ref(), Some(cache), Mode::Infer)?;
+        let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
+        Ok(self.model.logits(&last, Mode::Infer)?)
+    }
+
+    fn remember(&self, row: &Row, cache: &KvCache, i: usize, n_rows: usize) -> Result<()> {
+        if self.config.prefix_cache_entries == 0 {
+            return Ok(());
+        }
+        let contiguous = row.valid.iter().all(|v| *v);
+        let c = if n_rows == 1 && contiguous {
+            let mut c = cache.clone();
+            c.truncate(row.valid.len());
+            c
+        } else {
+            let slots: Vec<u32> = row.valid.iter().enumerate().filter(|(_, v)| **v).map(|(s, _)| s as u32).collect();
+            cache.extract(i, &slots)?
+        };
+        debug_assert_eq!(c.len(), row.cached_tokens.len());
+        self.store.lock().expect("prefix store lock").insert(row.cached_tokens.clone(), c, self.config.prefix_cache_entries);
+        Ok(())
+    }
+}
+
+/// First stop string that ends at or after byte `from` of `text`: (stop, end byte of the match).
+fn find_stop(text: &str, stops: &[String], from: usize) -> Option<(String, usize)> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            // The match may have started before `from` (the text grew by a few bytes).
+            let begin = from.saturating_sub(s.len());
+            let begin = (0..=begin).rev().find(|&b| text.is_char_boundary(b)).unwrap_or(0);
+            text[begin..].find(s.as_str()).map(|k| (s.clone(), begin + k + s.len()))
+        })
+        .min_by_key(|(_, end)| *end)
+}

@@ -1,0 +1,560 @@
+//! The llama decoder (SmolLM2, Llama 3.x), written for this project so that gradients flow
+//! through every operation: candle-transformers' `quantized_llama` and `llama` use fused kernels
+//! (rms-norm, rotary embedding, softmax) that have no backward pass.
+//!
+//! References: Touvron et al., "LLaMA" (arXiv 2302.13971) and Hugging Face transformers'
+//! `modeling_llama.py` for the semantics (pre-norm RMSNorm, rotary embeddings in the
+//! "rotate half" layout, grouped-query attention, SwiGLU MLP, optionally tied embeddings).
+//! Weights are named as in Hugging Face checkpoints (`model.layers.N.self_attn.q_proj.weight`),
+//! also when they come from GGUF, so that LoRA adapters export under the names PEFT expects.
+//!
+//! Two modes share this code: [`Mode::Train`] runs every projection on f32 weights with only
+//! differentiable operations; [`Mode::Infer`] uses the quantized matmuls where the weights came
+//! quantized and the fused kernels, with a KV cache.
+
+use crate::config::LlamaConfig;
+use crate::error::{Error, Result};
+use candle_core::quantized::QMatMul;
+use candle_core::{D, DType, Device, Module, Tensor, Var};
+
+/// Which kernels a forward uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// f32 weights, differentiable operations only.
+    Train,
+    /// Quantized matmuls where available, fused kernels; no gradients.
+    Infer,
+}
+
+/// A low-rank update `scale * x A^T B^T` added to a frozen linear layer (Hu et al., "LoRA",
+/// arXiv 2106.09685). `b` starts at zero so that a new adapter is the identity.
+#[derive(Debug, Clone)]
+pub struct LoraDelta {
+    /// `[rank, in]`
+    pub a: Var,
+    /// `[out, rank]`
+    pub b: Var,
+    /// `alpha / rank`.
+    pub scale: f64,
+    /// Off gives the base model (the GRPO reference policy).
+    pub enabled: bool,
+}
+
+/// `y = x W^T + b (+ LoRA)`. Holds an f32 weight (trainable or frozen), a quantized copy for fast
+/// inference, or both.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[out, in]`, f32.
+    pub weight: Option<Tensor>,
+    pub bias: Option<Tensor>,
+    pub quantized: Option<QMatMul>,
+    pub lora: Option<LoraDelta>,
+    out_features: usize,
+    in_features: usize,
+}
+
+impl Linear {
+    pub fn new(weight: Option<Tensor>, bias: Option<Tensor>, quantized: Option<QMatMul>, out_in: (usize, usize)) -> Self {
+        Linear { weight, bias, quantized, lora: None, out_features: out_in.0, in_features: out_in.1 }
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// `x`: `[..., in]`.
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let base = match (mode, &self.quantized, &self.weight) {
+            // The quantized kernels read their input as one contiguous block.
+            (Mode::Infer, Some(q), _) => q.forward(&x.contiguous()?)?,
+            (_, _, Some(w)) => x.broadcast_matmul(&w.t()?)?,
+            (Mode::Train, Some(_), None) => {
+                return Err(Error::Config(
+                    "training forward needs f32 weights; load the model with keep_f32".into(),
+                ));
+            }
+            (_, None, None) => return Err(Error::Config("linear layer without weights".into())),
+        };
+        let y = match &self.bias {
+            Some(b) => base.broadcast_add(b)?,
+            None => base,
+        };
+        match &self.lora {
+            Some(l) if l.enabled => {
+                let d = x.broadcast_matmul(&l.a.as_tensor().t()?)?.broadcast_matmul(&l.b.as_tensor().t()?)?;
+                Ok((y + (d * l.scale)?)?)
+            }
+            _ => Ok(y),
+        }
+    }
+}
+
+/// One decoder block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub input_layernorm: Tensor,
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub post_attention_layernorm: Tensor,
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl Block {
+    /// The projections by their Hugging Face names (`q_proj`, ..., `down_proj`).
+    pub fn projections_mut(&mut self) -> [(&'static str, &mut Linear); 7] {
+        [
+            ("self_attn.q_proj", &mut self.q_proj),
+            ("self_attn.k_proj", &mut self.k_proj),
+            ("self_attn.v_proj", &mut self.v_proj),
+            ("self_attn.o_proj", &mut self.o_proj),
+            ("mlp.gate_proj", &mut self.gate_proj),
+            ("mlp.up_proj", &mut self.up_proj),
+            ("mlp.down_proj", &mut self.down_proj),
+        ]
+    }
+}
+
+/// Keys and values of earlier positions, per layer: `[batch, kv_heads, capacity, head_dim]`
+/// buffers of which the first `len` slots are filled. Growing in chunks and writing in place
+/// avoids copying the whole cache at every decoded token.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    const GROW: usize = 256;
+
+    pub fn new(num_layers: usize) -> Self {
+        KvCache { layers: vec![None; num_layers], len: 0 }
+    }
+
+    /// Filled slots.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn batch_size(&self) -> Option<usize> {
+        self.layers.iter().flatten().next().map(|(k, _)| k.dim(0).unwrap_or(0))
+    }
+
+    /// Append `k`, `v` (`[b, kvh, t, hd]`) to layer `i` and return the filled views. The caller
+    /// advances `len` once per forward through [`KvCache::advance`].
+    fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let need = self.len + t;
+        let slot = &mut self.layers[i];
+        let grow = match slot {
+            Some((ck, _)) => ck.dim(2)? < need,
+            None => true,
+        };
+        if grow {
+            let (b, h, _, d) = k.dims4()?;
+            let cap = need.div_ceil(Self::GROW) * Self::GROW;
+            let nk = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
+            let nv = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+            if let Some((ck, cv)) = slot.as_ref() {
+                if self.len > 0 {
+                    nk.slice_set(&ck.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    nv.slice_set(&cv.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                }
+            }
+            *slot = Some((nk, nv));
+        }
+        let (ck, cv) = slot.as_ref().expect("allocated above");
+        ck.slice_set(&k.contiguous()?, 2, self.len)?;
+        cv.slice_set(&v.contiguous()?, 2, self.len)?;
+        Ok((ck.narrow(2, 0, need)?, cv.narrow(2, 0, need)?))
+    }
+
+    fn advance(&mut self, t: usize) {
+        self.len += t;
+    }
+
+    /// Keep the first `n` slots.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
+    /// Rows `rows` of the batch, in that order.
+    pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
+        let mut out = KvCache { layers: Vec::with_capacity(self.layers.len()), len: self.len };
+        for l in &self.layers {
+            out.layers.push(match l {
+                Some((k, v)) => {
+                    let idx = Tensor::new(rows, k.device())?;
+                    Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?))
+                }
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Row `row`, keeping only the slots `slots` (in order), as a batch-1 cache.
+    pub fn extract(&self, row: usize, slots: &[u32]) -> Result<KvCache> {
+        let mut out = KvCache { layers: Vec::with_capacity(self.layers.len()), len: slots.len() };
+        for l in &self.layers {
+            out.layers.push(match l {
+                Some((k, v)) => {
+                    let idx = Tensor::new(slots, k.device())?;
+                    let k = k.narrow(0, row, 1)?.index_select(&idx, 2)?;
+                    let v = v.narrow(0, row, 1)?.index_select(&idx, 2)?;
+                    Some((k, v))
+                }
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stack batch-1 caches into one batch whose row `i` holds `parts[i]` right-aligned in `width`
+    /// slots (zeros before it). Empty caches give all-zero rows.
+    pub fn stack_right_aligned(parts: &[&KvCache], width: usize, cfg: &LlamaConfig, device: &Device) -> Result<KvCache> {
+        let (h, d) = (cfg.num_kv_heads(), cfg.head_dim());
+        let cap = width.div_ceil(Self::GROW).max(1) * Self::GROW;
+        let zeros = |n: usize| Tensor::zeros((1, h, n, d), DType::F32, device);
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for li in 0..cfg.num_hidden_layers {
+            let mut ks = Vec::with_capacity(parts.len());
+            let mut vs = Vec::with_capacity(parts.len());
+            for p in parts {
+                let filled = match (&p.layers.get(li), p.len) {
+                    (Some(Some((pk, pv))), n) if n > 0 => Some((pk.narrow(2, 0, n)?, pv.narrow(2, 0, n)?)),
+                    _ => None,
+                };
+                let (row_k, row_v) = match filled {
+                    None => (zeros(cap)?, zeros(cap)?),
+                    Some((pk, pv)) => {
+                        let n = pk.dim(2)?;
+                        let mut kp = Vec::new();
+                        let mut vp = Vec::new();
+                        if width > n {
+                            kp.push(zeros(width - n)?);
+                            vp.push(zeros(width - n)?);
+                        }
+                        kp.push(pk);
+                        vp.push(pv);
+                        if cap > width {
+                            kp.push(zeros(cap - width)?);
+                            vp.push(zeros(cap - width)?);
+                        }
+                        (Tensor::cat(&kp, 2)?, Tensor::cat(&vp, 2)?)
+                    }
+                };
+                ks.push(row_k);
+                vs.push(row_v);
+            }
+            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
+        }
+        Ok(KvCache { layers, len: width })
+    }
+}
+
+/// The llama model.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    pub config: LlamaConfig,
+    /// `[vocab, hidden]`, f32.
+    pub embed_tokens: Tensor,
+    pub layers: Vec<Block>,
+    pub norm: Tensor,
+    pub lm_head: Linear,
+    /// `[max_positions, head_dim / 2]`.
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+/// Additive attention bias (0 or -inf) of shape `[batch, 1, t, s]`.
+pub type AttnBias = Tensor;
+
+impl Llama {
+    pub fn new(
+        config: LlamaConfig,
+        embed_tokens: Tensor,
+        layers: Vec<Block>,
+        norm: Tensor,
+        lm_head: Linear,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        if layers.len() != config.num_hidden_layers {
+            return Err(Error::Config(format!(
+                "{} blocks for num_hidden_layers {}",
+                layers.len(),
+                config.num_hidden_layers
+            )));
+        }
+        let (cos, sin) = rope_tables(&config, device)?;
+        Ok(Llama { config, embed_tokens, layers, norm, lm_head, cos, sin, device: device.clone() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A randomly initialised model (normal, std 0.02), f32, for tests.
+    pub fn random(config: LlamaConfig, seed: u64, device: &Device) -> Result<Self> {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let normal = Normal::new(0.0f32, 0.02).expect("valid normal");
+        let mut rand = |shape: (usize, usize)| -> Result<Tensor> {
+            let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| normal.sample(&mut rng)).collect();
+            Ok(Tensor::from_vec(v, shape, device)?)
+        };
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        let (qd, kvd) = (config.num_attention_heads * config.head_dim(), config.num_kv_heads() * config.head_dim());
+        let mut lin = |o: usize, n: usize, bias: bool| -> Result<Linear> {
+            let b = if bias { Some(rand((1, o))?.reshape(o)?) } else { None };
+            Ok(Linear::new(Some(rand((o, n))?), b, None, (o, n)))
+        };
+        let ones = Tensor::ones(h, DType::F32, device)?;
+        let mut layers = Vec::new();
+        for _ in 0..config.num_hidden_layers {
+            let ab = config.attention_bias;
+            layers.push(Block {
+                input_layernorm: ones.clone(),
+                q_proj: lin(qd, h, ab)?,
+                k_proj: lin(kvd, h, ab)?,
+                v_proj: lin(kvd, h, ab)?,
+                o_proj: lin(h, qd, false)?,
+                post_attention_layernorm: ones.clone(),
+                gate_proj: lin(i, h, false)?,
+                up_proj: lin(i, h, false)?,
+                down_proj: lin(h, i, false)?,
+            });
+        }
+        let lm = lin(config.vocab_size, h, false)?;
+        let embed = rand((config.vocab_size, h))?;
+        Llama::new(config, embed, layers, ones, lm, device)
+    }
+
+    /// Token embeddings, `ids`: `[b, t]` u32 -> `[b, t, hidden]`.
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let flat = ids.flatten_all()?;
+        Ok(self.embed_tokens.index_select(&flat, 0)?.reshape((b, t, self.config.hidden_size))?)
+    }
+
+    /// Hidden states after the final norm, `[b, t, hidden]`.
+    ///
+    /// * `ids`: `[b, t]` u32 token ids;
+    /// * `positions`: `[b, t]` u32 rotary positions;
+    /// * `bias`: additive attention bias `[b, 1, t, s]` over all `s` key slots (cache plus new), or
+    ///   `None` for a plain causal mask with no cache and no padding;
+    /// * `cache`: keys/values of earlier slots, extended by `t` slots.
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        bias: Option<&AttnBias>,
+        mut cache: Option<&mut KvCache>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let cfg = &self.config;
+        let (nh, kvh, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
+        let rep = nh / kvh;
+        let eps = cfg.rms_norm_eps;
+        let flat_pos = positions.flatten_all()?;
+        let cos = self.cos.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let sin = self.sin.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let causal;
+        let bias = match bias {
+            Some(bias) => Some(bias),
+            None if t > 1 => {
+                if cache.as_ref().is_some_and(|c| !c.is_empty()) {
+                    return Err(Error::Config("a forward over a non-empty cache needs an attention bias".into()));
+                }
+                causal = causal_bias(t, &self.device)?;
+                Some(&causal)
+            }
+            None => None,
+        };
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut x = self.embed(ids)?;
+        for (li, blk) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, &blk.input_layernorm, eps, mode)?;
+            let q = blk.q_proj.forward(&h, mode)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
+            let k = blk.k_proj.forward(&h, mode)?.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
+            let v = blk.v_proj.forward(&h, mode)?.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
+            let q = rope(&q.contiguous()?, &cos, &sin)?;
+            let k = rope(&k.contiguous()?, &cos, &sin)?;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => c.append(li, &k, &v.contiguous()?)?,
+                None => (k, v.contiguous()?),
+            };
+            let s = k.dim(2)?;
+            // Grouped-query attention without copying keys: the `rep` query heads of one group
+            // are stacked along the time axis against their shared key/value head.
+            let qg = q.reshape((b, kvh, rep * t, hd))?;
+            let att = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
+            let att = match bias {
+                Some(bias) => att.broadcast_add(bias)?,
+                None => att,
+            };
+            let att = match mode {
+                Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
+                Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
+            };
+            let y = att.reshape((b, kvh, rep * t, s))?.matmul(&v)?;
+            let y = y.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+            x = (x + blk.o_proj.forward(&y, mode)?)?;
+            let h = rms_norm(&x, &blk.post_attention_layernorm, eps, mode)?;
+            let g = blk.gate_proj.forward(&h, mode)?;
+            let u = blk.up_proj.forward(&h, mode)?;
+            x = (x + blk.down_proj.forward(&(g.silu()? * u)?, mode)?)?;
+        }
+        if let Some(c) = cache {
+            c.advance(t);
+        }
+        rms_norm(&x, &self.norm, eps, mode)
+    }
+
+    /// Logits of hidden states, `[..., hidden]` -> `[..., vocab]`.
+    pub fn logits(&self, hidden: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.lm_head.forward(hidden, mode)
+    }
+
+    /// Full-sequence logits `[b, t, vocab]` for training: causal attention, positions `0..t` for
+    /// every row (pad batches on the right; padded positions never influence earlier ones).
+    /// Differentiable with respect to every `Var` among the weights and adapters.
+    pub fn forward_logits(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+        let positions = Tensor::from_vec(pos, (b, t), &self.device)?;
+        let h = self.forward_hidden(ids, &positions, None, None, Mode::Train)?;
+        self.logits(&h, Mode::Train)
+    }
+
+    /// Turn every f32 weight into a trainable `Var` (full fine-tuning); returns them by name.
+    pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let mut out = Vec::new();
+        let mut var = |name: String, t: &mut Tensor| -> Result<()> {
+            let v = Var::from_tensor(t)?;
+            *t = v.as_tensor().clone();
+            out.push((name, v));
+            Ok(())
+        };
+        var("model.embed_tokens.weight".into(), &mut self.embed_tokens)?;
+        for (i, blk) in self.layers.iter_mut().enumerate() {
+            var(format!("model.layers.{i}.input_layernorm.weight"), &mut blk.input_layernorm)?;
+            var(format!("model.layers.{i}.post_attention_layernorm.weight"), &mut blk.post_attention_layernorm)?;
+            for (name, lin) in blk.projections_mut() {
+                let w = lin.weight.as_mut().ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
+                var(format!("model.layers.{i}.{name}.weight"), w)?;
+                if let Some(b) = lin.bias.as_mut() {
+                    var(format!("model.layers.{i}.{name}.bias"), b)?;
+                }
+                lin.quantized = None;
+            }
+        }
+        var("model.norm.weight".into(), &mut self.norm)?;
+        if !self.config.tie_word_embeddings {
+            if let Some(w) = self.lm_head.weight.as_mut() {
+                var("lm_head.weight".into(), w)?;
+            }
+        } else {
+            // Tied: the head reads the same Var as the embedding.
+            self.lm_head.weight = Some(self.embed_tokens.clone());
+        }
+        self.lm_head.quantized = None;
+        Ok(out)
+    }
+
+    /// Add LoRA adapters of `rank` to the projections whose names end with one of `targets`
+    /// (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`). `A` is
+    /// Kaiming-uniform-like from `seed`, `B` is zero. Returns the adapter Vars by PEFT name
+    /// (`...q_proj.lora_A.weight`).
+    pub fn add_lora(&mut self, rank: usize, alpha: f64, targets: &[&str], seed: u64) -> Result<Vec<(String, Var)>> {
+        use rand::{Rng, SeedableRng};
+        if rank == 0 {
+            return Err(Error::Config("LoRA rank must be positive".into()));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let device = self.device.clone();
+        let mut out = Vec::new();
+        for (i, blk) in self.layers.iter_mut().enumerate() {
+            for (name, lin) in blk.projections_mut() {
+                if !targets.iter().any(|t| name.ends_with(t)) {
+                    continue;
+                }
+                let (o, n) = (lin.out_features(), lin.in_features());
+                let bound = 1.0 / (n as f32).sqrt();
+                let a: Vec<f32> = (0..rank * n).map(|_| rng.random_range(-bound..bound)).collect();
+                let a = Var::from_tensor(&Tensor::from_vec(a, (rank, n), &device)?)?;
+                let b = Var::from_tensor(&Tensor::zeros((o, rank), DType::F32, &device)?)?;
+                let base = format!("base_model.model.model.layers.{i}.{name}");
+                out.push((format!("{base}.lora_A.weight"), a.clone()));
+                out.push((format!("{base}.lora_B.weight"), b.clone()));
+                lin.lora = Some(LoraDelta { a, b, scale: alpha / rank as f64, enabled: true });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Switch every adapter on or off (off = the base model).
+    pub fn set_lora_enabled(&mut self, enabled: bool) {
+        for blk in &mut self.layers {
+            for (_, lin) in blk.projections_mut() {
+                if let Some(l) = lin.lora.as_mut() {
+                    l.enabled = enabled;
+                }
+            }
+        }
+    }
+}
+
+fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+    let hd = cfg.head_dim();
+    let n = cfg.max_position_embeddings.max(1);
+    let inv: Vec<f64> = (0..hd / 2).map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)).collect();
+    let mut cos = Vec::with_capacity(n * hd / 2);
+    let mut sin = Vec::with_capacity(n * hd / 2);
+    for p in 0..n {
+        for f in &inv {
+            let a = p as f64 * f;
+            cos.push(a.cos() as f32);
+            sin.push(a.sin() as f32);
+        }
+    }
+    Ok((Tensor::from_vec(cos, (n, hd / 2), device)?, Tensor::from_vec(sin, (n, hd / 2), device)?))
+}
+
+/// Rotary embedding in the "rotate half" layout: `x`: `[b, h, t, d]`, `cos`/`sin`: `[b, 1, t, d/2]`.
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let b = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Ok(Tensor::cat(&[a, b], D::Minus1)?)
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
+    match mode {
+        Mode::Infer => Ok(candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?),
+        Mode::Train => {
+            let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+            Ok(x.broadcast_mul(&(ms + eps)?.sqrt()?.recip()?)?.broadcast_mul(w)?)
+        }
+    }
+}
+
+/// `[1, 1, t, t]` causal bias.
+pub fn causal_bias(t: usize, device: &Device) -> Result<Tensor> {
+    let v: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    Ok(Tensor::from_vec(v, (1, 1, t, t), device)?)
+}

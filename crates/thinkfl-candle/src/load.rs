@@ -1,0 +1,308 @@
+//! Loading a model: a GGUF file (weights, tokenizer and chat template in one file), or a Hugging
+//! Face directory (`config.json`, `*.safetensors`, `tokenizer.json`, `tokenizer_config.json`).
+//!
+//! GGUF tensor names follow llama.cpp (`blk.N.attn_q.weight`, ...) and are mapped to the
+//! Hugging Face names used by [`crate::llama`]. llama.cpp's converter permutes the rows of the
+//! llama q/k projections so that its interleaved rotary kernel applies; we undo that permutation
+//! (on f32 rows, or on the raw quantized rows, which are whole blocks) so that one forward in the
+//! Hugging Face layout serves both sources.
+
+use crate::config::{Architecture, LlamaConfig};
+use crate::error::{Error, Result};
+use crate::llama::{Block, Linear, Llama};
+use crate::template::ChatTemplate;
+use crate::tokenizer::Tok;
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How to keep the weights.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Keep f32 copies of quantized projections (needed by [`crate::llama::Mode::Train`]).
+    pub keep_f32: bool,
+    /// Keep quantized projections as quantized matmuls for inference (GGUF only).
+    pub keep_quantized: bool,
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    /// Inference: quantized matmuls, no f32 copies.
+    fn default() -> Self {
+        LoadOptions { keep_f32: false, keep_quantized: true, device: Device::Cpu }
+    }
+}
+
+impl LoadOptions {
+    /// Both copies: f32 for training, quantized for fast rollouts.
+    pub fn training() -> Self {
+        LoadOptions { keep_f32: true, keep_quantized: true, device: Device::Cpu }
+    }
+    /// f32 only (no quantized matmuls).
+    pub fn f32_only() -> Self {
+        LoadOptions { keep_f32: true, keep_quantized: false, device: Device::Cpu }
+    }
+    pub fn validate(&self) -> Result<()> {
+        if !self.keep_f32 && !self.keep_quantized {
+            return Err(Error::Config("LoadOptions keeps neither f32 nor quantized weights".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A model with everything needed to chat with it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub architecture: Architecture,
+    pub model: Llama,
+    pub tokenizer: Tok,
+    pub template: ChatTemplate,
+    pub source: PathBuf,
+    /// Short name for reports (file stem, or `general.name`).
+    pub name: String,
+}
+
+/// Load a GGUF file or a Hugging Face model directory.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    opts.validate()?;
+    if path.is_dir() {
+        load_hf_dir(path, opts)
+    } else {
+        load_gguf(path, opts)
+    }
+}
+
+/// Read only the GGUF header (metadata and tensor table).
+pub fn read_gguf_content(path: &Path) -> Result<gguf_file::Content> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    gguf_file::Content::read(&mut f).map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))
+}
+
+fn gguf_name(hf: &str) -> String {
+    let map = [
+        ("self_attn.q_proj", "attn_q"),
+        ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"),
+        ("self_attn.o_proj", "attn_output"),
+        ("mlp.gate_proj", "ffn_gate"),
+        ("mlp.up_proj", "ffn_up"),
+        ("mlp.down_proj", "ffn_down"),
+    ];
+    for (h, g) in map {
+        if hf == h {
+            return g.to_string();
+        }
+    }
+    hf.to_string()
+}
+
+/// Undo llama.cpp's q/k row permutation: GGUF row `h*hd + 2i + j` is HF row `h*hd + j*hd/2 + i`.
+fn unpermute_rows(rows: usize, n_head: usize) -> Vec<usize> {
+    let hd = rows / n_head;
+    let mut src = vec![0; rows];
+    for h in 0..n_head {
+        for i in 0..hd / 2 {
+            for j in 0..2 {
+                src[h * hd + j * hd / 2 + i] = h * hd + 2 * i + j;
+            }
+        }
+    }
+    src
+}
+
+fn permute_qtensor(q: &QTensor, src_rows: &[usize], device: &Device) -> Result<QTensor> {
+    let (rows, cols) = q.shape().dims2()?;
+    let dtype = q.dtype();
+    let row_bytes = cols / dtype.block_size() * dtype.type_size();
+    let data = q.data()?;
+    if data.len() != rows * row_bytes {
+        return Err(Error::Config(format!("quantized tensor of {} bytes for {rows}x{cols} {dtype:?}", data.len())));
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for &r in src_rows {
+        out.extend_from_slice(&data[r * row_bytes..(r + 1) * row_bytes]);
+    }
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(out), device, dtype)?;
+    Ok(QTensor::new(storage, (rows, cols))?)
+}
+
+fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let ct = gguf_file::Content::read(&mut f).map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))?;
+    let (arch, cfg) = LlamaConfig::from_gguf(&ct).map_err(|e| Error::model(path, e.to_string()))?;
+    let dev = &opts.device;
+    let mut read = |name: &str| -> Result<QTensor> {
+        ct.tensor(&mut f, name, dev).map_err(|e| Error::model(path, format!("tensor {name}: {e}")))
+    };
+    let dense = |q: &QTensor| -> Result<Tensor> { Ok(q.dequantize(dev)?.to_dtype(DType::F32)?) };
+    let linear = |q: QTensor, bias: Option<Tensor>, permute_heads: Option<usize>| -> Result<Linear> {
+        let (o, n) = q.shape().dims2()?;
+        let q = match permute_heads {
+            Some(nh) => permute_qtensor(&q, &unpermute_rows(o, nh), dev)?,
+            None => q,
+        };
+        let is_float = matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+        let weight = if opts.keep_f32 || is_float || !opts.keep_quantized { Some(dense(&q)?) } else { None };
+        let quantized = if opts.keep_quantized && !is_float { Some(QMatMul::from_arc(Arc::new(q))?) } else { None };
+        Ok(Linear::new(weight, bias, quantized, (o, n)))
+    };
+    let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+    let permute = arch == Architecture::Llama;
+    for i in 0..cfg.num_hidden_layers {
+        let mut proj = |hf: &str, heads: Option<usize>| -> Result<Linear> {
+            let g = gguf_name(hf);
+            let w = read(&format!("blk.{i}.{g}.weight"))?;
+            let bias_name = format!("blk.{i}.{g}.bias");
+            let bias = if ct.tensor_infos.contains_key(&bias_name) {
+                let b = read(&bias_name)?.dequantize(dev)?;
+                // A bias is permuted like the rows of its weight.
+                Some(match heads {
+                    Some(nh) => {
+                        let idx: Vec<u32> = unpermute_rows(b.dim(0)?, nh).into_iter().map(|r| r as u32).collect();
+                        b.index_select(&Tensor::new(idx, dev)?, 0)?
+                    }
+                    None => b,
+                })
+            } else {
+                None
+            };
+            linear(w, bias, heads)
+        };
+        let qh = permute.then_some(cfg.num_attention_heads);
+        let kh = permute.then_some(cfg.num_kv_heads());
+        let q_proj = proj("self_attn.q_proj", qh)?;
+        let k_proj = proj("self_attn.k_proj", kh)?;
+        let v_proj = proj("self_attn.v_proj", None)?;
+        let o_proj = proj("self_attn.o_proj", None)?;
+        let gate_proj = proj("mlp.gate_proj", None)?;
+        let up_proj = proj("mlp.up_proj", None)?;
+        let down_proj = proj("mlp.down_proj", None)?;
+        layers.push(Block {
+            input_layernorm: dense(&read(&format!("blk.{i}.attn_norm.weight"))?)?,
+            q_proj,
+            k_proj,
+            v_proj,
+            o_proj,
+            post_attention_layernorm: dense(&read(&format!("blk.{i}.ffn_norm.weight"))?)?,
+            gate_proj,
+            up_proj,
+            down_proj,
+        });
+    }
+    let norm = dense(&read("output_norm.weight")?)?;
+    let embd_q = read("token_embd.weight")?;
+    let embed = dense(&embd_q)?;
+    let lm_head = if cfg.tie_word_embeddings {
+        let (o, n) = embd_q.shape().dims2()?;
+        let quantized = if opts.keep_quantized && !matches!(embd_q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+            Some(QMatMul::from_arc(Arc::new(embd_q))?)
+        } else {
+            None
+        };
+        let weight = if quantized.is_none() || opts.keep_f32 { Some(embed.clone()) } else { None };
+        Linear::new(weight, None, quantized, (o, n))
+    } else {
+        linear(read("output.weight")?, None, None)?
+    };
+    let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
+    let tokenizer = Tok::from_gguf(&ct).map_err(|e| Error::model(path, e.to_string()))?;
+    let template = ChatTemplate::from_gguf(&ct, &tokenizer).map_err(|e| Error::model(path, e.to_string()))?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gguf".into());
+    Ok(LoadedModel { architecture: arch, model, tokenizer, template, source: path.to_path_buf(), name })
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&s).map_err(|e| Error::model(path, format!("invalid JSON: {e}")))
+}
+
+fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    let cfg_path = dir.join("config.json");
+    let raw = read_json(&cfg_path)?;
+    let arch_name = raw
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .or_else(|| raw.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str()))
+        .ok_or_else(|| Error::model(&cfg_path, "no model_type or architectures field"))?;
+    let arch = Architecture::parse(arch_name).map_err(|e| Error::model(&cfg_path, e.to_string()))?;
+    let mut cfg: LlamaConfig =
+        serde_json::from_value(raw.clone()).map_err(|e| Error::model(&cfg_path, format!("field error: {e}")))?;
+    if arch == Architecture::Qwen2 {
+        cfg.attention_bias = true;
+    }
+    cfg.validate().map_err(|e| Error::model(&cfg_path, e.to_string()))?;
+    let dev = &opts.device;
+    // One file or shards listed in model.safetensors.index.json.
+    let index = dir.join("model.safetensors.index.json");
+    let files: Vec<PathBuf> = if index.exists() {
+        let idx = read_json(&index)?;
+        let mut v: Vec<String> = idx
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::model(&index, "no weight_map"))?
+            .values()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        v.sort();
+        v.dedup();
+        v.into_iter().map(|f| dir.join(f)).collect()
+    } else {
+        vec![dir.join("model.safetensors")]
+    };
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for f in &files {
+        let t = candle_core::safetensors::load(f, dev).map_err(|e| Error::model(f, format!("safetensors: {e}")))?;
+        tensors.extend(t);
+    }
+    let mut take = |name: &str| -> Result<Tensor> {
+        let t = tensors.remove(name).ok_or_else(|| Error::model(dir, format!("missing tensor {name}")))?;
+        Ok(t.to_dtype(DType::F32)?)
+    };
+    let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        let mut lin = |n: &str, bias: bool| -> Result<Linear> {
+            let w = take(&format!("{p}.{n}.weight"))?;
+            let b = if bias { Some(take(&format!("{p}.{n}.bias"))?) } else { None };
+            let (o, i) = w.dims2()?;
+            Ok(Linear::new(Some(w), b, None, (o, i)))
+        };
+        let ab = cfg.attention_bias;
+        let q_proj = lin("self_attn.q_proj", ab)?;
+        let k_proj = lin("self_attn.k_proj", ab)?;
+        let v_proj = lin("self_attn.v_proj", ab)?;
+        let o_proj = lin("self_attn.o_proj", false)?;
+        let gate_proj = lin("mlp.gate_proj", false)?;
+        let up_proj = lin("mlp.up_proj", false)?;
+        let down_proj = lin("mlp.down_proj", false)?;
+        layers.push(Block {
+            input_layernorm: take(&format!("{p}.input_layernorm.weight"))?,
+            q_proj,
+            k_proj,
+            v_proj,
+            o_proj,
+            post_attention_layernorm: take(&format!("{p}.post_attention_layernorm.weight"))?,
+            gate_proj,
+            up_proj,
+            down_proj,
+        });
+    }
+    let embed = take("model.embed_tokens.weight")?;
+    let norm = take("model.norm.weight")?;
+    let head = if cfg.tie_word_embeddings { embed.clone() } else { take("lm_head.weight")? };
+    let (o, n) = head.dims2()?;
+    let lm_head = Linear::new(Some(head), None, None, (o, n));
+    let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
+    let tok_path = dir.join("tokenizer.json");
+    let tokenizer = Tok::from_file(&tok_path)?;
+    let tc_path = dir.join("tokenizer_config.json");
+    let template = if tc_path.exists() {
+        ChatTemplate::from_tokenizer_config(&read_json(&tc_path)?, &tokenizer).map_err(|e| Error::model(&tc_path, e.to_string()))?
+    } else {
+        ChatTemplate::chatml(&tokenizer)
+    };
+    let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    Ok(LoadedModel { architecture: arch, model, tokenizer, template, source: dir.to_path_buf(), name })
+}

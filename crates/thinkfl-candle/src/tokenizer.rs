@@ -1,0 +1,184 @@
+//! Tokenizers: from `tokenizer.json`, or rebuilt from GGUF metadata (`tokenizer.ggml.*`).
+//!
+//! GGUF stores a byte-level BPE as its token strings, merges, and the *name* of its
+//! pre-tokenizer (`tokenizer.ggml.pre`); llama.cpp maps that name to split regexes in
+//! `llama-vocab.cpp`. We rebuild the equivalent Hugging Face pipeline per name:
+//!
+//! * `smollm` (and the other StarCoder-style vocabularies): digits split one by one, then the
+//!   GPT-2 byte-level regex — SmolLM2's own `tokenizer.json` is `Digits(individual)` +
+//!   `ByteLevel(use_regex)`;
+//! * `qwen2`: NFC, the Qwen2 split regex (single digits), byte-level without regex;
+//! * `llama-bpe` / `llama3` / `smaug-bpe`: the Llama 3 split regex (digits in groups of three);
+//! * anything else of model `gpt2`: the GPT-2 byte-level pre-tokenizer.
+//!
+//! Tokens of type control (3) or user-defined (4) become added special tokens, so that chat
+//! markup such as `<|im_start|>` is one token when it appears in a rendered template.
+
+use crate::error::{Error, Result};
+use candle_core::quantized::gguf_file;
+use std::path::Path;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::unicode::NFC;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
+
+const REGEX_QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const REGEX_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Strings that end an assistant turn in the chat formats we know.
+pub const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>"];
+
+/// A tokenizer with the special ids generation needs.
+#[derive(Debug, Clone)]
+pub struct Tok {
+    pub inner: Tokenizer,
+    /// Ids that end generation.
+    pub eos_ids: Vec<u32>,
+    pub bos_id: Option<u32>,
+    /// Text of the main end-of-sequence token (for templates' `eos_token`).
+    pub eos_token: Option<String>,
+    pub bos_token: Option<String>,
+}
+
+fn tk_err(e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(e.to_string())
+}
+
+fn split(regex: &str) -> Result<PreTokenizerWrapper> {
+    Ok(Split::new(SplitPattern::Regex(regex.to_string()), SplitDelimiterBehavior::Isolated, false)
+        .map_err(tk_err)?
+        .into())
+}
+
+impl Tok {
+    /// Rebuild the tokenizer of a GGUF file from its metadata.
+    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
+        let md = |k: &str| ct.metadata.get(k);
+        let model = md("tokenizer.ggml.model").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        if model != "gpt2" {
+            return Err(Error::Tokenizer(format!(
+                "tokenizer.ggml.model `{model}` is not supported (only byte-level BPE, `gpt2`)"
+            )));
+        }
+        let strings = |k: &str| -> Result<Vec<String>> {
+            md(k)
+                .and_then(|v| v.to_vec().ok())
+                .ok_or_else(|| Error::Tokenizer(format!("GGUF metadata {k} is missing")))?
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.to_string().cloned().map_err(|_| Error::Tokenizer(format!("{k}[{i}] is not a string"))))
+                .collect()
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| Error::Tokenizer(format!("tokenizer.ggml.merges[{i}] `{m}` has no space")))
+            })
+            .collect::<Result<_>>()?;
+        let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tk_err)?;
+        let mut tk = Tokenizer::new(bpe);
+        let pre = md("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "default".into());
+        match pre.as_str() {
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
+                tk.with_pre_tokenizer(Some(Sequence::new(vec![
+                    Digits::new(true).into(),
+                    ByteLevel::new(false, true, true).into(),
+                ])));
+            }
+            "qwen2" | "deepseek-r1-qwen" => {
+                tk.with_normalizer(Some(NFC)).map_err(tk_err)?;
+                tk.with_pre_tokenizer(Some(Sequence::new(vec![
+                    split(REGEX_QWEN2)?,
+                    ByteLevel::new(false, false, false).into(),
+                ])));
+            }
+            "llama-bpe" | "llama3" | "smaug-bpe" => {
+                tk.with_pre_tokenizer(Some(Sequence::new(vec![
+                    split(REGEX_LLAMA3)?,
+                    ByteLevel::new(false, true, false).into(),
+                ])));
+            }
+            "default" | "gpt2" | "gpt-2" => {
+                tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+            }
+            other => {
+                return Err(Error::Tokenizer(format!(
+                    "tokenizer.ggml.pre `{other}` is not supported (smollm, qwen2, llama-bpe, gpt2)"
+                )));
+            }
+        }
+        tk.with_decoder(Some(ByteLevelDecoder::default()));
+        if let Some(types) = md("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
+            let specials: Vec<AddedToken> = types
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| matches!(t.to_i32().ok().or_else(|| t.to_u32().ok().map(|v| v as i32)), Some(3 | 4)))
+                .filter_map(|(i, _)| tokens.get(i))
+                .map(|s| AddedToken::from(s.clone(), true))
+                .collect();
+            tk.add_special_tokens(specials).map_err(tk_err)?;
+        }
+        let id = |k: &str| md(k).and_then(|v| v.to_u32().ok());
+        let bos_id = id("tokenizer.ggml.bos_token_id");
+        let eos_id = id("tokenizer.ggml.eos_token_id");
+        Ok(Self::finish(tk, bos_id, eos_id))
+    }
+
+    /// A Hugging Face `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let tk = Tokenizer::from_file(path).map_err(|e| Error::model(path, format!("tokenizer: {e}")))?;
+        Ok(Self::finish(tk, None, None))
+    }
+
+    fn finish(tk: Tokenizer, bos_id: Option<u32>, eos_id: Option<u32>) -> Self {
+        let mut eos_ids: Vec<u32> = eos_id.into_iter().collect();
+        for s in END_OF_TURN_TOKENS {
+            if let Some(i) = tk.token_to_id(s) {
+                // Only when the string is a special (added) token, not an ordinary piece.
+                if tk.get_added_vocabulary().is_special_token(s) && !eos_ids.contains(&i) {
+                    eos_ids.push(i);
+                }
+            }
+        }
+        let eos_token = eos_ids.first().and_then(|&i| tk.id_to_token(i));
+        let bos_token = bos_id.and_then(|i| tk.id_to_token(i));
+        Tok { inner: tk, eos_ids, bos_id, eos_token, bos_token }
+    }
+
+    /// Token ids of `text`; special tokens written in the text (`<|im_start|>`) are recognised.
+    /// No BOS/EOS is added: chat templates write them.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.inner.encode(text, false).map_err(tk_err)?.get_ids().to_vec())
+    }
+
+    /// Ids with the byte offsets of each token in `text`.
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let e = self.inner.encode(text, false).map_err(tk_err)?;
+        Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner.decode(ids, skip_special).map_err(tk_err)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn token_to_id(&self, s: &str) -> Option<u32> {
+        self.inner.token_to_id(s)
+    }
+
+    pub fn is_eos(&self, id: u32) -> bool {
+        self.eos_ids.contains(&id)
+    }
+}

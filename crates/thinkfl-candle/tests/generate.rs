@@ -1,0 +1,181 @@
+//! Generation on SmolLM2: greedy determinism, batched == one by one, prefix reuse across turns,
+//! stop strings, seeded sampling, and the sampler against a naive nucleus.
+
+mod common;
+
+use proptest::prelude::*;
+use rand::SeedableRng;
+use std::sync::OnceLock;
+use thinkfl_candle::CandleChatModel;
+use thinkfl_llm::{ChatModel, ChatRequest, Message, SamplingParams, StopReason};
+
+fn model() -> &'static CandleChatModel {
+    static M: OnceLock<CandleChatModel> = OnceLock::new();
+    M.get_or_init(|| CandleChatModel::load(&common::smollm2_path()).unwrap())
+}
+
+fn req(user: &str, max_tokens: usize) -> ChatRequest {
+    ChatRequest { messages: vec![Message::user(user)], tools: vec![], params: SamplingParams::greedy(max_tokens) }
+}
+
+// The engine keeps a prefix cache shared by all callers; tests that compare runs serialise.
+static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn greedy_is_deterministic_with_and_without_prefix_reuse() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    m.engine.clear_prefix_cache();
+    let r = req("Name three planets of the solar system.", 20);
+    let a = m.chat(&r).unwrap();
+    let b = m.chat(&r).unwrap(); // served mostly from the prefix cache
+    m.engine.clear_prefix_cache();
+    let c = m.chat(&r).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert!(a.completion_tokens > 0 && !a.text.is_empty());
+    assert!(a.logprobs.as_ref().unwrap().iter().all(|&l| l <= 0.0));
+}
+
+#[test]
+fn batched_equals_one_by_one() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    let reqs = vec![
+        req("What is 2 + 2?", 16),
+        req("Write a haiku about a slow microservice that times out under load.", 16),
+        req("Hi", 12),
+    ];
+    m.engine.clear_prefix_cache();
+    let batched = m.chat_batch(&reqs).unwrap();
+    let single: Vec<_> = reqs
+        .iter()
+        .map(|r| {
+            m.engine.clear_prefix_cache();
+            m.chat(r).unwrap()
+        })
+        .collect();
+    for (i, (b, s)) in batched.iter().zip(&single).enumerate() {
+        assert_eq!(b.token_ids, s.token_ids, "request {i}: {:?} vs {:?}", b.text, s.text);
+        assert_eq!(b.text, s.text);
+        assert_eq!(b.stop, s.stop);
+        for (x, y) in b.logprobs.as_ref().unwrap().iter().zip(s.logprobs.as_ref().unwrap()) {
+            assert!((x - y).abs() < 1e-3, "request {i}: logprob {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn next_turn_reuses_the_cached_prefix_and_matches_a_fresh_run() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    m.engine.clear_prefix_cache();
+    let p1 = m.prompt_ids(&req("Tell me about Paris.", 1)).unwrap();
+    let g1 = m.engine.generate(&[p1.clone()], &[SamplingParams::greedy(12)]).unwrap().remove(0);
+    assert_eq!(g1.reused_tokens, 0);
+    let turn2 = ChatRequest {
+        messages: vec![Message::user("Tell me about Paris."), Message::assistant(g1.text.clone()), Message::user("And Rome?")],
+        tools: vec![],
+        params: SamplingParams::greedy(12),
+    };
+    let p2 = m.prompt_ids(&turn2).unwrap();
+    let g2 = m.engine.generate(&[p2.clone()], &[SamplingParams::greedy(12)]).unwrap().remove(0);
+    assert!(g2.reused_tokens >= p1.len(), "reused {} of a {}-token first prompt", g2.reused_tokens, p1.len());
+    m.engine.clear_prefix_cache();
+    let fresh = m.engine.generate(&[p2], &[SamplingParams::greedy(12)]).unwrap().remove(0);
+    assert_eq!(fresh.reused_tokens, 0);
+    assert_eq!(g2.ids, fresh.ids);
+}
+
+#[test]
+fn batch_rows_reuse_their_own_prefixes() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    m.engine.clear_prefix_cache();
+    let a = m.prompt_ids(&req("Count to five.", 1)).unwrap();
+    let b = m.prompt_ids(&req("Spell the word cat.", 1)).unwrap();
+    let first = m.engine.generate(&[a.clone(), b.clone()], &[SamplingParams::greedy(8), SamplingParams::greedy(8)]).unwrap();
+    let mut a2 = a.clone();
+    a2.extend(&first[0].ids);
+    a2.extend(m.engine.tokenizer.encode("<|im_end|>\n<|im_start|>user\nAgain.<|im_end|>\n<|im_start|>assistant\n").unwrap());
+    let c = m.prompt_ids(&req("Unrelated question about the moon?", 1)).unwrap();
+    let params = vec![SamplingParams::greedy(8); 3];
+    let second = m.engine.generate(&[a2.clone(), b.clone(), c.clone()], &params).unwrap();
+    assert!(second[0].reused_tokens > a.len(), "row 0 reused {}", second[0].reused_tokens);
+    assert!(second[1].reused_tokens > 0, "row 1 reused its own prompt");
+    m.engine.clear_prefix_cache();
+    for (p, g) in [a2, b, c].iter().zip(&second) {
+        m.engine.clear_prefix_cache();
+        let fresh = m.engine.generate(std::slice::from_ref(p), &[SamplingParams::greedy(8)]).unwrap().remove(0);
+        assert_eq!(fresh.ids, g.ids);
+    }
+}
+
+#[test]
+fn stop_strings_end_generation_and_stay_in_the_text() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    let mut r = req("Write the numbers from 1 to 20 separated by commas.", 60);
+    let free = m.chat(&r).unwrap();
+    let stop = free.text.chars().find(|c| !c.is_alphanumeric() && !c.is_whitespace()).map(String::from);
+    let Some(stop) = stop else { panic!("no punctuation in {:?}", free.text) };
+    r.params.stop = vec![stop.clone()];
+    let stopped = m.chat(&r).unwrap();
+    assert_eq!(stopped.stop, StopReason::StopString(stop.clone()));
+    assert!(stopped.text.ends_with(&stop));
+    assert!(free.text.starts_with(&stopped.text), "{:?} / {:?}", free.text, stopped.text);
+}
+
+#[test]
+fn seeded_sampling_repeats_itself() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    let mut r = req("Invent a name for a cat.", 16);
+    r.params.temperature = 0.9;
+    r.params.top_p = 0.95;
+    r.params.seed = 42;
+    let a = m.chat(&r).unwrap();
+    let b = m.chat(&r).unwrap();
+    assert_eq!(a.token_ids, b.token_ids);
+}
+
+/// Naive nucleus: all tokens sorted by probability, smallest prefix with mass >= top_p.
+fn naive_nucleus(logits: &[f32], t: f32, top_p: f32) -> Vec<u32> {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|l| ((l - m) / t).exp()).collect();
+    let z: f32 = e.iter().sum();
+    let mut idx: Vec<(u32, f32)> = e.iter().enumerate().map(|(i, p)| (i as u32, p / z)).collect();
+    idx.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut mass = 0.0;
+    let mut out = Vec::new();
+    for (i, p) in idx {
+        out.push(i);
+        mass += p;
+        if mass >= top_p {
+            break;
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn sampler_stays_in_the_nucleus(logits in proptest::collection::vec(-8.0f32..8.0, 2..300), t in 0.2f32..2.0, top_p in 0.05f32..0.99, seed in 0u64..1000) {
+        let params = SamplingParams { temperature: t, top_p, max_tokens: 1, stop: vec![], seed };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let nucleus = naive_nucleus(&logits, t, top_p);
+        for _ in 0..8 {
+            let (id, lp) = thinkfl_candle::generate::sample(&logits, &params, &mut rng);
+            prop_assert!(nucleus.contains(&id), "{} not in nucleus {:?}", id, nucleus);
+            prop_assert!(lp <= 0.0);
+        }
+    }
+
+    #[test]
+    fn greedy_sampler_is_argmax(logits in proptest::collection::vec(-8.0f32..8.0, 1..300)) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let (id, _) = thinkfl_candle::generate::sample(&logits, &SamplingParams::greedy(1), &mut rng);
+        let best = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        prop_assert_eq!(logits[id as usize], best);
+    }
+}
