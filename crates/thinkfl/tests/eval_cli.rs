@@ -1,0 +1,118 @@
+//! `thinkfl eval` through the binary: on the real AIOps 2022 sample, and on a small simulated
+//! data set twice with one seed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn thinkfl(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "thinkfl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn report_without_timings(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    for m in v["methods"].as_array_mut().unwrap() {
+        m["latency"] = serde_json::Value::Null;
+        for c in m["cases"].as_array_mut().unwrap() {
+            c["wall_ms"] = serde_json::Value::Null;
+        }
+    }
+    v
+}
+
+#[test]
+fn eval_on_the_real_sample() {
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+    let out = tempfile::tempdir().unwrap();
+    let text = thinkfl(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--methods",
+        "descent,random",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(text.contains("| descent |"), "{text}");
+    assert!(text.contains("random MRR: strict"), "{text}");
+    let r = report_without_timings(out.path());
+    let descent = &r["methods"][0];
+    assert_eq!(descent["method"], "descent");
+    assert!(
+        descent["cases"][0]["lenient_rank"]
+            .as_u64()
+            .is_some_and(|k| k < 3)
+    );
+    for f in ["report.md", "report.html"] {
+        assert!(out.path().join(f).is_file());
+    }
+}
+
+#[test]
+fn eval_unknown_method_is_a_clear_error() {
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+    let out = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
+        .args([
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--methods",
+            "descent,oracle",
+            "--out",
+            "/nonexistent/x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("oracle") && err.contains("microrank"), "{err}");
+}
+
+#[test]
+fn eval_same_seed_same_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sim");
+    thinkfl(&[
+        "simulate",
+        "--duration",
+        "40m",
+        "--faults",
+        "4",
+        "--seed",
+        "3",
+        "--traces-per-minute",
+        "20",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let run = |name: &str| {
+        let out = tmp.path().join(name);
+        thinkfl(&[
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            "9",
+            "--quiet",
+        ]);
+        report_without_timings(&out)
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert_eq!(a, b);
+    assert_eq!(a["cases"], 4);
+    assert_eq!(a["methods"].as_array().unwrap().len(), 7);
+}
