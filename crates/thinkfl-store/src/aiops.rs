@@ -18,6 +18,7 @@
 //! service row) and `log/all/logs.csv` (same columns as the raw logs).
 
 use crate::csvio::{Csv, FieldErr};
+use crate::fastspans;
 use crate::store::{SpanFields, StoreBuilder};
 use crate::{Error, LoadOptions, LoadReport, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,20 @@ pub(crate) trait RowSink {
     fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str);
     fn fault(&mut self, f: FaultCase);
     fn topology(&mut self, t: Topology);
+    /// The body of an unquoted span file (see [`fastspans`]).
+    fn span_text(
+        &mut self,
+        path: &Path,
+        text: &str,
+        lay: &fastspans::Layout,
+        opts: &LoadOptions,
+        report: &mut LoadReport,
+    ) -> Result<()>
+    where
+        Self: Sized,
+    {
+        fastspans::parse_lines(path, &text[lay.body()..], 2, lay, opts, report, self)
+    }
 }
 
 impl RowSink for Dataset {
@@ -92,6 +107,16 @@ impl RowSink for StoreBuilder {
     }
     fn topology(&mut self, t: Topology) {
         self.set_topology(Some(t));
+    }
+    fn span_text(
+        &mut self,
+        path: &Path,
+        text: &str,
+        lay: &fastspans::Layout,
+        opts: &LoadOptions,
+        report: &mut LoadReport,
+    ) -> Result<()> {
+        fastspans::parse_parallel(path, text, lay, opts, report, self)
     }
 }
 
@@ -199,6 +224,24 @@ pub const SPAN_HEADER: [&str; 9] = [
 ];
 
 fn read_spans(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<()> {
+    let buf = fs::read(path).map_err(|e| Error::io(path, e))?;
+    if memchr::memchr(b'"', &buf).is_none()
+        && let Ok(text) = std::str::from_utf8(&buf)
+    {
+        let lay = fastspans::layout(path, text)?;
+        return sink.span_text(path, text, &lay, opts, report);
+    }
+    drop(buf);
+    read_spans_csv(path, opts, report, sink)
+}
+
+/// The general span reader (quoted fields, invalid UTF-8 rows).
+pub(crate) fn read_spans_csv(
     path: &Path,
     opts: &LoadOptions,
     report: &mut LoadReport,

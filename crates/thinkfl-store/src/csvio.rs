@@ -2,7 +2,7 @@
 //! name file, line and column, and lenient skipping.
 
 use crate::{Error, LoadOptions, LoadReport, Result};
-use std::fs::File;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 /// A malformed field: its 0-based column and what is wrong.
@@ -16,16 +16,21 @@ pub(crate) struct FieldErr {
 #[derive(Debug)]
 pub(crate) struct Csv {
     path: PathBuf,
-    rdr: csv::Reader<File>,
+    rdr: csv::Reader<Cursor<Vec<u8>>>,
     pub headers: Vec<String>,
 }
 
 impl Csv {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // Whole files in memory: line numbers are computed from byte offsets, because the csv
+        // crate's own line count is off after blank lines.
+        let file = Cursor::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+        // Records end at `\n` only, and a `\r` before it is dropped by [`Fields`]: with the
+        // default CRLF terminator the csv crate reports CRLF records one line too early.
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(file);
         let headers = rdr.byte_headers().map_err(|e| csv_err(path, e))?.clone();
         let headers = headers
@@ -75,6 +80,7 @@ impl Csv {
     ) -> Result<()> {
         let mut rec = csv::ByteRecord::new();
         let width = self.headers.len();
+        let (mut seen_to, mut seen_lines) = (0usize, 1u64);
         loop {
             match self.rdr.read_byte_record(&mut rec) {
                 Ok(false) => break,
@@ -88,7 +94,21 @@ impl Csv {
                     return Err(err);
                 }
             }
-            let line = rec.position().map_or(0, |p| p.line());
+            let line = {
+                let buf = self.rdr.get_ref().get_ref();
+                let mut start = rec.position().map_or(0, |p| p.byte() as usize);
+                while start < buf.len() && matches!(buf[start], b'\n' | b'\r') {
+                    start += 1;
+                }
+                if start >= seen_to {
+                    seen_lines += memchr::memchr_iter(b'\n', &buf[seen_to..start]).count() as u64;
+                    seen_to = start;
+                }
+                seen_lines
+            };
+            if rec.len() == 1 && matches!(&rec[0], b"" | b"\r") {
+                continue; // a blank line
+            }
             let res = if rec.len() != width {
                 Err(FieldErr {
                     col: rec.len().min(width),
@@ -142,7 +162,13 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn str(&self, col: usize) -> std::result::Result<&'a str, FieldErr> {
-        std::str::from_utf8(&self.rec[col]).map_err(|_| FieldErr {
+        let mut b = &self.rec[col];
+        if col + 1 == self.rec.len()
+            && let Some(stripped) = b.strip_suffix(b"\r")
+        {
+            b = stripped;
+        }
+        std::str::from_utf8(b).map_err(|_| FieldErr {
             col,
             message: "not valid UTF-8".into(),
         })

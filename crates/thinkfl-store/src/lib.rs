@@ -4,7 +4,9 @@
 //! columnar, interned, indexed, immutable store every tool queries.
 
 pub mod aiops;
+pub mod bench;
 mod csvio;
+mod fastspans;
 pub mod jaeger;
 mod json;
 pub mod otlp;

@@ -114,6 +114,37 @@ impl StoreBuilder {
         self.parent_text.push(s.parent_span.as_bytes());
     }
 
+    /// Appends the spans of `other` (a builder that holds spans only), re-interning its
+    /// strings.
+    pub(crate) fn append_spans(&mut self, other: StoreBuilder) {
+        debug_assert!(other.m_ts.is_empty() && other.l_ts.is_empty());
+        let names: Vec<u32> = (0..other.names.len() as u32)
+            .map(|s| self.names.intern(other.names.get_bytes(s)))
+            .collect();
+        let traces: Vec<u32> = (0..other.traces.len() as u32)
+            .map(|s| self.traces.intern(other.traces.get_bytes(s)))
+            .collect();
+        let n = other.ts.len();
+        self.ts.reserve_exact(n);
+        self.ts.extend_from_slice(&other.ts);
+        self.dur.reserve_exact(n);
+        self.dur.extend_from_slice(&other.dur);
+        for (dst, src) in [
+            (&mut self.cmdb, &other.cmdb),
+            (&mut self.kind, &other.kind),
+            (&mut self.status, &other.status),
+            (&mut self.op, &other.op),
+        ] {
+            dst.reserve_exact(n);
+            dst.extend(src.iter().map(|&s| names[s as usize]));
+        }
+        self.trace.reserve_exact(n);
+        self.trace
+            .extend(other.trace.iter().map(|&t| traces[t as usize]));
+        self.span_id.append_owned(other.span_id);
+        self.parent_text.append_owned(other.parent_text);
+    }
+
     pub fn push_metric(
         &mut self,
         timestamp: i64,
@@ -192,30 +223,11 @@ impl StoreBuilder {
         assert!(n < ORPHAN as usize, "too many spans for one store");
         span_id.shrink_to_fit();
 
-        // span_id -> rows, sorted by (id bytes, row).
-        let by_id = sort_by_ids(&span_id);
-
-        // Resolve parents to the first row carrying the parent's id.
-        let parent: Vec<u32> = {
-            let resolved: Vec<Result<u32, ()>> = (0..n)
-                .into_par_iter()
-                .map(|i| {
-                    let p = parent_text.get_bytes(i);
-                    if p.is_empty() {
-                        Ok(NO_PARENT)
-                    } else {
-                        find_first(&by_id, &span_id, p).ok_or(())
-                    }
-                })
-                .collect();
-            resolved
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| match r {
-                    Ok(code) => code,
-                    Err(()) => ORPHAN | names.intern(parent_text.get_bytes(i)),
-                })
-                .collect()
+        // span_id -> rows sorted by (id bytes, row), and parents resolved to the first row
+        // carrying the parent's id.
+        let (by_id, parent) = match hex_keys(&span_id) {
+            Some(keys) => resolve_hex(&keys, &parent_text, &mut names),
+            None => resolve_generic(&span_id, &parent_text, &mut names),
         };
         drop(parent_text);
         let names = names.finish();
@@ -242,12 +254,26 @@ impl StoreBuilder {
             }
             (p, starts)
         };
-        let mut by_parent: Vec<u32> = time
+        // Children: rows with a parent in the data by (parent row, timestamp, row), then rows
+        // with a missing parent by (parent id symbol | ORPHAN, timestamp, row).
+        let mut by_parent = {
+            let resolved: Vec<u32> = time
+                .iter()
+                .copied()
+                .filter(|&i| parent[i as usize] & ORPHAN == 0)
+                .collect();
+            counting_sort(&resolved, &parent, n)
+        };
+        let mut orphans: Vec<u32> = time
             .iter()
             .copied()
-            .filter(|&i| parent[i as usize] != NO_PARENT)
+            .filter(|&i| {
+                let p = parent[i as usize];
+                p != NO_PARENT && p & ORPHAN != 0
+            })
             .collect();
-        by_parent.par_sort_by_key(|&i| parent[i as usize]);
+        orphans.sort_by_key(|&i| parent[i as usize]);
+        by_parent.extend_from_slice(&orphans);
         let roots: Vec<u32> = time
             .iter()
             .copied()
@@ -341,26 +367,93 @@ impl StoreBuilder {
     }
 }
 
-/// Rows sorted by their span id bytes, then by row. Ids that are all 16 lowercase hex digits
-/// sort as `u64` keys, whose order is the same as the bytes' order.
-fn sort_by_ids(ids: &StrColumn) -> Vec<u32> {
-    let n = ids.len();
-    let hex: Option<Vec<u64>> = (0..n)
+/// Every span id as a `u64` when all of them are 16 lowercase hex digits (the data's ids); the
+/// keys' order is then the ids' byte order.
+fn hex_keys(ids: &StrColumn) -> Option<Vec<u64>> {
+    (0..ids.len())
         .into_par_iter()
         .map(|i| hex16(ids.get_bytes(i)))
+        .collect()
+}
+
+/// [`resolve_generic`] for hex ids: one parallel sort of (id, row), one of (parent id, row),
+/// and a merge join of the two.
+fn resolve_hex(
+    keys: &[u64],
+    parent_text: &StrColumn,
+    names: &mut PoolBuilder,
+) -> (Vec<u32>, Vec<u32>) {
+    let n = keys.len();
+    let mut ids: Vec<(u64, u32)> = keys.par_iter().copied().zip(0..n as u32).collect();
+    ids.par_sort_unstable();
+    let mut parent = vec![NO_PARENT; n];
+    let mut wanted: Vec<(u64, u32)> = (0..n)
+        .into_par_iter()
+        .filter_map(|i| hex16(parent_text.get_bytes(i)).map(|k| (k, i as u32)))
         .collect();
-    match hex {
-        Some(keys) => {
-            let mut pairs: Vec<(u64, u32)> = keys.into_iter().zip(0..n as u32).collect::<Vec<_>>();
-            pairs.par_sort_unstable();
-            pairs.into_iter().map(|(_, i)| i).collect()
+    wanted.par_sort_unstable();
+    let (mut j, mut k) = (0usize, 0usize);
+    while k < wanted.len() {
+        let key = wanted[k].0;
+        while j < ids.len() && ids[j].0 < key {
+            j += 1;
         }
-        None => {
-            let mut p: Vec<u32> = (0..n as u32).collect();
-            p.par_sort_by(|&a, &b| ids.get_bytes(a as usize).cmp(ids.get_bytes(b as usize)));
-            p
+        // Equal ids sort by row, so `ids[j]` is the first row with this id.
+        let code = if j < ids.len() && ids[j].0 == key {
+            ids[j].1
+        } else {
+            ORPHAN | names.intern(format!("{key:016x}").as_bytes())
+        };
+        while k < wanted.len() && wanted[k].0 == key {
+            parent[wanted[k].1 as usize] = code;
+            k += 1;
         }
     }
+    drop(wanted);
+    // Parents that are not hex ids cannot be in the data.
+    for (i, p) in parent.iter_mut().enumerate() {
+        if *p == NO_PARENT {
+            let t = parent_text.get_bytes(i);
+            if !t.is_empty() {
+                *p = ORPHAN | names.intern(t);
+            }
+        }
+    }
+    (ids.into_iter().map(|(_, i)| i).collect(), parent)
+}
+
+/// Rows sorted by (span id bytes, row), and each row's parent code: the first row carrying the
+/// parent's id, [`NO_PARENT`], or [`ORPHAN`] | the interned parent id.
+fn resolve_generic(
+    span_id: &StrColumn,
+    parent_text: &StrColumn,
+    names: &mut PoolBuilder,
+) -> (Vec<u32>, Vec<u32>) {
+    let n = span_id.len();
+    let mut by_id: Vec<u32> = (0..n as u32).collect();
+    // A stable sort: equal ids stay in row order.
+    by_id.par_sort_by(|&a, &b| {
+        span_id
+            .get_bytes(a as usize)
+            .cmp(span_id.get_bytes(b as usize))
+    });
+    let resolved: Vec<Option<u32>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let p = parent_text.get_bytes(i);
+            if p.is_empty() {
+                Some(NO_PARENT)
+            } else {
+                find_first(&by_id, span_id, p)
+            }
+        })
+        .collect();
+    let parent = resolved
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| ORPHAN | names.intern(parent_text.get_bytes(i))))
+        .collect();
+    (by_id, parent)
 }
 
 /// Parses exactly 16 lowercase hex digits.
@@ -751,6 +844,33 @@ impl TelemetryStore {
             .partition_point(|&i| self.ts[i as usize] < to_ms)
             .max(lo);
         self.time[lo..hi].iter().map(move |&i| self.sref(i))
+    }
+
+    /// Distinct (parent span's `cmdb_id`, child span's `cmdb_id`) pairs, sorted.
+    pub fn caller_callee_components(&self) -> Vec<(&str, &str)> {
+        let pairs: std::collections::HashSet<(u32, u32), crate::strings::FxBuild> = (0..self
+            .span_count())
+            .into_par_iter()
+            .fold(
+                std::collections::HashSet::default,
+                |mut set: std::collections::HashSet<(u32, u32), crate::strings::FxBuild>, i| {
+                    let p = self.parent[i];
+                    if p & ORPHAN == 0 {
+                        set.insert((self.cmdb[p as usize], self.cmdb[i]));
+                    }
+                    set
+                },
+            )
+            .reduce(std::collections::HashSet::default, |mut a, b| {
+                a.extend(b);
+                a
+            });
+        let mut out: Vec<(&str, &str)> = pairs
+            .into_iter()
+            .map(|(a, b)| (self.names.get(a), self.names.get(b)))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Distinct span `cmdb_id`s, sorted.

@@ -81,19 +81,8 @@ pub struct StrColumn {
 }
 
 impl StrColumn {
-    pub fn with_byte_capacity(bytes: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(bytes),
-            ..Self::default()
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Appends a string; `s` must be UTF-8 (callers check before).
@@ -131,6 +120,15 @@ impl StrColumn {
         // Every push came from a `&str` or from bytes checked as UTF-8 by the reader; a
         // failure here is a bug of this crate, not bad input.
         std::str::from_utf8(self.get_bytes(i)).expect("StrColumn holds UTF-8 only")
+    }
+
+    /// Appends every string of `other`, moving it when `self` is empty.
+    pub fn append_owned(&mut self, other: StrColumn) {
+        if self.len == 0 {
+            *self = other;
+        } else {
+            self.extend_from(&other);
+        }
     }
 
     /// Appends every string of `other`.
@@ -175,10 +173,6 @@ impl Pool {
         self.strings.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
-    }
-
     #[inline]
     pub fn get(&self, sym: u32) -> &str {
         self.strings.get(sym as usize)
@@ -191,11 +185,6 @@ impl Pool {
             .binary_search_by(|&sym| self.strings.get_bytes(sym as usize).cmp(s))
             .ok()
             .map(|i| self.sorted[i])
-    }
-
-    /// Every symbol, in string order.
-    pub fn sorted_symbols(&self) -> &[u32] {
-        &self.sorted
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -224,10 +213,6 @@ impl PoolBuilder {
 
     pub fn len(&self) -> usize {
         self.strings.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
     }
 
     pub fn get_bytes(&self, sym: u32) -> &[u8] {

@@ -76,15 +76,13 @@ pub fn derive_topology(store: &TelemetryStore) -> Topology {
             }
         }
     }
-    let mut calls: BTreeSet<(String, String)> = BTreeSet::new();
-    for s in store.spans() {
-        if let Some(p) = s.parent() {
-            let (a, b) = (service_of(p.cmdb_id()), service_of(s.cmdb_id()));
-            if a != b && !calls.contains(&(a.to_string(), b.to_string())) {
-                calls.insert((a.to_string(), b.to_string()));
-            }
-        }
-    }
+    let calls: BTreeSet<(String, String)> = store
+        .caller_callee_components()
+        .into_iter()
+        .map(|(a, b)| (service_of(a), service_of(b)))
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     let mut t = Topology {
         services: services
             .into_iter()

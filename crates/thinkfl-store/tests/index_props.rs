@@ -13,28 +13,29 @@ const PODS: [&str; 6] = [
     "node-1",
     "checkout",
 ];
-/// Span ids: few, so that ids repeat and parents are sometimes absent.
+/// Span ids: few, so that ids repeat and parents are sometimes absent. All 16 lowercase hex
+/// digits in the first 6 (the store's `u64` path when only those occur), others after.
 const IDS: [&str; 8] = [
     "00000000000000a1",
     "00000000000000b2",
     "00000000000000c3",
     "00000000000000d4",
-    "e5",
     "f6f6f6f6f6f6f6f6",
     "0000000000000007",
+    "e5",
     "A8",
 ];
 
-fn span() -> impl Strategy<Value = Span> {
+fn span(ids: usize) -> impl Strategy<Value = Span> {
     (
         0i64..40,
         0usize..PODS.len(),
-        0usize..IDS.len(),
+        0usize..ids,
         0usize..4,
         0i64..1000,
         prop_oneof![Just(""), Just("rpc"), Just("http")],
         prop_oneof![Just("0"), Just("OK"), Just("500"), Just("")],
-        0usize..IDS.len() + 3,
+        0usize..IDS.len() + 4,
     )
         .prop_map(|(ts, pod, id, tr, dur, kind, st, par)| Span {
             timestamp: ts,
@@ -48,6 +49,7 @@ fn span() -> impl Strategy<Value = Span> {
             parent_span: match par {
                 p if p < IDS.len() => IDS[p].into(),
                 p if p == IDS.len() => "missing0000000001".into(),
+                p if p == IDS.len() + 1 => "00000000000000ff".into(),
                 _ => String::new(),
             },
         })
@@ -92,7 +94,10 @@ fn log() -> impl Strategy<Value = LogRecord> {
 
 fn dataset() -> impl Strategy<Value = Dataset> {
     (
-        prop::collection::vec(span(), 0..60),
+        prop_oneof![
+            prop::collection::vec(span(IDS.len()), 0..60),
+            prop::collection::vec(span(6), 0..60),
+        ],
         prop::collection::vec(metric(), 0..60),
         prop::collection::vec(log(), 0..40),
     )
@@ -150,7 +155,7 @@ proptest! {
         for (i, s) in sp.iter().enumerate() {
             prop_assert_eq!(&store.span(thinkfl_store::SpanIdx(i as u32)).to_span(), s);
         }
-        for id in IDS.iter().copied().chain(["missing0000000001", "nope", ""]) {
+        for id in IDS.iter().copied().chain(["missing0000000001", "00000000000000ff", "nope", ""]) {
             let first = sp.iter().position(|s| s.span_id == id);
             prop_assert_eq!(store.span_by_id(id).map(|s| s.idx().0 as usize), first);
             let all: Vec<usize> = (0..sp.len()).filter(|&i| sp[i].span_id == id).collect();

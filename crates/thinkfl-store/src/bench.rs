@@ -1,0 +1,251 @@
+//! Load benchmark of the store: generates a synthetic AIOps 2022 span file (seeded), then loads
+//! and indexes it with [`TelemetryStore::load`], and reports spans/s and bytes per span, both as
+//! the resident-set growth of the process (`VmRSS` of `/proc/self/status`, before and after the
+//! load, with the file buffer already freed) and as the store's own heap size
+//! ([`TelemetryStore::heap_bytes`]). Figures are printed, never asserted.
+
+use crate::{Error, LoadOptions, Result, TelemetryStore};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Configuration of the store benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Spans in the generated file.
+    pub spans: usize,
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Mean spans per trace (real AIOps 2022 traces have tens of spans).
+    pub spans_per_trace: usize,
+    /// Directory for the generated data set; a fresh temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+}
+
+impl BenchConfig {
+    pub const DEFAULT_SPANS: usize = 5_000_000;
+    pub const DEFAULT_SEED: u64 = 7;
+    pub const DEFAULT_SPANS_PER_TRACE: usize = 20;
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.spans == 0 || self.spans >= (1 << 31) {
+            return Err(format!("spans must be in 1..2^31, got {}", self.spans));
+        }
+        if self.spans_per_trace == 0 {
+            return Err("spans_per_trace must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            spans: Self::DEFAULT_SPANS,
+            seed: Self::DEFAULT_SEED,
+            spans_per_trace: Self::DEFAULT_SPANS_PER_TRACE,
+            dir: None,
+        }
+    }
+}
+
+/// What [`bench_store`] measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    pub spans: usize,
+    pub traces: usize,
+    pub file_bytes: u64,
+    pub span_file: PathBuf,
+    pub threads: usize,
+    pub generate_seconds: f64,
+    pub load_seconds: f64,
+    pub spans_per_second: f64,
+    /// Growth of VmRSS over the load, per span (`None` where `/proc` is unavailable).
+    pub rss_bytes_per_span: Option<f64>,
+    /// The store's heap (capacity of its columns and indexes) per span.
+    pub heap_bytes_per_span: f64,
+}
+
+/// The span file of a data set directory.
+pub fn span_file(dir: &Path) -> PathBuf {
+    dir.join("trace/all/trace_jaeger-span.csv")
+}
+
+const SERVICES: [&str; 10] = [
+    "frontend",
+    "cartservice",
+    "productcatalogservice",
+    "currencyservice",
+    "paymentservice",
+    "shippingservice",
+    "emailservice",
+    "checkoutservice",
+    "recommendationservice",
+    "adservice",
+];
+
+/// Writes `spans` synthetic spans in the AIOps 2022 span layout; returns (bytes, traces).
+pub fn generate_span_csv(
+    path: &Path,
+    spans: usize,
+    seed: u64,
+    spans_per_trace: usize,
+) -> Result<(u64, usize)> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+    }
+    let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = BufWriter::with_capacity(1 << 22, f);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pods: Vec<String> = SERVICES
+        .iter()
+        .flat_map(|s| {
+            (0..3)
+                .map(move |i| format!("{s}-{i}"))
+                .chain(std::iter::once(format!("{s}2-0")))
+        })
+        .collect();
+    let ops: Vec<String> = SERVICES
+        .iter()
+        .flat_map(|s| ["Get", "List", "Put"].map(|m| format!("hipstershop.{s}/{m}")))
+        .collect();
+    let io = |e| Error::io(path, e);
+    w.write_all(
+        b"timestamp,cmdb_id,span_id,trace_id,duration,type,status_code,operation_name,parent_span\n",
+    )
+    .map_err(io)?;
+    let mut written = 0usize;
+    let mut traces = 0usize;
+    let mut t0: i64 = 1_647_700_000_000;
+    let mut ids: Vec<u64> = Vec::new();
+    let mut line = Vec::with_capacity(256);
+    while written < spans {
+        let len = rng
+            .random_range(1..=2 * spans_per_trace - 1)
+            .min(spans - written);
+        let trace: u128 = rng.random();
+        t0 += rng.random_range(0..3);
+        ids.clear();
+        for k in 0..len {
+            let id: u64 = rng.random();
+            let parent = if k == 0 {
+                None
+            } else {
+                Some(ids[rng.random_range(0..ids.len())])
+            };
+            ids.push(id);
+            let pod = &pods[rng.random_range(0..pods.len())];
+            let op = &ops[rng.random_range(0..ops.len())];
+            let kind = ["rpc", "rpc", "http", "db", ""][rng.random_range(0..5)];
+            let status = match rng.random_range(0..100) {
+                0 => "500",
+                1 => "1",
+                2..=9 => "OK",
+                10..=19 => "200",
+                _ => "0",
+            };
+            line.clear();
+            let ts = t0 + k as i64 * rng.random_range(0..5);
+            let dur: u32 = rng.random_range(10..2_000_000);
+            write!(
+                line,
+                "{ts},{pod},{id:016x},{trace:032x},{dur},{kind},{status},{op},"
+            )
+            .map_err(io)?;
+            if let Some(p) = parent {
+                write!(line, "{p:016x}").map_err(io)?;
+            }
+            line.push(b'\n');
+            w.write_all(&line).map_err(io)?;
+        }
+        written += len;
+        traces += 1;
+    }
+    w.flush().map_err(io)?;
+    let bytes = std::fs::metadata(path).map_err(io)?.len();
+    Ok((bytes, traces))
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/status`.
+pub fn resident_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Generates the file, then loads and indexes it, timing the load.
+pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
+    cfg.validate()
+        .map_err(|m| Error::format(Path::new("bench"), m))?;
+    let tmp;
+    let dir = match &cfg.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!(
+                "thinkfl-bench-store-{}-{}",
+                std::process::id(),
+                cfg.seed
+            ));
+            tmp
+        }
+    };
+    let file = span_file(&dir);
+    let t = Instant::now();
+    let (file_bytes, traces) = generate_span_csv(&file, cfg.spans, cfg.seed, cfg.spans_per_trace)?;
+    let generate_seconds = t.elapsed().as_secs_f64();
+
+    let before = resident_bytes();
+    let t = Instant::now();
+    let (store, report) = TelemetryStore::load(&dir, &LoadOptions::default())?;
+    let load_seconds = t.elapsed().as_secs_f64();
+    let after = resident_bytes();
+    assert_eq!(report.skipped_rows, 0, "the generator writes valid rows");
+    let n = store.span_count();
+    let heap = store.heap_bytes();
+    let rss = match (before, after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
+        _ => None,
+    };
+    let out = BenchReport {
+        spans: n,
+        traces: store.trace_count(),
+        file_bytes,
+        span_file: file,
+        threads: rayon::current_num_threads(),
+        generate_seconds,
+        load_seconds,
+        spans_per_second: n as f64 / load_seconds,
+        rss_bytes_per_span: rss,
+        heap_bytes_per_span: heap as f64 / n as f64,
+    };
+    debug_assert_eq!(out.traces, traces);
+    drop(store);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_file_loads_completely_and_deterministically() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BenchConfig {
+            spans: 5000,
+            dir: Some(dir.path().to_path_buf()),
+            ..BenchConfig::default()
+        };
+        let r = bench_store(&cfg).unwrap();
+        assert_eq!(r.spans, 5000);
+        let (store, _) = TelemetryStore::load(dir.path(), &LoadOptions::default()).unwrap();
+        // Every non-root span's parent is in the file.
+        assert_eq!(store.roots().count(), r.traces);
+        let first = std::fs::read(span_file(dir.path())).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        generate_span_csv(&span_file(other.path()), 5000, cfg.seed, 20).unwrap();
+        assert_eq!(std::fs::read(span_file(other.path())).unwrap(), first);
+    }
+}
