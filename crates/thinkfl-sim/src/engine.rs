@@ -52,6 +52,8 @@ struct LogRec {
     ts: i64,
     seq: u64,
     pod: u32,
+    /// An access-log line of the pod's sidecar rather than of the service.
+    proxy: bool,
     text: String,
 }
 
@@ -591,6 +593,18 @@ impl<'a, S: Sink> Engine<'a, S> {
             ts,
             seq: self.seq,
             pod,
+            proxy: false,
+            text,
+        });
+    }
+
+    fn push_proxy_log(&mut self, ts: i64, pod: u32, text: String) {
+        self.seq += 1;
+        self.logs.push(LogRec {
+            ts,
+            seq: self.seq,
+            pod,
+            proxy: true,
             text,
         });
     }
@@ -690,6 +704,21 @@ impl<'a, S: Sink> Engine<'a, S> {
         let rec = &mut self.spans[idx];
         rec.dur_us = end - t;
         rec.status = status;
+        // The caller's sidecar logs failed and slow calls.
+        if self.cfg.logs && !op.client_only && (status != Status::Ok || end - t >= 1_000_000) {
+            let callee_name = &m.svcs[callee_svc as usize].name;
+            let port = 7000 + (callee_svc % 1000) as u16;
+            let line = logs::proxy_line(
+                t.div_euclid(1000),
+                &op.method,
+                status,
+                (end - t) / 1000,
+                callee_name,
+                port,
+                &mut self.rl,
+            );
+            self.push_proxy_log(end.div_euclid(1_000_000), caller, line);
+        }
         // Service and istio metrics of the call.
         let dur_ms = (end - t) as f64 / 1000.0;
         if !op.client_only {
@@ -1190,8 +1219,14 @@ impl<'a, S: Sink> Engine<'a, S> {
             o.cmdb_id.clear();
             o.cmdb_id.push_str(&m.pods[r.pod as usize].name);
             o.log_name.clear();
-            o.log_name
-                .push_str(&m.svcs[m.pods[r.pod as usize].svc as usize].log_name);
+            let svc = &m.svcs[m.pods[r.pod as usize].svc as usize];
+            if r.proxy {
+                o.log_name.push_str("log_");
+                o.log_name.push_str(&svc.name);
+                o.log_name.push_str("-envoy_proxy");
+            } else {
+                o.log_name.push_str(&svc.log_name);
+            }
             o.value = r.text;
             self.stats.logs += 1;
             self.sink.log(&self.out_log)?;

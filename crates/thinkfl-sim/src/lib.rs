@@ -27,7 +27,10 @@
 //!   await, queue, disk space, network bytes and retransmissions), service (`rr`, `sr`, `mrt`,
 //!   `count`) and istio (requests, duration, request and response bytes per pod and peer
 //!   service, error-code series from their first error, TCP bytes to datastores).
-//! * **Logs**: the real sample's templates per service, error lines under faults.
+//! * **Logs**: the real sample's templates per service (`log_<service>-service_application`),
+//!   error lines under faults, and the callers' sidecar access-log lines of failed or slow calls
+//!   (`log_<service>-envoy_proxy`, Istio's access-log format, kept only for `code >= 400` or
+//!   `duration >= 1 s`).
 //!
 //! # What each fault does
 //!
@@ -40,13 +43,13 @@
 //! | --- | --- | --- | --- |
 //! | container CPU load | CPU-bound self time on the pod grows with CPU-quota queueing (about ×1.7 weak to ×15 strong) | `container_cpu_usage_seconds`, `_user_`, `_system_`, `cfs_throttled_periods`, `cfs_throttled_seconds`, `load_average_10s` up; node `system.cpu.pct_usage` up a little | — |
 //! | container memory load | mild slowdown (reclaim, GC) near the limit | `container_memory_usage_MB`, `working_set_MB`, `rss`, `cache` up; `pgmajfault` up | — |
-//! | container network delay | every message in or out of the pod delayed (5–600 ms): calls to and from it slow, the gap between client and server span grows | istio request duration on the pod's edges, `container_sockets`, service `mrt` | Python services: OpenTelemetry exporter tracebacks |
-//! | container packet loss | TCP retransmission stalls of 200 ms·(2^k − 1) on calls crossing the pod, as in the real sample's 13 s span; deadline errors (`4`) | `transmit_packets_dropped`, transmit packets (retransmissions), node `tcp.retrans_segs`, istio duration and error series | tracebacks (Python), frontend `request error` on failures |
+//! | container network delay | every message in or out of the pod delayed (5–600 ms): calls to and from it slow, the gap between client and server span grows | istio request duration on the pod's edges, `container_sockets`, service `mrt` | Python services: OpenTelemetry exporter tracebacks; callers' sidecar lines of calls over 1 s |
+//! | container packet loss | TCP retransmission stalls of 200 ms·(2^k − 1) on calls crossing the pod, as in the real sample's 13 s span; deadline errors (`4`) | `transmit_packets_dropped`, transmit packets (retransmissions), node `tcp.retrans_segs`, istio duration and error series | tracebacks (Python), frontend `request error` on failures, callers' sidecar lines (`504 UT`, slow `200`) |
 //! | container packet corruption | the same stalls (corrupted segments are dropped and resent) | `receive_packets_dropped`, retransmissions, istio duration | as loss |
 //! | container packet duplication | a few µs per duplicate, a rare 200 ms stall: a weak latency effect | receive and transmit packets up by the duplicate rate | — |
 //! | container read IO load | IO-bound work on the pod and its node slower; stress worker CPU on the pod | `container_fs_reads./dev/vda`, `fs_reads_MB`; node `system.io.r_s`, `rkb_s`, `util`, `await`, `avg_q_sz`, `cpu.iowait` | — |
 //! | container write IO load | as read IO load | `container_fs_writes./dev/vda`, `fs_writes_MB`, `fs_usage_MB`; node `w_s`, `wkb_s`, `util`, `await` | — |
-//! | container process kill | calls to the dead pod are refused (`14`/`503`, a few ms) until the readiness probe removes it (10 s); the sidecar retries 80 % on another pod; a whole service killed fails every call and the root span (`500`); slow cold start after the restart; repeated kills while the fault lasts | no container rows while down (gaps), `container_start_time_seconds` jumps, threads and memory restart low, istio `…14.0` series appear, service `rr`/`sr` drop | frontend `request error`, start-up lines of the restarted process |
+//! | container process kill | calls to the dead pod are refused (`14`/`503`, a few ms) until the readiness probe removes it (10 s); the sidecar retries 80 % on another pod; a whole service killed fails every call and the root span (`500`); slow cold start after the restart; repeated kills while the fault lasts | no container rows while down (gaps), `container_start_time_seconds` jumps, threads and memory restart low, istio `…14.0` series appear, service `rr`/`sr` drop | frontend `request error`, callers' sidecar lines `503 UF,URX`, start-up lines of the restarted process |
 //! | node CPU fault | every pod on the node slower (host CPU queueing) | `system.cpu.pct_usage`, `user`, `system`, `load.1`, `load.5` | — |
 //! | node CPU climb | as node CPU fault, ramping up over the window | the same, ramping | — |
 //! | node memory | mild slowdown of the node's pods (page cache lost) | `system.mem.used`, `real.used`, `pct_usage` up; `free`, `usable` down | — |

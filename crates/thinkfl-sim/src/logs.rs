@@ -340,3 +340,103 @@ pub(crate) fn redis_save(pid: u32, out: &mut Vec<String>) {
     out.push("RDB: 0 MB of memory used by copy-on-write".to_string());
     out.push("Background saving terminated with success".to_string());
 }
+
+/// `2022-03-20T08:01:02.345Z` from ms since the epoch (UTC).
+fn iso_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// An Envoy access-log line of the caller's sidecar, as Istio writes it, for a failed or slow
+/// outbound call (the mesh's access log keeps only those: `response_code >= 400 ||
+/// duration >= 1000`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn proxy_line(
+    start_ms: i64,
+    method: &str,
+    status: Status,
+    dur_ms: i64,
+    callee: &str,
+    port: u16,
+    rng: &mut ChaCha8Rng,
+) -> String {
+    let (code, flags) = match status {
+        Status::Ok => (200, "-"),
+        Status::Unavailable => (503, "UF,URX"),
+        Status::Deadline => (504, "UT"),
+        Status::Unknown => (500, "-"),
+    };
+    let path = if method.contains(' ') {
+        method.to_string()
+    } else {
+        format!("POST /{method} HTTP/2")
+    };
+    let ip = |rng: &mut ChaCha8Rng| {
+        format!(
+            "172.20.{}.{}",
+            rng.random_range(0..8),
+            rng.random_range(2..250)
+        )
+    };
+    let upstream = ip(rng);
+    let local = ip(rng);
+    format!(
+        "[{}] \"{path}\" {code} {flags} via_upstream - \"-\" {} {} {dur_ms} {} \"-\" \"grpc-go/1.31.0\" \"{}\" \"{callee}:{port}\" \"{upstream}:{port}\" outbound|{port}||{callee}.default.svc.cluster.local {local}:{} 10.68.{}.{}:{port} {local}:{} - default",
+        iso_ms(start_ms),
+        rng.random_range(5..400),
+        if code == 200 {
+            rng.random_range(5..2000)
+        } else {
+            0
+        },
+        if code == 200 {
+            dur_ms.saturating_sub(1)
+        } else {
+            0
+        },
+        uuid(rng),
+        rng.random_range(32768..60999),
+        rng.random_range(0..255),
+        rng.random_range(2..255),
+        rng.random_range(32768..60999),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_ms(1_647_747_340_693), "2022-03-20T03:35:40.693Z");
+        assert_eq!(iso_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn raw_lines_lose_their_first_character_like_the_sample() {
+        assert_eq!(raw("GetCartAsync called"), "etCartAsync called");
+        assert_eq!(
+            raw("Traceback (most recent call last):"),
+            "raceback (most recent call last):"
+        );
+    }
+}
