@@ -95,7 +95,46 @@ pub struct HttpFigures {
     pub requests_per_s: f64,
     pub p50_us: u32,
     pub p99_us: u32,
+    /// CPU time of the server's threads per request (µs), from /proc: independent of other
+    /// load on the machine.
+    pub server_cpu_us_per_request: f64,
+    /// CPU time of the load client's threads per request (µs).
+    pub client_cpu_us_per_request: f64,
+    /// Requests per second the server would answer with two dedicated cores, from its CPU time
+    /// per request (2e6 / server_cpu_us_per_request).
+    pub projected_req_per_s_on_2_cores: f64,
     pub examples: Vec<String>,
+}
+
+/// CPU seconds (user + system) used so far by this process's threads whose name starts with
+/// `prefix` (Linux /proc; 0 elsewhere).
+pub fn threads_cpu_s(prefix: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
+    const TICKS: f64 = 100.0;
+    let mut total = 0.0;
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        // Fields after the name: state is field 3; utime and stime are fields 14 and 15.
+        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let f = |i: usize| {
+            rest.get(i - 3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        total += (f(14) + f(15)) / TICKS;
+    }
+    total
 }
 
 /// Everything a run measured.
@@ -155,6 +194,14 @@ impl ToolsBenchReport {
                 h.io_errors,
                 self.server_threads,
                 self.client_threads
+            );
+            let _ = writeln!(
+                o,
+                "{:<28} CPU per request: server {:.1} µs, client {:.1} µs -> {:.0} req/s projected for the server on 2 dedicated cores",
+                "",
+                h.server_cpu_us_per_request,
+                h.client_cpu_us_per_request,
+                h.projected_req_per_s_on_2_cores
             );
             for e in &h.examples {
                 let _ = writeln!(o, "    e.g. {e}");
@@ -495,7 +542,14 @@ pub fn run(
         .thread_name("tools-client")
         .enable_all()
         .build()?;
-    let figures = |r: loadgen::LoadReport, connections: usize| HttpFigures {
+    let figures = |r: loadgen::LoadReport, connections: usize, cpu: (f64, f64)| HttpFigures {
+        server_cpu_us_per_request: cpu.0 * 1e6 / r.sent.max(1) as f64,
+        client_cpu_us_per_request: cpu.1 * 1e6 / r.sent.max(1) as f64,
+        projected_req_per_s_on_2_cores: if cpu.0 > 0.0 {
+            2.0 * r.sent as f64 / cpu.0
+        } else {
+            0.0
+        },
         connections,
         sent: r.sent,
         correct: r.correct,
@@ -515,7 +569,13 @@ pub fn run(
             deadline: cfg.http_deadline,
             io_timeout: Duration::from_secs(30),
         };
-        client_rt.block_on(loadgen::run(&lc, probes))
+        let (s0, c0) = (threads_cpu_s("tools-server"), threads_cpu_s("tools-client"));
+        let r = client_rt.block_on(loadgen::run(&lc, probes));
+        let cpu = (
+            threads_cpu_s("tools-server") - s0,
+            threads_cpu_s("tools-client") - c0,
+        );
+        r.map(|r| (r, cpu))
     };
     // Warm up connections and caches briefly, then measure.
     run_load(
@@ -523,14 +583,10 @@ pub fn run(
         cfg.http_connections * 10,
         clean.clone(),
     )?;
-    report.http_search_traces = figures(
-        run_load(cfg.http_connections, cfg.http_requests, clean)?,
-        cfg.http_connections,
-    );
-    report.http_storm = figures(
-        run_load(cfg.storm_connections, cfg.storm_requests, storm)?,
-        cfg.storm_connections,
-    );
+    let (r, cpu) = run_load(cfg.http_connections, cfg.http_requests, clean)?;
+    report.http_search_traces = figures(r, cfg.http_connections, cpu);
+    let (r, cpu) = run_load(cfg.storm_connections, cfg.storm_requests, storm)?;
+    report.http_storm = figures(r, cfg.storm_connections, cpu);
     let _ = stop_tx.send(());
     let _ = server_rt.block_on(serving);
     Ok(report)

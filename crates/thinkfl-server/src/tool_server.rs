@@ -220,7 +220,22 @@ impl ToolServer {
             .route("/search_logs", get(|s, q| paper_get(s, q, "search_logs")))
             .route("/check_trace", get(check_trace))
             .route("/v1/tools", get(list_tools))
-            .route("/v1/tools/call", post(call_tool))
+            // Only requests with a body can be slow after their headers; GET handlers are short
+            // synchronous calls, and header reads are bounded by the connection's timeout.
+            .route(
+                "/v1/tools/call",
+                post(call_tool).layer(middleware::from_fn(
+                    move |req: Request, next: Next| async move {
+                        match tokio::time::timeout(timeout, next.run(req)).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                ApiError::new(StatusCode::REQUEST_TIMEOUT, "request timed out")
+                                    .into_response()
+                            }
+                        }
+                    },
+                )),
+            )
             .route("/v1/datasets", get(list_datasets))
             .route("/healthz", get(|| async { "ok" }))
             .fallback(|| async {
@@ -236,15 +251,6 @@ impl ToolServer {
                 )
             })
             .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-            .layer(middleware::from_fn(
-                move |req: Request, next: Next| async move {
-                    match tokio::time::timeout(timeout, next.run(req)).await {
-                        Ok(r) => r,
-                        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "request timed out")
-                            .into_response(),
-                    }
-                },
-            ))
             .with_state(self)
     }
 }
