@@ -156,3 +156,49 @@ mod tests {
         assert_eq!(series_score(&ts, &vs, w, Scaler::Standard, &short), None);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The windows by scanning every point, as a reference for the binary searches.
+    fn naive(
+        ts: &[i64],
+        vs: &[f64],
+        w: CaseWindow,
+        scaler: Scaler,
+        cfg: &MetricConfig,
+    ) -> Option<f64> {
+        let reference: Vec<f64> = ts
+            .iter()
+            .zip(vs)
+            .filter(|(t, _)| **t >= w.start_s - cfg.reference_s && **t < w.start_s)
+            .map(|(_, v)| *v)
+            .collect();
+        let (c, s) = fit(&reference, scaler, cfg)?;
+        ts.iter()
+            .zip(vs)
+            .filter(|(t, v)| **t >= w.start_s && **t < w.end_s && v.is_finite())
+            .map(|(_, v)| (v - c).abs() / s)
+            .reduce(f64::max)
+    }
+
+    proptest! {
+        #[test]
+        fn windows_match_a_scan(
+            mut ts in proptest::collection::vec(0i64..400, 0..60),
+            vals in proptest::collection::vec(-50.0f64..50.0, 60),
+            start in 0i64..400,
+            len in 1i64..200,
+            robust in any::<bool>(),
+        ) {
+            ts.sort_unstable();
+            let vs = &vals[..ts.len()];
+            let cfg = MetricConfig { reference_s: 100, min_reference_points: 2, min_relative_scale: 0.01 };
+            let w = CaseWindow { start_s: start, end_s: start + len };
+            let scaler = if robust { Scaler::Robust } else { Scaler::Standard };
+            prop_assert_eq!(series_score(&ts, vs, w, scaler, &cfg), naive(&ts, vs, w, scaler, &cfg));
+        }
+    }
+}

@@ -108,3 +108,46 @@ mod tests {
         assert_eq!(r, vec![s("x"), s("y")]);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Quadratic reference: score every distinct item by scanning every list.
+    fn naive(rankings: &[Vec<RootCause>], offset: f64) -> Vec<RootCause> {
+        let mut items: Vec<(RootCause, f64, usize, (usize, usize))> = Vec::new();
+        for (q, r) in rankings.iter().enumerate() {
+            for (p, it) in r.iter().enumerate() {
+                if items.iter().any(|x| key(&x.0) == key(it)) {
+                    continue;
+                }
+                let mut score = 0.0;
+                let mut best = usize::MAX;
+                for r2 in rankings {
+                    if let Some(pos) = r2.iter().position(|o| key(o) == key(it)) {
+                        score += 1.0 / (offset + (pos + 1) as f64);
+                        best = best.min(pos);
+                    }
+                }
+                items.push((it.clone(), score, best, (q, p)));
+            }
+        }
+        items.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+        items.into_iter().map(|x| x.0).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn fusion_matches_a_naive_scan(
+            lists in proptest::collection::vec(proptest::collection::vec(0u8..8, 0..8), 0..4),
+            offset in prop_oneof![Just(0.0), Just(60.0)],
+        ) {
+            let rankings: Vec<Vec<RootCause>> = lists
+                .iter()
+                .map(|l| l.iter().map(|i| RootCause { service: Some(format!("s{i}")), ..Default::default() }).collect())
+                .collect();
+            prop_assert_eq!(fuse(&rankings, offset), naive(&rankings, offset));
+        }
+    }
+}
