@@ -11,11 +11,15 @@
 //! * [`config`]: the stages file; [`trainer`]: the loops; [`log`]: the JSON-lines log and its report.
 
 pub mod checkpoint;
+pub mod config;
 pub mod error;
+pub mod log;
 pub mod lora;
 pub mod loss;
 pub mod optim;
 pub mod peft;
+pub mod run;
+pub mod trainer;
 
 pub use error::{Error, Result};
 pub use lora::{LoraConfig, Policy};

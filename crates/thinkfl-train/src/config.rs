@@ -1,0 +1,242 @@
+//! The training config: one TOML file with the LoRA, optimizer and GRPO settings and the list of
+//! stages (DESIGN.md section 7): stage 0 supervised priming on rejection-sampled expert
+//! trajectories, then GRPO stages 1 (recall + format, hot sampling), 2 (recall + diversity,
+//! questions duplicated) and 3 (the full multi-factor score).
+
+use crate::error::{Error, Result};
+use crate::lora::LoraConfig;
+use crate::loss::GrpoConfig;
+use crate::optim::OptimConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What a stage optimizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// Cross-entropy on the expert's tokens.
+    Sft,
+    /// GRPO with the grader's stage reward.
+    Grpo,
+}
+
+/// One stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    pub name: String,
+    pub kind: StageKind,
+    /// Grader stage of the reward (1, 2 or 3); GRPO only.
+    #[serde(default)]
+    pub reward: Option<u8>,
+    /// Optimizer updates (SFT) or rollout batches (GRPO).
+    pub steps: usize,
+    /// Sequences per update (SFT) or questions per batch (GRPO).
+    #[serde(default = "StageConfig::default_batch")]
+    pub batch: usize,
+    /// Rollouts per question (`G`).
+    #[serde(default = "StageConfig::default_group")]
+    pub group: usize,
+    /// Groups of `G` per question in one batch (stage 2 duplicates questions so that the
+    /// diversity cache sees the same question several times).
+    #[serde(default = "StageConfig::default_duplicate")]
+    pub duplicate: usize,
+    pub lr: f64,
+    /// Sampling temperature of rollouts.
+    #[serde(default = "StageConfig::default_temperature")]
+    pub temperature: f32,
+    /// Most tool-call rounds of an episode (`D_max`).
+    #[serde(default = "StageConfig::default_d_max")]
+    pub d_max: usize,
+}
+
+impl StageConfig {
+    fn default_batch() -> usize {
+        1
+    }
+    fn default_group() -> usize {
+        4
+    }
+    fn default_duplicate() -> usize {
+        1
+    }
+    fn default_temperature() -> f32 {
+        1.0
+    }
+    fn default_d_max() -> usize {
+        6
+    }
+
+    pub fn validate(&self, i: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("stage {i} ({}): {m}", self.name)));
+        if self.steps == 0 || self.batch == 0 {
+            return bad("steps and batch must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr must be positive".into());
+        }
+        if self.d_max == 0 {
+            return bad("d_max must be at least 1".into());
+        }
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return bad("temperature must be >= 0".into());
+        }
+        match self.kind {
+            StageKind::Sft if self.reward.is_some() => bad("an sft stage has no reward".into()),
+            StageKind::Grpo => {
+                if !matches!(self.reward, Some(1..=3)) {
+                    return bad("a grpo stage needs reward = 1, 2 or 3".into());
+                }
+                if self.group < 2 {
+                    return bad("group (G) must be at least 2: advantages compare rollouts".into());
+                }
+                if self.duplicate == 0 {
+                    return bad("duplicate must be at least 1".into());
+                }
+                Ok(())
+            }
+            StageKind::Sft => Ok(()),
+        }
+    }
+}
+
+/// Settings of the episodes that training runs (the rest of the actor's settings keep their
+/// defaults; a stage sets temperature and `D_max`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodeConfig {
+    /// Rows per tool result (short contexts for small models).
+    #[serde(default = "EpisodeConfig::default_max_rows")]
+    pub max_rows: usize,
+    #[serde(default = "EpisodeConfig::default_max_tool_output_bytes")]
+    pub max_tool_output_bytes: usize,
+    #[serde(default = "EpisodeConfig::default_max_tokens_per_turn")]
+    pub max_tokens_per_turn: usize,
+    #[serde(default = "EpisodeConfig::default_top_p")]
+    pub top_p: f32,
+}
+
+impl EpisodeConfig {
+    fn default_max_rows() -> usize {
+        8
+    }
+    fn default_max_tool_output_bytes() -> usize {
+        1024
+    }
+    fn default_max_tokens_per_turn() -> usize {
+        160
+    }
+    fn default_top_p() -> f32 {
+        1.0
+    }
+}
+
+impl Default for EpisodeConfig {
+    fn default() -> Self {
+        EpisodeConfig {
+            max_rows: Self::default_max_rows(),
+            max_tool_output_bytes: Self::default_max_tool_output_bytes(),
+            max_tokens_per_turn: Self::default_max_tokens_per_turn(),
+            top_p: Self::default_top_p(),
+        }
+    }
+}
+
+/// The whole training config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed of every random choice: split, adapter init, batches, rollouts.
+    #[serde(default)]
+    pub seed: u64,
+    /// Share of fault cases held out of training (for evaluation).
+    #[serde(default = "TrainConfig::default_held_out")]
+    pub held_out_fraction: f64,
+    /// Anomalous-trace queries used per training case.
+    #[serde(default = "TrainConfig::default_queries_per_case")]
+    pub queries_per_case: usize,
+    /// Longest tokenized trajectory trained on; longer ones are cut (their tail is dropped).
+    #[serde(default = "TrainConfig::default_max_seq_tokens")]
+    pub max_seq_tokens: usize,
+    /// Checkpoint every N optimizer steps (and at the end of each stage).
+    #[serde(default = "TrainConfig::default_checkpoint_every")]
+    pub checkpoint_every: usize,
+    #[serde(default)]
+    pub lora: LoraConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub grpo: GrpoConfig,
+    #[serde(default)]
+    pub episode: EpisodeConfig,
+    #[serde(rename = "stage")]
+    pub stages: Vec<StageConfig>,
+}
+
+impl TrainConfig {
+    fn default_held_out() -> f64 {
+        0.3
+    }
+    fn default_queries_per_case() -> usize {
+        2
+    }
+    fn default_max_seq_tokens() -> usize {
+        2048
+    }
+    fn default_checkpoint_every() -> usize {
+        10
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.held_out_fraction) {
+            return Err(Error::Config("held_out_fraction must be in [0, 1)".into()));
+        }
+        if self.queries_per_case == 0 || self.max_seq_tokens < 16 || self.checkpoint_every == 0 {
+            return Err(Error::Config("queries_per_case and checkpoint_every must be >= 1, max_seq_tokens >= 16".into()));
+        }
+        if self.stages.is_empty() {
+            return Err(Error::Config("no [[stage]]".into()));
+        }
+        self.lora.validate()?;
+        self.optim.validate()?;
+        self.grpo.validate()?;
+        for (i, s) in self.stages.iter().enumerate() {
+            s.validate(i)?;
+        }
+        Ok(())
+    }
+
+    /// Parse and validate TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| Error::file(origin, e.to_string()))?;
+        cfg.validate().map_err(|e| Error::file(origin, e.to_string()))?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<(Self, String)> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Ok((Self::from_toml(&text, path)?, text))
+    }
+}
+
+/// Split fault-case indices `0..n` into (train, held-out) by `seed`: a seeded shuffle, the first
+/// `round(n * fraction)` held out (at least one when `n >= 2` and `fraction > 0`).
+pub fn split_cases(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT);
+    idx.shuffle(&mut rng);
+    let mut k = (n as f64 * fraction).round() as usize;
+    if fraction > 0.0 && n >= 2 {
+        k = k.clamp(1, n - 1);
+    }
+    let mut held: Vec<usize> = idx[..k].to_vec();
+    let mut train: Vec<usize> = idx[k..].to_vec();
+    held.sort_unstable();
+    train.sort_unstable();
+    (train, held)
+}
+
+/// A fixed salt so that the split differs from other uses of the same seed.
+const SPLIT_SALT: u64 = 0x5EED_0F5B_1175_0001;

@@ -1,0 +1,199 @@
+//! A whole training run on a data set with ground truth: the train/held-out split, oracle
+//! trajectories from the scripted expert (rejection-sampled: right answers only) for stage 0,
+//! and GRPO stages whose G rollouts per question run as one lockstep batch of the actor on the
+//! policy's own generation engine (quantized base + f32 adapters), graded by `thinkfl-grader`.
+
+use crate::config::{StageConfig, StageKind, TrainConfig, split_cases};
+use crate::error::{Error, Result};
+use crate::log::StepLog;
+use crate::loss::{Sequence, group_advantages};
+use crate::trainer::{Rollout, Trainer};
+use rand::Rng;
+use std::sync::Arc;
+use thinkfl_agent::{Actor, ActorConfig, ExpertPolicy};
+use thinkfl_candle::{CandleChatModel, ChatTemplate, EngineConfig, LoadedModel, Tok};
+use thinkfl_core::Trajectory;
+use thinkfl_grader::{DiversityCache, GraderConfig, Stage, grade, grade_with_diversity_for};
+use thinkfl_store::TelemetryStore;
+use thinkfl_tools::{AnomalyConfig, Baselines, Query, all_case_queries};
+
+/// The data of a run: store, baselines, and the queries of the training cases.
+#[derive(Debug)]
+pub struct RunData {
+    pub store: Arc<TelemetryStore>,
+    pub baselines: Baselines,
+    pub train_cases: Vec<usize>,
+    pub held_out_cases: Vec<usize>,
+    /// Queries of the training cases only (held-out cases never appear here).
+    pub train_queries: Vec<Query>,
+}
+
+impl RunData {
+    pub fn new(store: Arc<TelemetryStore>, cfg: &TrainConfig) -> Result<Self> {
+        let n = store.faults().len();
+        if n < 2 {
+            return Err(Error::Other(format!("the data set has {n} fault cases; training needs at least 2")));
+        }
+        let (train_cases, held_out_cases) = split_cases(n, cfg.held_out_fraction, cfg.seed);
+        let all = all_case_queries(&store, &AnomalyConfig::default());
+        let train_queries: Vec<Query> =
+            train_cases.iter().flat_map(|&c| all[c].iter().take(cfg.queries_per_case).cloned()).collect();
+        if train_queries.is_empty() {
+            return Err(Error::Other("no anomalous-trace queries in the training cases".into()));
+        }
+        let baselines = Baselines::compute(&store);
+        Ok(RunData { store, baselines, train_cases, held_out_cases, train_queries })
+    }
+}
+
+/// The actor settings of a stage.
+pub fn actor_config(cfg: &TrainConfig, stage: &StageConfig, seed: u64) -> ActorConfig {
+    ActorConfig {
+        d_max: stage.d_max,
+        temperature: stage.temperature,
+        top_p: cfg.episode.top_p,
+        max_tokens_per_turn: cfg.episode.max_tokens_per_turn,
+        max_rows: cfg.episode.max_rows,
+        max_tool_output_bytes: cfg.episode.max_tool_output_bytes,
+        seed,
+        ..ActorConfig::default()
+    }
+}
+
+/// Tokens and assistant mask of a trajectory, as the policy's template renders it.
+pub fn tokenize(template: &ChatTemplate, tok: &Tok, traj: &Trajectory, max: usize) -> Result<Sequence> {
+    let (ids, mask) = template.render_with_mask(tok, &traj.messages, &[])?;
+    Ok(Sequence { ids, mask }.truncated(max))
+}
+
+/// Oracle trajectories of the scripted expert on the training queries, kept where the first
+/// answer is right; returns them and how many were run.
+pub fn expert_trajectories(data: &RunData, cfg: &TrainConfig, d_max: usize) -> Result<(Vec<Trajectory>, usize)> {
+    let expert = ExpertPolicy::new(data.store.clone(), Default::default());
+    let stage = StageConfig {
+        name: "oracle".into(),
+        kind: StageKind::Sft,
+        reward: None,
+        steps: 1,
+        batch: 1,
+        group: 2,
+        duplicate: 1,
+        lr: 1.0,
+        temperature: 0.0,
+        d_max,
+    };
+    let actor = Actor::new(expert, actor_config(cfg, &stage, cfg.seed))?;
+    let seeds: Vec<u64> = (0..data.train_queries.len() as u64).collect();
+    let trajs = actor.run_batch(&data.store, &data.baselines, &data.train_queries, &seeds)?;
+    let gcfg = GraderConfig::default();
+    let n = trajs.len();
+    let kept = trajs
+        .into_iter()
+        .filter(|t| t.case.is_some_and(|c| grade(&gcfg, t, &data.store.faults()[c]).rank == Some(0)))
+        .collect();
+    Ok((kept, n))
+}
+
+/// The parts of a loaded model that rollouts need besides the weights.
+#[derive(Debug)]
+pub struct ModelParts {
+    pub tokenizer: Tok,
+    pub template_source: String,
+    pub name: String,
+}
+
+impl ModelParts {
+    pub fn of(loaded: &LoadedModel) -> Self {
+        ModelParts { tokenizer: loaded.tokenizer.clone(), template_source: loaded.template.source().to_string(), name: loaded.name.clone() }
+    }
+    pub fn template(&self) -> Result<ChatTemplate> {
+        Ok(ChatTemplate::new(&self.template_source, &self.tokenizer)?)
+    }
+}
+
+/// A chat model over the trainer's current weights: the clone shares the adapter `Var`s, so
+/// optimizer updates reach it (its prefix cache must be cleared after each update).
+pub fn rollout_model(trainer: &Trainer, parts: &ModelParts) -> Result<Arc<CandleChatModel>> {
+    let loaded = LoadedModel {
+        architecture: thinkfl_candle::Architecture::Llama,
+        model: trainer.policy.model.clone(),
+        tokenizer: parts.tokenizer.clone(),
+        template: parts.template()?,
+        source: Default::default(),
+        name: parts.name.clone(),
+    };
+    let engine = EngineConfig { max_batch: 16, ..EngineConfig::default() };
+    Ok(Arc::new(CandleChatModel::from_loaded(loaded, engine)?))
+}
+
+/// Run (or continue) GRPO stage `stage`.
+pub fn run_grpo_stage(
+    trainer: &mut Trainer,
+    stage: usize,
+    data: &RunData,
+    parts: &ModelParts,
+    mut on_step: impl FnMut(&StepLog) -> Result<()>,
+) -> Result<()> {
+    let sc = trainer.cfg.stages[stage].clone();
+    let reward_stage = Stage::from_number(sc.reward.unwrap_or(1)).ok_or_else(|| Error::Config("reward".into()))?;
+    let model = rollout_model(trainer, parts)?;
+    let template = parts.template()?;
+    let gcfg = GraderConfig::default();
+    let mut cache = DiversityCache::new();
+    while trainer.state.stage == stage {
+        let t0 = std::time::Instant::now();
+        let k = sc.batch.min(data.train_queries.len());
+        let picked: Vec<usize> = rand::seq::index::sample(&mut trainer.rng, data.train_queries.len(), k).into_vec();
+        // Groups: (question, copy); G rollouts each, all in one lockstep batch.
+        let mut queries = Vec::new();
+        let mut seeds = Vec::new();
+        for &q in &picked {
+            for _ in 0..sc.duplicate * sc.group {
+                queries.push(data.train_queries[q].clone());
+                seeds.push(trainer.rng.random::<u64>());
+            }
+        }
+        let actor = Actor::new(model.clone(), actor_config(&trainer.cfg, &sc, 0))?;
+        let trajs = actor.run_batch(&data.store, &data.baselines, &queries, &seeds)?;
+        let rollout_s = t0.elapsed().as_secs_f64();
+        let mut log = StepLog::new(stage, &sc, trainer.state.stage_step + 1, trainer.state.global_step + 1);
+        let mut rollouts = Vec::new();
+        let mut all_adv = Vec::new();
+        for (g, chunk) in trajs.chunks(sc.group).enumerate() {
+            let question = format!("{}#{}", queries[g * sc.group].case, queries[g * sc.group].span_id);
+            let mut rewards = Vec::with_capacity(chunk.len());
+            for t in chunk {
+                let truth = &data.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
+                let b = if reward_stage == Stage::Two {
+                    grade_with_diversity_for(&gcfg, t, truth, &mut cache, &question)
+                } else {
+                    grade(&gcfg, t, truth)
+                };
+                log.add_rollout(&b, b.score(reward_stage), t);
+                rewards.push(b.score(reward_stage));
+            }
+            match group_advantages(&rewards, trainer.cfg.grpo.adv_eps) {
+                None => log.groups_skipped += 1,
+                Some(adv) => {
+                    log.groups_used += 1;
+                    for (t, a) in chunk.iter().zip(adv) {
+                        let seq = tokenize(&template, &parts.tokenizer, t, trainer.cfg.max_seq_tokens)?;
+                        all_adv.push(a);
+                        rollouts.push(Rollout { seq, advantage: a });
+                    }
+                }
+            }
+        }
+        log.rollout_seconds = rollout_s;
+        log.set_advantages(&all_adv);
+        if rollouts.iter().any(|r| r.seq.num_targets() > 0) {
+            let stats = trainer.grpo_update(&rollouts, sc.lr)?;
+            model.engine.clear_prefix_cache();
+            log.set_update(&stats);
+        }
+        trainer.finish_step()?;
+        log.finish();
+        on_step(&log)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The optimizer-side loops: one SFT update on a batch of sequences, one GRPO update on a batch
+//! of rollouts with their advantages, stage bookkeeping, checkpoints and resume. Rollouts and
+//! rewards come from [`crate::run`]; this part needs only a model, so tests drive it on a tiny
+//! random model.
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{StageKind, TrainConfig};
+use crate::error::{Error, Result};
+use crate::lora::Policy;
+use crate::loss::{GrpoTerms, Sequence, grpo_loss, sft_loss, token_logprobs};
+use crate::optim::{AdamW, GradAccum};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use thinkfl_candle::Llama;
+
+/// Statistics of one optimizer update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateStats {
+    pub loss: f64,
+    pub grad_norm: f64,
+    /// Tokens through the forward and backward (each sequence up to its last trained token).
+    pub tokens: usize,
+    /// Tokens the loss was computed on.
+    pub trained_tokens: usize,
+    /// Wall time of the forward and backward passes and the optimizer step.
+    pub seconds: f64,
+    /// Mean k3 KL per trained token (GRPO with beta > 0).
+    pub kl: f64,
+    /// Share of trained tokens whose objective took the clipped branch (GRPO).
+    pub clip_fraction: f64,
+}
+
+impl UpdateStats {
+    pub fn tokens_per_second(&self) -> f64 {
+        if self.seconds > 0.0 { self.tokens as f64 / self.seconds } else { 0.0 }
+    }
+}
+
+/// One rollout ready for the loss.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    pub seq: Sequence,
+    pub advantage: f64,
+}
+
+/// Model, adapters, optimizer, RNG and counters of a run.
+#[derive(Debug)]
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub policy: Policy,
+    pub opt: AdamW,
+    pub rng: ChaCha8Rng,
+    pub state: TrainState,
+    pub run_dir: PathBuf,
+}
+
+impl Trainer {
+    /// A fresh run: adapters on `model` from the config's seed.
+    pub fn new(cfg: TrainConfig, config_text: String, model: Llama, run_dir: &Path) -> Result<Self> {
+        cfg.validate()?;
+        let policy = Policy::new(model, cfg.lora.clone(), cfg.seed.wrapping_add(1))?;
+        let opt = AdamW::new(cfg.optim.clone(), &policy.params)?;
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(2));
+        let (rng_seed, rng_stream, rng_word_pos) = TrainState::capture_rng(&rng);
+        let state = TrainState {
+            global_step: 0,
+            stage: 0,
+            stage_step: 0,
+            adam_t: 0,
+            rng_seed,
+            rng_stream,
+            rng_word_pos,
+            config: config_text,
+        };
+        Ok(Trainer { cfg, policy, opt, rng, state, run_dir: run_dir.to_path_buf() })
+    }
+
+    /// Continue from the run's latest checkpoint; `false` when there is none.
+    pub fn resume(&mut self) -> Result<bool> {
+        let Some(dir) = checkpoint::latest(&self.run_dir)? else { return Ok(false) };
+        let state = checkpoint::restore(&dir, &self.policy, &mut self.opt)?;
+        if state.stage > self.cfg.stages.len() {
+            return Err(Error::file(&dir, format!("stage {} but the config has {} stages", state.stage, self.cfg.stages.len())));
+        }
+        self.rng = state.rng()?;
+        self.state = state;
+        Ok(true)
+    }
+
+    pub fn checkpoint(&mut self) -> Result<PathBuf> {
+        let (s, st, w) = TrainState::capture_rng(&self.rng);
+        self.state.rng_seed = s;
+        self.state.rng_stream = st;
+        self.state.rng_word_pos = w;
+        self.state.adam_t = self.opt.t;
+        checkpoint::save(&self.run_dir, &self.policy, &self.opt, &self.state)
+    }
+
+    /// Count a finished update; checkpoint when due.
+    pub fn finish_step(&mut self) -> Result<()> {
+        self.state.global_step += 1;
+        self.state.stage_step += 1;
+        let stage_done = self.state.stage_step >= self.cfg.stages[self.state.stage].steps;
+        if stage_done {
+            self.state.stage += 1;
+            self.state.stage_step = 0;
+        }
+        if stage_done || self.state.global_step % self.cfg.checkpoint_every as u64 == 0 {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// One supervised update on `batch`: mean cross-entropy over all trained tokens.
+    pub fn sft_update(&mut self, batch: &[Sequence], lr: f64) -> Result<UpdateStats> {
+        let t0 = Instant::now();
+        let norm: usize = batch.iter().map(Sequence::num_targets).sum();
+        if norm == 0 {
+            return Err(Error::Other("SFT batch without trained tokens".into()));
+        }
+        let mut acc = GradAccum::new();
+        let mut stats = UpdateStats { trained_tokens: norm, ..Default::default() };
+        for s in batch.iter().filter(|s| s.num_targets() > 0) {
+            let logp = token_logprobs(&self.policy.model, s)?;
+            let loss = sft_loss(&logp, norm)?;
+            stats.loss += loss.to_scalar::<f32>()? as f64;
+            stats.tokens += s.targets().last().map_or(0, |&j| j + 1);
+            acc.backward(&loss, &self.policy.params)?;
+        }
+        stats.grad_norm = self.opt.step(&self.policy.params, &acc, lr)?;
+        stats.seconds = t0.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// GRPO updates (`grpo.updates_per_batch` of them) on rollouts with their advantages. Old
+    /// log-probs come from this same f32 forward before the first update; reference log-probs
+    /// from the same forward with the adapters off.
+    pub fn grpo_update(&mut self, rollouts: &[Rollout], lr: f64) -> Result<UpdateStats> {
+        let t0 = Instant::now();
+        let rollouts: Vec<&Rollout> = rollouts.iter().filter(|r| r.seq.num_targets() > 0).collect();
+        let norm: usize = rollouts.iter().map(|r| r.seq.num_targets()).sum();
+        if norm == 0 {
+            return Err(Error::Other("GRPO batch without trained tokens".into()));
+        }
+        let cfg = self.cfg.grpo.clone();
+        let mut old = Vec::with_capacity(rollouts.len());
+        let mut reference = Vec::with_capacity(rollouts.len());
+        let mut tokens = 0usize;
+        for r in &rollouts {
+            let len = r.seq.targets().last().map_or(0, |&j| j + 1);
+            tokens += len;
+            old.push(token_logprobs(&self.policy.model, &r.seq)?.detach().to_vec1::<f32>()?);
+            reference.push(if cfg.beta > 0.0 {
+                tokens += len;
+                Some(self.policy.with_reference(|m| Ok(token_logprobs(m, &r.seq)?.detach().to_vec1::<f32>()?))?)
+            } else {
+                None
+            });
+        }
+        let mut stats = UpdateStats { trained_tokens: norm, ..Default::default() };
+        for _ in 0..cfg.updates_per_batch {
+            let mut acc = GradAccum::new();
+            let mut loss_sum = 0.0;
+            let mut terms = GrpoTerms::default();
+            for (i, r) in rollouts.iter().enumerate() {
+                let logp = token_logprobs(&self.policy.model, &r.seq)?;
+                let (loss, t) = grpo_loss(&logp, &old[i], reference[i].as_deref(), r.advantage, norm, &cfg)?;
+                loss_sum += loss.to_scalar::<f32>()? as f64;
+                terms.clipped += t.clipped;
+                terms.kl_sum += t.kl_sum;
+                tokens += r.seq.targets().last().map_or(0, |&j| j + 1);
+                acc.backward(&loss, &self.policy.params)?;
+            }
+            stats.grad_norm = self.opt.step(&self.policy.params, &acc, lr)?;
+            // Statistics of the last update.
+            stats.loss = loss_sum;
+            stats.kl = terms.kl_sum / norm as f64;
+            stats.clip_fraction = terms.clipped as f64 / norm as f64;
+        }
+        stats.tokens = tokens;
+        stats.seconds = t0.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// Run (or continue) SFT stage `stage` on `examples`, `batch` sequences drawn per step with
+    /// the trainer's RNG; `on_step` sees each update's statistics.
+    pub fn run_sft_stage(
+        &mut self,
+        stage: usize,
+        examples: &[Sequence],
+        mut on_step: impl FnMut(&Trainer, &UpdateStats) -> Result<()>,
+    ) -> Result<()> {
+        let sc = self.cfg.stages[stage].clone();
+        if sc.kind != StageKind::Sft {
+            return Err(Error::Config(format!("stage {stage} is not an sft stage")));
+        }
+        if examples.is_empty() {
+            return Err(Error::Other(format!("stage {stage} ({}): no training sequences", sc.name)));
+        }
+        while self.state.stage == stage {
+            let k = sc.batch.min(examples.len());
+            let idx = rand::seq::index::sample(&mut self.rng, examples.len(), k);
+            let batch: Vec<Sequence> = idx.iter().map(|i| examples[i].clone()).collect();
+            let stats = self.sft_update(&batch, sc.lr)?;
+            self.finish_step()?;
+            on_step(self, &stats)?;
+        }
+        Ok(())
+    }
+}
