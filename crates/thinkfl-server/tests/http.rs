@@ -322,3 +322,27 @@ async fn a_thousand_concurrent_connections_with_malformed_requests_mixed_in() {
     assert_eq!(report.wrong, 0, "{:?}", report.examples);
     assert_eq!(report.correct, 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = ToolServerConfig::default();
+    config.limits.request_timeout = Duration::from_millis(300);
+    config.limits.header_read_timeout = Duration::from_millis(300);
+    let (addr, _stop) = start(vec![sample()], config).await;
+    // A body announced and never sent: 408 with a JSON error.
+    let raw = "POST /v1/tools/call HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    let r = send_once(addr, raw.as_bytes(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(json_error(&r).contains("timed out"));
+    // Headers never finished: the connection is closed.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /search_traces?parent_span_id=x HTTP/1.1\r\nHost")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(n.is_ok(), "the server kept a half-sent request open");
+}
