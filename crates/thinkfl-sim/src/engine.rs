@@ -308,8 +308,7 @@ impl<'a, S: Sink> Engine<'a, S> {
             while ev < events.len() && events[ev] <= m0 * 1_000_000 {
                 ev += 1;
             }
-            for i in 0..times.len() {
-                let t = times[i];
+            for &t in &times {
                 let mut changed = false;
                 while ev < events.len() && events[ev] <= t {
                     ev += 1;
@@ -571,11 +570,11 @@ impl<'a, S: Sink> Engine<'a, S> {
                 &mut self.rl,
                 &mut scratch,
             );
-            if soft_failure.is_some() {
-                if let Some(l) = logs::non_critical_failure(op.log) {
-                    let last = scratch.len().saturating_sub(1);
-                    scratch.insert(last, l);
-                }
+            if soft_failure.is_some()
+                && let Some(l) = logs::non_critical_failure(op.log)
+            {
+                let last = scratch.len().saturating_sub(1);
+                scratch.insert(last, l);
             }
             let n = scratch.len();
             for (i, text) in scratch.drain(..).enumerate() {

@@ -105,7 +105,7 @@ pub fn traces(ds: &Dataset) -> BTreeMap<&str, Vec<&Span>> {
 
 /// Root spans that are anomalous: non-OK, or slower than `factor` times the 99th percentile of
 /// root spans of the same operation outside every fault window (±5 min).
-pub fn anomalous_roots<'a>(ds: &'a Dataset, factor: f64) -> Vec<&'a Span> {
+pub fn anomalous_roots(ds: &Dataset, factor: f64) -> Vec<&Span> {
     let quiet = |ts_ms: i64| {
         ds.faults.iter().all(|f| {
             let s = f.timestamp * 1000;
