@@ -8,9 +8,9 @@
 //!
 //! As in the paper: an invocation (span) is anomalous when its latency deviates from the history
 //! of its operation (here the robust z-score of [`crate::common`]) or it fails; a trace is
-//! anomalous when its entry is (see [`crate::common::trace_anomalous`]: with heavy latency tails,
-//! "holds an anomalous invocation" flags most normal traces) and holds one; the items of an anomalous trace are the pods
-//! serving its anomalous invocations, the items of any trace the pods it touches. Patterns of
+//! anomalous when its entry is (see [`crate::common::trace_anomalous`]: with heavy latency
+//! tails, "holds an anomalous invocation" flags most normal traces) and holds one; the items of
+//! an anomalous trace are the pods serving its anomalous invocations, the items of any trace the pods it touches. Patterns of
 //! up to two pods are mined; `support` is the share of anomalous traces whose suspicious pods
 //! contain the pattern, `confidence` the share of traces containing the pattern that are
 //! anomalous; a pattern scores their harmonic mean, and a pod its best pattern (a single pod
@@ -75,11 +75,15 @@ impl TraceRca {
             Vec::with_capacity(traces.len());
         for t in &traces {
             let all: BTreeSet<&str> = t.iter().map(|s| s.pod).collect();
-            let sus: BTreeSet<&str> = t
-                .iter()
-                .filter(|s| s.anomalous(&self.ctx.cfg))
-                .map(|s| s.pod)
-                .collect();
+            let anomalous = trace_anomalous(t, &self.ctx.cfg);
+            let sus: BTreeSet<&str> = if anomalous {
+                t.iter()
+                    .filter(|s| s.anomalous(&self.ctx.cfg) || !s.ok)
+                    .map(|s| s.pod)
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
             rows.push((!sus.is_empty(), sus, all));
         }
         let n_anom = rows.iter().filter(|r| r.0).count();
