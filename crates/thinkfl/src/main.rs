@@ -28,6 +28,10 @@ enum Command {
     Tools(cmd::tools::Args),
     /// Serve over HTTP: `serve tools --data DATASET[,DATASET...]` (the paper's tool server API).
     Serve(cmd::serve::Args),
+    /// Train the localizer: LoRA, supervised priming, then progressive GRPO stages.
+    Train(cmd::train::Args),
+    /// Reports: `report train LOG` draws the curves of a training log.
+    Report(cmd::report::Args),
     /// Convert AIOps 2022, OTLP JSON or Jaeger JSON telemetry into the AIOps 2022 layout.
     Import(cmd::import::Args),
     /// Simulate a microservice system with injected faults into an AIOps 2022 layout data set.
@@ -49,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         Command::Incidents(a) => cmd::incidents::run(a),
         Command::Tools(a) => cmd::tools::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Report(a) => cmd::report::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
     }

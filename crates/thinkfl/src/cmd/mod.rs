@@ -7,3 +7,5 @@ pub mod bench_tools;
 pub mod incidents;
 pub mod serve;
 pub mod tools;
+pub mod train;
+pub mod report;
