@@ -36,19 +36,27 @@ pub(crate) trait RowSink {
     fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str);
     fn fault(&mut self, f: FaultCase);
     fn topology(&mut self, t: Topology);
-    /// The body of an unquoted span file (see [`fastspans`]).
-    fn span_text(
+    /// Reads a whole span file by the fast path (see [`fastspans`]); `Ok(false)`, with nothing
+    /// read, when the file has quotes or invalid UTF-8 and needs the `csv` crate.
+    fn span_bytes(
         &mut self,
         path: &Path,
-        text: &str,
-        lay: &fastspans::Layout,
+        buf: &[u8],
         opts: &LoadOptions,
         report: &mut LoadReport,
-    ) -> Result<()>
+    ) -> Result<bool>
     where
         Self: Sized,
     {
-        fastspans::parse_lines(path, &text[lay.body()..], 2, lay, opts, report, self)
+        if memchr::memchr(b'"', buf).is_some() {
+            return Ok(false);
+        }
+        let Ok(text) = std::str::from_utf8(buf) else {
+            return Ok(false);
+        };
+        let lay = fastspans::layout(path, text)?;
+        fastspans::parse_lines(path, &text[lay.body()..], 2, &lay, opts, report, self)?;
+        Ok(true)
     }
 }
 
@@ -108,15 +116,14 @@ impl RowSink for StoreBuilder {
     fn topology(&mut self, t: Topology) {
         self.set_topology(Some(t));
     }
-    fn span_text(
+    fn span_bytes(
         &mut self,
         path: &Path,
-        text: &str,
-        lay: &fastspans::Layout,
+        buf: &[u8],
         opts: &LoadOptions,
         report: &mut LoadReport,
-    ) -> Result<()> {
-        fastspans::parse_parallel(path, text, lay, opts, report, self)
+    ) -> Result<bool> {
+        fastspans::parse_parallel(path, buf, opts, report, self)
     }
 }
 
@@ -229,15 +236,33 @@ fn read_spans(
     report: &mut LoadReport,
     sink: &mut impl RowSink,
 ) -> Result<()> {
-    let buf = fs::read(path).map_err(|e| Error::io(path, e))?;
-    if memchr::memchr(b'"', &buf).is_none()
-        && let Ok(text) = std::str::from_utf8(&buf)
-    {
-        let lay = fastspans::layout(path, text)?;
-        return sink.span_text(path, text, &lay, opts, report);
+    let buf = read_file(path)?;
+    if sink.span_bytes(path, &buf, opts, report)? {
+        return Ok(());
     }
     drop(buf);
     read_spans_csv(path, opts, report, sink)
+}
+
+/// Reads a file, large ones by several threads at once (the page-cache copy and the page faults
+/// of the buffer are a fair part of a load).
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    const PIECE: usize = 8 << 20;
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+    #[cfg(unix)]
+    if len > 2 * PIECE {
+        use rayon::prelude::*;
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        buf.par_chunks_mut(PIECE)
+            .enumerate()
+            .try_for_each(|(i, piece)| f.read_exact_at(piece, (i * PIECE) as u64))
+            .map_err(|e| Error::io(path, e))?;
+        return Ok(buf);
+    }
+    drop(f);
+    fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 /// The general span reader (quoted fields, invalid UTF-8 rows).

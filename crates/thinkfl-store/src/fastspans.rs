@@ -151,29 +151,36 @@ fn row(
 }
 
 /// Parses the body in parallel chunks of whole lines, each into its own builder, then appends
-/// the builders in file order.
+/// the builders in file order. Each chunk checks its own bytes (no quote, valid UTF-8);
+/// `Ok(false)`, with nothing appended, when one fails.
 pub(crate) fn parse_parallel(
     path: &Path,
-    text: &str,
-    lay: &Layout,
+    buf: &[u8],
     opts: &LoadOptions,
     report: &mut LoadReport,
     sink: &mut StoreBuilder,
-) -> Result<()> {
-    let body = &text[lay.body..];
+) -> Result<bool> {
+    let head_end = memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1);
+    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
+        return Ok(false);
+    };
+    if head.contains('"') {
+        return Ok(false);
+    }
+    let lay = layout(path, head)?;
+    let body = &buf[head_end..];
     let parts = (rayon::current_num_threads() * 4).max(1);
     let target = body.len() / parts + 1;
     let mut cuts = vec![0usize];
     while *cuts.last().expect("non-empty") < body.len() {
         let from = (cuts.last().expect("non-empty") + target).min(body.len());
-        let cut =
-            memchr::memchr(b'\n', &body.as_bytes()[from..]).map_or(body.len(), |i| from + i + 1);
+        let cut = memchr::memchr(b'\n', &body[from..]).map_or(body.len(), |i| from + i + 1);
         cuts.push(cut);
     }
     let ranges: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
     let newlines: Vec<u64> = ranges
         .par_iter()
-        .map(|&(a, b)| memchr::memchr_iter(b'\n', &body.as_bytes()[a..b]).count() as u64)
+        .map(|&(a, b)| memchr::memchr_iter(b'\n', &body[a..b]).count() as u64)
         .collect();
     let mut first = Vec::with_capacity(ranges.len());
     let mut line = 2u64; // the header is line 1
@@ -181,26 +188,36 @@ pub(crate) fn parse_parallel(
         first.push(line);
         line += n;
     }
-    let results: Vec<Result<(StoreBuilder, LoadReport)>> = ranges
+    type Chunk = Option<(StoreBuilder, LoadReport)>;
+    let results: Vec<Result<Chunk>> = ranges
         .par_iter()
         .zip(first.par_iter())
         .zip(newlines.par_iter())
         .map(|((&(a, b), &first), &n)| {
+            let bytes = &body[a..b];
+            if memchr::memchr(b'"', bytes).is_some() {
+                return Ok(None);
+            }
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return Ok(None);
+            };
             let mut local = StoreBuilder::new();
             local.reserve_spans(n as usize + 1);
             let mut r = LoadReport::default();
-            parse_lines(path, &body[a..b], first, lay, opts, &mut r, &mut local)?;
-            Ok((local, r))
+            parse_lines(path, text, first, &lay, opts, &mut r, &mut local)?;
+            Ok(Some((local, r)))
         })
         .collect();
+    if results.iter().any(|r| matches!(r, Ok(None))) {
+        return Ok(false);
+    }
     for res in results {
-        let (local, r) = res?;
+        let (local, r) = res?.expect("checked above");
         sink.append_spans(local);
         report.merge(r);
     }
-    Ok(())
+    Ok(true)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +285,8 @@ mod tests {
 
             let mut b = StoreBuilder::new();
             let mut par_report = LoadReport::default();
-            let par_res = parse_parallel(&path, &text, &lay, &opts, &mut par_report, &mut b);
+            let par_res = parse_parallel(&path, text.as_bytes(), &opts, &mut par_report, &mut b)
+                .map(|fast| assert!(fast, "no quotes, valid UTF-8"));
 
             match (&want_res, &got_res, &par_res) {
                 (Err(w), Err(g), Err(p)) => {

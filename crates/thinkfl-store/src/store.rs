@@ -125,24 +125,47 @@ impl StoreBuilder {
             .map(|s| self.traces.intern(other.traces.get_bytes(s)))
             .collect();
         let n = other.ts.len();
-        self.ts.reserve_exact(n);
-        self.ts.extend_from_slice(&other.ts);
-        self.dur.reserve_exact(n);
-        self.dur.extend_from_slice(&other.dur);
-        for (dst, src) in [
-            (&mut self.cmdb, &other.cmdb),
-            (&mut self.kind, &other.kind),
-            (&mut self.status, &other.status),
-            (&mut self.op, &other.op),
-        ] {
-            dst.reserve_exact(n);
-            dst.extend(src.iter().map(|&s| names[s as usize]));
-        }
-        self.trace.reserve_exact(n);
-        self.trace
-            .extend(other.trace.iter().map(|&t| traces[t as usize]));
-        self.span_id.append_owned(other.span_id);
-        self.parent_text.append_owned(other.parent_text);
+        let StoreBuilder {
+            ts,
+            dur,
+            cmdb,
+            kind,
+            status,
+            op,
+            span_id,
+            trace,
+            parent_text,
+            ..
+        } = self;
+        // Column by column in parallel: the copies are the cost of a chunked parse.
+        rayon::scope(|sc| {
+            sc.spawn(|_| {
+                ts.reserve_exact(n);
+                ts.extend_from_slice(&other.ts);
+            });
+            sc.spawn(|_| {
+                dur.reserve_exact(n);
+                dur.extend_from_slice(&other.dur);
+            });
+            for (dst, src) in [
+                (cmdb, &other.cmdb),
+                (kind, &other.kind),
+                (status, &other.status),
+                (op, &other.op),
+            ] {
+                let names = &names;
+                sc.spawn(move |_| {
+                    dst.reserve_exact(n);
+                    dst.extend(src.iter().map(|&s| names[s as usize]));
+                });
+            }
+            sc.spawn(|_| {
+                trace.reserve_exact(n);
+                trace.extend(other.trace.iter().map(|&t| traces[t as usize]));
+            });
+            sc.spawn(|_| span_id.append_owned(other.span_id));
+            sc.spawn(|_| parent_text.append_owned(other.parent_text));
+        });
     }
 
     pub fn push_metric(
@@ -223,23 +246,13 @@ impl StoreBuilder {
         assert!(n < ORPHAN as usize, "too many spans for one store");
         span_id.shrink_to_fit();
 
-        // span_id -> rows sorted by (id bytes, row), and parents resolved to the first row
-        // carrying the parent's id.
-        let (by_id, parent) = match hex_keys(&span_id) {
-            Some(keys) => resolve_hex(&keys, &parent_text, &mut names),
-            None => resolve_generic(&span_id, &parent_text, &mut names),
-        };
-        drop(parent_text);
-        let names = names.finish();
-        let traces = traces.finish();
-
         // Time order: (timestamp, row).
         let time: Vec<u32> = if ts.windows(2).all(|w| w[0] <= w[1]) {
             (0..n as u32).collect()
         } else {
-            let mut p: Vec<u32> = (0..n as u32).collect();
-            p.par_sort_by_key(|&i| ts[i as usize]);
-            p
+            let mut p: Vec<(i64, u32)> = ts.par_iter().copied().zip(0..n as u32).collect();
+            p.par_sort_unstable();
+            p.into_iter().map(|(_, i)| i).collect()
         };
         // Stable re-sorts of the time order give (key, timestamp, row).
         let by_cmdb = counting_sort(&time, &cmdb, names.len());
@@ -254,6 +267,26 @@ impl StoreBuilder {
             }
             (p, starts)
         };
+
+        // span_id -> rows sorted by (id bytes, row), and parents resolved to the first row
+        // carrying the parent's id.
+        let (by_id, parent) = match hex_keys(&span_id) {
+            Some(keys) => resolve_hex(
+                &keys,
+                &parent_text,
+                Groups {
+                    rows: &by_trace,
+                    starts: &trace_starts,
+                    of: &trace,
+                },
+                &mut names,
+            ),
+            None => resolve_generic(&span_id, &parent_text, &mut names),
+        };
+        drop(parent_text);
+        let names = names.finish();
+        let traces = traces.finish();
+
         // Children: rows with a parent in the data by (parent row, timestamp, row), then rows
         // with a missing parent by (parent id symbol | ORPHAN, timestamp, row).
         let mut by_parent = {
@@ -376,48 +409,80 @@ fn hex_keys(ids: &StrColumn) -> Option<Vec<u64>> {
         .collect()
 }
 
-/// [`resolve_generic`] for hex ids: one parallel sort of (id, row), one of (parent id, row),
-/// and a merge join of the two.
+/// Rows grouped by trace: `rows[starts[t]..starts[t + 1]]` are the rows of trace `t`, and
+/// `of[row]` is the trace of a row.
+#[derive(Clone, Copy)]
+struct Groups<'a> {
+    rows: &'a [u32],
+    starts: &'a [u32],
+    of: &'a [u32],
+}
+
+/// Traces longer than this resolve parents by binary search rather than by scanning the trace.
+const SCAN_LIMIT: usize = 64;
+
+/// [`resolve_generic`] for hex ids, using that a parent is nearly always in its child's trace:
+/// one parallel sort of (id, row) for `by_id`, then each span looks for its parent among the
+/// spans of its own trace, and only the rest search the whole sorted id list.
 fn resolve_hex(
     keys: &[u64],
     parent_text: &StrColumn,
+    groups: Groups<'_>,
     names: &mut PoolBuilder,
 ) -> (Vec<u32>, Vec<u32>) {
     let n = keys.len();
     let mut ids: Vec<(u64, u32)> = keys.par_iter().copied().zip(0..n as u32).collect();
     ids.par_sort_unstable();
-    let mut parent = vec![NO_PARENT; n];
-    let mut wanted: Vec<(u64, u32)> = (0..n)
-        .into_par_iter()
-        .filter_map(|i| hex16(parent_text.get_bytes(i)).map(|k| (k, i as u32)))
-        .collect();
-    wanted.par_sort_unstable();
-    let (mut j, mut k) = (0usize, 0usize);
-    while k < wanted.len() {
-        let key = wanted[k].0;
-        while j < ids.len() && ids[j].0 < key {
-            j += 1;
-        }
-        // Equal ids sort by row, so `ids[j]` is the first row with this id.
-        let code = if j < ids.len() && ids[j].0 == key {
-            ids[j].1
-        } else {
-            ORPHAN | names.intern(format!("{key:016x}").as_bytes())
-        };
-        while k < wanted.len() && wanted[k].0 == key {
-            parent[wanted[k].1 as usize] = code;
-            k += 1;
+    // Ids that occur more than once: their first row, which a trace-local match may not be.
+    let mut first_of_dup: FxHashMap<u64, u32> = FxHashMap::default();
+    for w in ids.windows(2) {
+        if w[0].0 == w[1].0 {
+            first_of_dup.entry(w[0].0).or_insert(w[0].1);
         }
     }
-    drop(wanted);
-    // Parents that are not hex ids cannot be in the data.
-    for (i, p) in parent.iter_mut().enumerate() {
-        if *p == NO_PARENT {
-            let t = parent_text.get_bytes(i);
-            if !t.is_empty() {
-                *p = ORPHAN | names.intern(t);
+    let global = |key: u64| -> Option<u32> {
+        let k = ids.partition_point(|&(x, _)| x < key);
+        ids.get(k).filter(|&&(x, _)| x == key).map(|&(_, r)| r)
+    };
+    // Resolved parent per position of `groups.rows`; NO_PARENT for a root, ORPHAN for "look
+    // up the text later".
+    let local: Vec<u32> = groups
+        .rows
+        .par_iter()
+        .map(|&r| {
+            let text = parent_text.get_bytes(r as usize);
+            if text.is_empty() {
+                return NO_PARENT;
             }
-        }
+            let Some(pk) = hex16(text) else {
+                return ORPHAN; // not an id of the data
+            };
+            let t = groups.of[r as usize] as usize;
+            let members = &groups.rows[groups.starts[t] as usize..groups.starts[t + 1] as usize];
+            let found = if members.len() <= SCAN_LIMIT {
+                members
+                    .iter()
+                    .copied()
+                    .filter(|&q| keys[q as usize] == pk)
+                    .min()
+                    .or_else(|| global(pk))
+            } else {
+                global(pk)
+            };
+            match found {
+                Some(q) if first_of_dup.is_empty() => q,
+                Some(q) => first_of_dup.get(&pk).copied().unwrap_or(q),
+                None => ORPHAN,
+            }
+        })
+        .collect();
+    let mut parent = vec![NO_PARENT; n];
+    for (&r, &code) in groups.rows.iter().zip(&local) {
+        parent[r as usize] = if code == ORPHAN {
+            ORPHAN | names.intern(parent_text.get_bytes(r as usize))
+        } else {
+            code
+        };
     }
     (ids.into_iter().map(|(_, i)| i).collect(), parent)
 }

@@ -96,7 +96,8 @@ fn dataset() -> impl Strategy<Value = Dataset> {
     (
         prop_oneof![
             prop::collection::vec(span(IDS.len()), 0..60),
-            prop::collection::vec(span(6), 0..60),
+            // Long enough for traces over the store's scan limit (64 spans).
+            prop::collection::vec(span(6), 0..200),
         ],
         prop::collection::vec(metric(), 0..60),
         prop::collection::vec(log(), 0..40),
