@@ -112,11 +112,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .map(|t| tokenize(&template, &parts.tokenizer, t, cfg.max_seq_tokens))
                     .collect::<Result<Vec<_>, _>>()?;
                 let tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
-                pb.println(format!(
+                eprintln!(
                     "stage {stage}: {} of {ran} expert trajectories right (rejection sampling), {tokens} tokens, {} trained",
                     seqs.len(),
                     seqs.iter().map(|s| s.num_targets()).sum::<usize>()
-                ));
+                );
                 let mut step = trainer.state.stage_step;
                 let pb2 = pb.clone();
                 trainer.run_sft_stage(stage, &seqs, |t, s| {
