@@ -123,3 +123,64 @@ pub fn bench(model: &Llama, tok: &Tok, cfg: &BenchConfig) -> Result<BenchReport>
         decode_tokens: cfg.decode_tokens,
     })
 }
+
+/// Figures of llama.cpp's `llama-bench` on the same GGUF (the speed peer).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerReport {
+    pub tool: String,
+    pub threads: usize,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s_batch1: f64,
+}
+
+/// `llama-bench`: `$THINKFL_LLAMA_BENCH`, else the binaries `scripts/llama-peer.sh` builds under
+/// `$THINKFL_PEERS` (default `~/.cache/thinkfl/peers`).
+pub fn find_llama_bench() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("THINKFL_LLAMA_BENCH") {
+        return Some(p.into());
+    }
+    let peers = std::env::var_os("THINKFL_PEERS")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/thinkfl/peers")))?;
+    let mut found: Vec<_> = std::fs::read_dir(peers)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin").join("llama-bench"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// Run `llama-bench` for prefill of `cfg.prompt_tokens` and decode of `cfg.decode_tokens` with
+/// `threads` threads, one repetition.
+pub fn llama_bench_peer(exe: &std::path::Path, gguf: &std::path::Path, cfg: &BenchConfig, threads: usize) -> Result<PeerReport> {
+    let out = std::process::Command::new(exe)
+        .arg("-m")
+        .arg(gguf)
+        .args(["-p", &cfg.prompt_tokens.to_string(), "-n", &cfg.decode_tokens.to_string()])
+        .args(["-r", "1", "-t", &threads.to_string(), "-o", "json"])
+        .output()
+        .map_err(|e| Error::io(exe, e))?;
+    if !out.status.success() {
+        return Err(Error::model(exe, format!("llama-bench failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::model(exe, format!("unreadable llama-bench JSON: {e}")))?;
+    let pick = |prompt: bool| {
+        rows.iter()
+            .find(|r| {
+                let np = r.get("n_prompt").and_then(|v| v.as_u64()).unwrap_or(0);
+                let ng = r.get("n_gen").and_then(|v| v.as_u64()).unwrap_or(0);
+                if prompt { np > 0 && ng == 0 } else { np == 0 && ng > 0 }
+            })
+            .and_then(|r| r.get("avg_ts").and_then(|v| v.as_f64()))
+            .ok_or_else(|| Error::model(exe, "llama-bench printed no pp/tg row"))
+    };
+    Ok(PeerReport {
+        tool: format!("llama.cpp llama-bench ({})", exe.display()),
+        threads,
+        prefill_tokens_per_s: pick(true)?,
+        decode_tokens_per_s_batch1: pick(false)?,
+    })
+}

@@ -21,6 +21,7 @@ pub mod qwen2;
 pub mod template;
 pub mod tokenizer;
 
+pub use candle_core::quantized::GgmlDType;
 pub use config::{Architecture, LlamaConfig};
 pub use error::{Error, Result};
 pub use generate::{Engine, EngineConfig, Generation};

@@ -6,6 +6,9 @@ taken from the merge order.
 
     pip install gguf tiktoken regex
     python3 make_reference_ids.py PATH/SmolLM2-135M-Instruct.Q4_1.gguf > smollm2_reference_ids.json
+
+The ids were also checked against llama.cpp's `llama-tokenize` (llama-cpp-python 0.3.36 sources,
+scripts/llama-peer.sh) on the same GGUF: 11 of 11 texts equal.
 """
 
 import json
