@@ -2,7 +2,9 @@
 //! and indexes it with [`TelemetryStore::load`], and reports spans/s and bytes per span, both as
 //! the resident-set growth of the process (`VmRSS` of `/proc/self/status`, before and after the
 //! load, with the file buffer already freed) and as the store's own heap size
-//! ([`TelemetryStore::heap_bytes`]). Figures are printed, never asserted.
+//! ([`TelemetryStore::heap_bytes`]). The resident growth is given raw and again after glibc's
+//! `malloc_trim` returned the pages freed by the load's temporary buffers. Figures are printed,
+//! never asserted.
 
 use crate::{Error, LoadOptions, Result, TelemetryStore};
 use rand::{Rng, SeedableRng};
@@ -62,8 +64,15 @@ pub struct BenchReport {
     pub generate_seconds: f64,
     pub load_seconds: f64,
     pub spans_per_second: f64,
-    /// Growth of VmRSS over the load, per span (`None` where `/proc` is unavailable).
+    /// CPU time (user + system, all threads) the load took: unlike wall time, it does not grow
+    /// when other processes share the cores.
+    pub load_cpu_seconds: Option<f64>,
+    /// Growth of VmRSS over the load, per span (`None` where `/proc` is unavailable). It
+    /// includes heap the allocator keeps after the load's temporary buffers were freed.
     pub rss_bytes_per_span: Option<f64>,
+    /// The same after asking glibc to return free heap pages to the system (`malloc_trim`);
+    /// `None` off glibc.
+    pub rss_trimmed_bytes_per_span: Option<f64>,
     /// The store's heap (capacity of its columns and indexes) per span.
     pub heap_bytes_per_span: f64,
 }
@@ -168,12 +177,42 @@ pub fn generate_span_csv(
     Ok((bytes, traces))
 }
 
+/// CPU time (user + system) of this process so far, in seconds, from `/proc/self/stat`.
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux the project runs on.
+    Some((utime + stime) / 100.0)
+}
+
 /// Resident set size of this process in bytes, from `/proc/self/status`.
 pub fn resident_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Returns the allocator's free pages to the system; `false` where that is not available.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_heap() -> bool {
+    unsafe extern "C" {
+        /// glibc: `int malloc_trim(size_t pad)`.
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: malloc_trim only releases memory the allocator holds as free; it is safe to call
+    // at any time from any thread.
+    unsafe { malloc_trim(0) };
+    true
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_heap() -> bool {
+    false
 }
 
 /// Generates the file, then loads and indexes it, timing the load.
@@ -198,14 +237,28 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
     let generate_seconds = t.elapsed().as_secs_f64();
 
     let before = resident_bytes();
+    let cpu0 = cpu_seconds();
     let t = Instant::now();
     let (store, report) = TelemetryStore::load(&dir, &LoadOptions::default())?;
     let load_seconds = t.elapsed().as_secs_f64();
+    let load_cpu_seconds = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let after = resident_bytes();
+    let trimmed = if release_free_heap() {
+        resident_bytes()
+    } else {
+        None
+    };
     assert_eq!(report.skipped_rows, 0, "the generator writes valid rows");
     let n = store.span_count();
     let heap = store.heap_bytes();
     let rss = match (before, after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
+        _ => None,
+    };
+    let rss_trimmed = match (before, trimmed) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
         _ => None,
     };
@@ -218,7 +271,9 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
         generate_seconds,
         load_seconds,
         spans_per_second: n as f64 / load_seconds,
+        load_cpu_seconds,
         rss_bytes_per_span: rss,
+        rss_trimmed_bytes_per_span: rss_trimmed,
         heap_bytes_per_span: heap as f64 / n as f64,
     };
     debug_assert_eq!(out.traces, traces);
