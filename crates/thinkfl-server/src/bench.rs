@@ -159,7 +159,7 @@ impl ToolsBenchReport {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "data: {} spans, {} traces, {} metric series (built in {:.1} s); {} CPUs",
+            "data: {} spans, {} traces, {} metric series (built or loaded in {:.1} s); {} CPUs",
             self.spans, self.traces, self.series, self.build_seconds, self.cpus
         );
         for (name, l) in [

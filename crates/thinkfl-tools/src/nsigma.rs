@@ -76,8 +76,13 @@ fn window(ts: &[i64], from: i64, to: i64) -> std::ops::Range<usize> {
     a..b.max(a)
 }
 
-fn finite_values(vs: &[f64]) -> Vec<f64> {
-    vs.iter().copied().filter(|v| !v.is_nan()).collect()
+/// The values without NaN, borrowed when there is none (the common case).
+fn finite_values(vs: &[f64]) -> std::borrow::Cow<'_, [f64]> {
+    if vs.iter().any(|v| v.is_nan()) {
+        std::borrow::Cow::Owned(vs.iter().copied().filter(|v| !v.is_nan()).collect())
+    } else {
+        std::borrow::Cow::Borrowed(vs)
+    }
 }
 
 /// Applies the rule to one series (`ts` in seconds, ascending) around `t` (seconds).

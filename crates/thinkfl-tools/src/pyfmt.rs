@@ -171,8 +171,19 @@ pub fn pandas_std(a: &[f64]) -> f64 {
         return f64::NAN;
     }
     let avg = np_sum(a) / n as f64;
-    let sqr: Vec<f64> = a.iter().map(|v| (avg - v) * (avg - v)).collect();
-    let var = np_sum(&sqr) / (n - 1) as f64;
+    // Metric windows are small: square into a stack buffer when they fit.
+    let mut buf = [0.0f64; 256];
+    let heap: Vec<f64>;
+    let sqr: &[f64] = if n <= buf.len() {
+        for (d, v) in buf.iter_mut().zip(a) {
+            *d = (avg - v) * (avg - v);
+        }
+        &buf[..n]
+    } else {
+        heap = a.iter().map(|v| (avg - v) * (avg - v)).collect();
+        &heap
+    };
+    let var = np_sum(sqr) / (n - 1) as f64;
     var.sqrt()
 }
 

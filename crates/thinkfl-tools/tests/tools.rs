@@ -546,3 +546,85 @@ fn openai_schemas_snapshot() {
     let reg = ToolRegistry::standard();
     insta::assert_json_snapshot!("openai_tool_schemas", reg.openai_schemas());
 }
+
+#[test]
+fn fluctuating_metrics_include_the_hosting_node_and_only_it() {
+    let t0 = 1647747340i64;
+    let mut metrics = Vec::new();
+    let series = |metrics: &mut Vec<MetricPoint>, id: &str, kpi: &str, source: MetricSource| {
+        for i in 0..41 {
+            let t = t0 - 1200 + 60 * i;
+            metrics.push(MetricPoint {
+                timestamp: t,
+                cmdb_id: id.into(),
+                kpi_name: kpi.into(),
+                value: if t == t0 { 50.0 } else { 1.0 + (i % 2) as f64 },
+                source,
+            });
+        }
+    };
+    series(
+        &mut metrics,
+        "node-6.cartservice-2",
+        "container_cpu_usage_seconds",
+        MetricSource::Container,
+    );
+    series(
+        &mut metrics,
+        "node-6",
+        "system.cpu.pct_usage",
+        MetricSource::Node,
+    );
+    series(
+        &mut metrics,
+        "node-5",
+        "system.cpu.pct_usage",
+        MetricSource::Node,
+    );
+    series(
+        &mut metrics,
+        "node-5.cartservice-1",
+        "container_cpu_usage_seconds",
+        MetricSource::Container,
+    );
+    let store = TelemetryStore::from_dataset(Dataset {
+        metrics,
+        ..Default::default()
+    });
+    let env = ToolEnv::new(&store, cfg(OutputMode::Plain));
+    let reg = ToolRegistry::standard();
+    let keys = |name: &str| -> Vec<String> {
+        let out = reg
+            .call(
+                &env,
+                "search_fluctuating_metrics",
+                &json!({"service_name": name, "timestamp": t0}),
+            )
+            .unwrap();
+        out.text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    // The pod and its node; pandas' groupby order (kpi first).
+    assert_eq!(
+        keys("cartservice-2"),
+        [
+            "node-6.cartservice-2.container_cpu_usage_seconds",
+            "node-6.system.cpu.pct_usage"
+        ]
+    );
+    // The service: both pods and both nodes.
+    assert_eq!(
+        keys("cartservice"),
+        [
+            "node-5.cartservice-1.container_cpu_usage_seconds",
+            "node-6.cartservice-2.container_cpu_usage_seconds",
+            "node-5.system.cpu.pct_usage",
+            "node-6.system.cpu.pct_usage"
+        ]
+    );
+    // A node: its own rows only.
+    assert_eq!(keys("node-5"), ["node-5.system.cpu.pct_usage"]);
+}

@@ -59,22 +59,28 @@ pub(crate) fn selected_series<'s>(store: &'s TelemetryStore, c: &Resolved) -> Ve
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut out = Vec::new();
     let own = store.series_of(&c.name);
-    let hosts = c.nodes.iter().filter(|n| **n != c.name).flat_map(|n| {
-        store
-            .series_of(n)
-            .into_iter()
-            .filter(|s| s.source() == MetricSource::Node)
-    });
+    // The node rows of the hosting nodes, in one pass whatever the number of nodes (a service
+    // spreads over several).
+    let host_nodes: Vec<&str> = c
+        .nodes
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != c.name)
+        .collect();
+    let hosts = store
+        .all_series()
+        .filter(|s| s.source() == MetricSource::Node && host_nodes.contains(&s.cmdb_id()));
+    // Names are read once: each read of a name from the store validates its bytes.
+    let mut keyed: Vec<(&str, &str, SeriesRef<'s>)> = Vec::new();
     for s in own.into_iter().chain(hosts) {
-        if seen.insert((s.cmdb_id(), s.kpi())) {
-            out.push(s);
+        let (id, kpi) = (s.cmdb_id(), s.kpi());
+        if seen.insert((id, kpi)) {
+            keyed.push((kpi, id, s));
         }
     }
-    out.sort_by(|a, b| {
-        a.kpi()
-            .cmp(b.kpi())
-            .then_with(|| a.cmdb_id().cmp(b.cmdb_id()))
-    });
+    // (kpi, cmdb_id) pairs are unique here, so an unstable sort is deterministic.
+    keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    out.extend(keyed.into_iter().map(|k| k.2));
     out
 }
 

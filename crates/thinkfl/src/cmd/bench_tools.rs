@@ -55,11 +55,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         http_deadline: Duration::from_secs(a.deadline),
         seed: a.seed,
     };
+    let t0 = std::time::Instant::now();
     let store = match &a.data {
         Some(d) => Some(TelemetryStore::load(d, &LoadOptions::default())?.0),
         None => None,
     };
-    let report = bench_run(&cfg, store)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let mut report = bench_run(&cfg, store)?;
+    if a.data.is_some() {
+        report.build_seconds = load_s;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
