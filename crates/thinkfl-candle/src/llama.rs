@@ -505,6 +505,48 @@ impl Llama {
         Ok(out)
     }
 
+    /// The f32 weights by Hugging Face name, with LoRA deltas merged in where adapters are
+    /// enabled (the "merged weights" export). Projections held only quantized are an error.
+    pub fn hf_tensors(&self) -> Result<std::collections::HashMap<String, Tensor>> {
+        let mut out = std::collections::HashMap::new();
+        out.insert("model.embed_tokens.weight".to_string(), self.embed_tokens.detach());
+        out.insert("model.norm.weight".to_string(), self.norm.detach());
+        let merged = |name: &str, lin: &Linear| -> Result<Tensor> {
+            let w = lin.weight.as_ref().ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
+            Ok(match &lin.lora {
+                Some(l) if l.enabled => (w + (l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?)?.detach(),
+                _ => w.detach(),
+            })
+        };
+        for (i, blk) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.insert(format!("{p}.input_layernorm.weight"), blk.input_layernorm.detach());
+            out.insert(format!("{p}.post_attention_layernorm.weight"), blk.post_attention_layernorm.detach());
+            let mut blk = blk.clone();
+            for (name, lin) in blk.projections_mut() {
+                out.insert(format!("{p}.{name}.weight"), merged(name, lin)?);
+                if let Some(b) = &lin.bias {
+                    out.insert(format!("{p}.{name}.bias"), b.detach());
+                }
+            }
+        }
+        if !self.config.tie_word_embeddings {
+            out.insert("lm_head.weight".to_string(), merged("lm_head", &self.lm_head)?);
+        }
+        Ok(out)
+    }
+
+    /// Write `config.json` and `model.safetensors` (Hugging Face layout) into `dir`.
+    pub fn save_hf(&self, dir: &std::path::Path, model_type: &str) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut cfg = serde_json::to_value(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+        cfg["model_type"] = serde_json::Value::from(model_type);
+        let cfg_path = dir.join("config.json");
+        std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| Error::io(&cfg_path, e))?;
+        candle_core::safetensors::save(&self.hf_tensors()?, dir.join("model.safetensors"))?;
+        Ok(())
+    }
+
     /// Switch every adapter on or off (off = the base model).
     pub fn set_lora_enabled(&mut self, enabled: bool) {
         for blk in &mut self.layers {

@@ -89,3 +89,34 @@ fn cached_decoding_matches_full_forward() {
         assert_eq!(cache.len(), 12);
     }
 }
+
+#[test]
+fn hugging_face_directory_round_trip() {
+    // A tiny random model with SmolLM2's tokenizer, written as config.json + model.safetensors +
+    // tokenizer.json and loaded back through the Hugging Face loader.
+    let ct = thinkfl_candle::load::read_gguf_content(&thinkfl_candle::fetch::resolve_model("default", true).unwrap()).unwrap();
+    let tok = thinkfl_candle::Tok::from_gguf(&ct).unwrap();
+    let mut cfg = LlamaConfig::tiny(tok.vocab_size());
+    cfg.tie_word_embeddings = false;
+    let m = Llama::random(cfg, 3, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    m.save_hf(dir.path(), "llama").unwrap();
+    tok.inner.save(dir.path().join("tokenizer.json"), false).unwrap();
+    let loaded = thinkfl_candle::load(dir.path(), &thinkfl_candle::LoadOptions::f32_only()).unwrap();
+    assert_eq!(loaded.model.config, m.config);
+    let text = "<|im_start|>user\nhello 123<|im_end|>";
+    assert_eq!(loaded.tokenizer.encode(text).unwrap(), tok.encode(text).unwrap());
+    let x = Tensor::new(&[[1u32, 4093, 198, 19556, 33, 34, 35, 2]], &Device::Cpu).unwrap();
+    assert_eq!(max_abs(&loaded.model.forward_logits(&x).unwrap(), &m.forward_logits(&x).unwrap()), 0.0);
+    // Merged LoRA weights equal the adapter's forward.
+    let mut with = m.clone();
+    let vars = with.add_lora(2, 4.0, &["q_proj", "down_proj"], 5).unwrap();
+    for (_, v) in vars.iter().filter(|(n, _)| n.contains("lora_B")) {
+        v.set(&Tensor::ones(v.shape(), DType::F32, &Device::Cpu).unwrap().affine(0.05, 0.0).unwrap()).unwrap();
+    }
+    let dir2 = tempfile::tempdir().unwrap();
+    with.save_hf(dir2.path(), "llama").unwrap();
+    tok.inner.save(dir2.path().join("tokenizer.json"), false).unwrap();
+    let merged = thinkfl_candle::load(dir2.path(), &thinkfl_candle::LoadOptions::f32_only()).unwrap();
+    assert!(max_abs(&merged.model.forward_logits(&x).unwrap(), &with.forward_logits(&x).unwrap()) < 1e-4);
+}
