@@ -43,6 +43,9 @@ pub struct OpenAiConfig {
     /// then constrain the reply to a valid call) or `none`; unset leaves the server's default.
     pub tool_choice: Option<String>,
     pub tool_role: ToolRole,
+    /// Extra fields merged into every request body, for server extensions (vLLM's
+    /// `guided_json`, llama.cpp's `grammar`, `top_k`...).
+    pub extra_body: serde_json::Map<String, Value>,
 }
 
 impl OpenAiConfig {
@@ -63,6 +66,7 @@ impl OpenAiConfig {
             native_tools: true,
             tool_choice: None,
             tool_role: ToolRole::Tool,
+            extra_body: Default::default(),
         }
     }
 
@@ -141,6 +145,9 @@ impl OpenAiClient {
         });
         if !p.stop.is_empty() {
             body["stop"] = json!(p.stop);
+        }
+        for (k, v) in &self.config.extra_body {
+            body[k] = v.clone();
         }
         if self.config.native_tools && !request.tools.is_empty() {
             body["tools"] = json!(request.tools);
