@@ -521,22 +521,57 @@ fn resolve_generic(
     (by_id, parent)
 }
 
-/// Parses exactly 16 lowercase hex digits.
+/// Value of each byte as a lowercase hex digit, 0xff for anything else.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Parses exactly 16 lowercase hex digits. Branch-free over the digits: this runs twice per
+/// span in a load.
 #[inline]
 pub(crate) fn hex16(b: &[u8]) -> Option<u64> {
-    if b.len() != 16 {
-        return None;
-    }
+    let b: &[u8; 16] = b.try_into().ok()?;
     let mut v = 0u64;
+    let mut bad = 0u8;
     for &c in b {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | d as u64;
+        let d = HEX[c as usize];
+        bad |= d;
+        v = (v << 4) | (d & 0x0f) as u64;
     }
-    Some(v)
+    (bad & 0xf0 == 0).then_some(v)
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn hex16_takes_exactly_16_lowercase_hex_digits() {
+        assert_eq!(
+            super::hex16(b"d1b3f238e544e3f0"),
+            Some(0xd1b3_f238_e544_e3f0)
+        );
+        assert_eq!(super::hex16(b"0000000000000000"), Some(0));
+        assert_eq!(super::hex16(b"ffffffffffffffff"), Some(u64::MAX));
+        for bad in [
+            &b"D1b3f238e544e3f0"[..],
+            b"d1b3f238e544e3f",
+            b"d1b3f238e544e3f0a",
+            b"g1b3f238e544e3f0",
+            b"",
+        ] {
+            assert_eq!(super::hex16(bad), None, "{bad:?}");
+        }
+    }
 }
 
 /// First row (lowest row number) whose id is `id`.
