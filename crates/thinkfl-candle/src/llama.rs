@@ -371,6 +371,7 @@ impl Llama {
         let flat_pos = positions.flatten_all()?;
         let cos = self.cos.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
         let sin = self.sin.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let (cos3, sin3) = (cos.reshape((b, t, hd / 2))?, sin.reshape((b, t, hd / 2))?);
         let causal;
         let bias = match bias {
             Some(bias) => Some(bias),
@@ -390,8 +391,14 @@ impl Llama {
             let q = blk.q_proj.forward(&h, mode)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
             let k = blk.k_proj.forward(&h, mode)?.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
             let v = blk.v_proj.forward(&h, mode)?.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
-            let q = rope(&q.contiguous()?, &cos, &sin)?;
-            let k = rope(&k.contiguous()?, &cos, &sin)?;
+            let (q, k) = match mode {
+                Mode::Train => (rope(&q.contiguous()?, &cos, &sin)?, rope(&k.contiguous()?, &cos, &sin)?),
+                // One fused kernel instead of nine small operations per tensor.
+                Mode::Infer => (
+                    candle_nn::rotary_emb::rope(&q.contiguous()?, &cos3, &sin3)?,
+                    candle_nn::rotary_emb::rope(&k.contiguous()?, &cos3, &sin3)?,
+                ),
+            };
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => c.append(li, &k, &v.contiguous()?)?,
                 None => (k, v.contiguous()?),
