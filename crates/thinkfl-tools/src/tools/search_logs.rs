@@ -84,11 +84,10 @@ pub fn severity(line: &str) -> Option<Severity> {
         let mut from = 0;
         while let Some(pos) = lower[from..].find(key) {
             let start = from + pos + key.len();
-            let rest =
-                lower[start..].trim_start_matches(|c: char| c == '"' || c == '\'' || c == ' ');
+            let rest = lower[start..].trim_start_matches(['"', '\'', ' ']);
             if let Some(rest) = rest.strip_prefix([':', '=']) {
                 let word: String = rest
-                    .trim_start_matches(|c: char| c == '"' || c == '\'' || c == ' ')
+                    .trim_start_matches(['"', '\'', ' '])
                     .chars()
                     .take_while(|c| c.is_ascii_alphabetic())
                     .collect();
