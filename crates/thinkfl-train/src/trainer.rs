@@ -87,6 +87,11 @@ impl Trainer {
         }
         self.rng = state.rng()?;
         self.state = state;
+        // A config whose current stage has since been shortened: that stage is done.
+        while self.state.stage < self.cfg.stages.len() && self.state.stage_step >= self.cfg.stages[self.state.stage].steps {
+            self.state.stage += 1;
+            self.state.stage_step = 0;
+        }
         Ok(true)
     }
 
