@@ -47,5 +47,6 @@ fn f32_forward_matches_dequantized_reference() {
         theirs = reference.forward(&next, t + s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     }
     eprintln!("max |logit difference| over 16 greedy steps: {worst}");
-    assert!(worst < 1e-2, "f32 logits differ by {worst}");
+    // Measured 4.1e-5.
+    assert!(worst < 1e-3, "f32 logits differ by {worst}");
 }
