@@ -1,0 +1,113 @@
+//! `thinkfl bench ...`: throughput figures, printed (never asserted).
+
+use clap::{Args as ClapArgs, Subcommand};
+use thinkfl_candle::bench::{BenchConfig, bench, find_llama_bench, llama_bench_peer};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Telemetry store: load+index spans/s and bytes per span, beside pandas read_csv.
+    Store(super::bench_store::StoreArgs),
+    /// Local model: prefill tokens/s, decode tokens/s at batch 1 and aggregate at a batch.
+    Model(ModelArgs),
+    /// Diagnostic tools: in-process latency and loopback HTTP throughput of the tool server.
+    Tools(super::bench_tools::Args),
+    /// Simulator: spans generated and written per second.
+    Sim(crate::cmd::simulate::BenchArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+struct ModelArgs {
+    #[arg(long, default_value = "default")]
+    model: String,
+    #[arg(long, default_value_t = BenchConfig::DEFAULT_PROMPT_TOKENS)]
+    prompt_tokens: usize,
+    #[arg(long, default_value_t = BenchConfig::DEFAULT_DECODE_TOKENS)]
+    decode_tokens: usize,
+    #[arg(long, default_value_t = BenchConfig::DEFAULT_BATCH)]
+    batch: usize,
+    /// Weights for the inference path: `f32` (dequantized once at load, the default of `chat`),
+    /// `quantized` (the GGUF's own quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
+    #[arg(long, default_value = "f32")]
+    weights: String,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Skip the llama.cpp peer (`llama-bench`, found via THINKFL_LLAMA_BENCH or the peers cache
+    /// that scripts/llama-peer.sh fills).
+    #[arg(long)]
+    no_peer: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Model(a) => model(a),
+        BenchCommand::Store(a) => super::bench_store::run(a),
+        BenchCommand::Tools(a) => super::bench_tools::run(a),
+        BenchCommand::Sim(a) => crate::cmd::simulate::bench(a),
+    }
+}
+
+fn model(a: ModelArgs) -> anyhow::Result<()> {
+    let path = thinkfl_candle::fetch::resolve_model(&a.model, true)?;
+    let opts = match a.weights.as_str() {
+        "quantized" => thinkfl_candle::LoadOptions::quantized(),
+        "f32" => thinkfl_candle::LoadOptions::f32_only(),
+        "q8_0" => thinkfl_candle::LoadOptions::requantized(thinkfl_candle::GgmlDType::Q8_0),
+        "q4_0" => thinkfl_candle::LoadOptions::requantized(thinkfl_candle::GgmlDType::Q4_0),
+        other => anyhow::bail!("--weights {other}: expected f32, quantized, q8_0 or q4_0"),
+    };
+    let loaded = thinkfl_candle::load(&path, &opts)?;
+    let cfg = BenchConfig {
+        prompt_tokens: a.prompt_tokens,
+        decode_tokens: a.decode_tokens,
+        batch: a.batch,
+        ..BenchConfig::default()
+    };
+    let r = bench(&loaded.model, &loaded.tokenizer, &cfg)?;
+    let threads = candle_threads();
+    let peer = match (a.no_peer, find_llama_bench()) {
+        (true, _) => None,
+        (false, None) => {
+            eprintln!("no llama-bench found (run scripts/llama-peer.sh or set THINKFL_LLAMA_BENCH); no peer figures");
+            None
+        }
+        (false, Some(exe)) if path.is_file() => match llama_bench_peer(&exe, &path, &cfg, threads) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("peer failed: {e}");
+                None
+            }
+        },
+        (false, Some(_)) => None,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"thinkfl": r, "peer": peer}))?);
+        return Ok(());
+    }
+    println!("model: {} ({} weights, {threads} threads)", path.display(), a.weights);
+    println!("prefill ({} tokens):        {:8.1} tokens/s", r.prompt_tokens, r.prefill_tokens_per_s);
+    println!("decode batch 1 ({} tokens):  {:8.1} tokens/s", r.decode_tokens, r.decode_tokens_per_s_batch1);
+    println!("decode batch {} (aggregate): {:8.1} tokens/s", r.batch, r.decode_tokens_per_s_batch);
+    if let Some(p) = peer {
+        println!("peer: {} with {} threads", p.tool, p.threads);
+        println!("  prefill ({} tokens):      {:8.1} tokens/s", r.prompt_tokens, p.prefill_tokens_per_s);
+        println!("  decode batch 1 ({} tokens): {:8.1} tokens/s", r.decode_tokens, p.decode_tokens_per_s_batch1);
+    }
+    Ok(())
+}
+
+fn candle_threads() -> usize {
+    candle_core_threads().unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+fn candle_core_threads() -> Option<usize> {
+    ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()))
+}
