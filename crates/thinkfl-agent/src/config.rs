@@ -36,7 +36,7 @@ impl ActorConfig {
     pub const DEFAULT_MAX_CALLS_PER_TURN: usize = 3;
     pub const DEFAULT_MAX_ROWS: usize = 12;
     pub const DEFAULT_MAX_TOOL_OUTPUT_BYTES: usize = 2048;
-    pub const DEFAULT_MAX_TOKENS_PER_TURN: usize = 160;
+    pub const DEFAULT_MAX_TOKENS_PER_TURN: usize = 96;
 
     /// Settings for the released ThinkFL checkpoints: their prompts and plain tool output.
     pub fn thinkfl_compatible() -> Self {

@@ -11,14 +11,27 @@ use thinkfl_eval::{EvalConfig, Progress, evaluate};
 use thinkfl_store::{LoadOptions, TelemetryStore};
 use thinkfl_tools::Diagnoser;
 
+/// Methods that run the RoT actor rather than a classic baseline.
+const ACTOR_METHODS: [&str; 2] = ["expert", "thinkfl"];
+
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// A data set in the AIOps 2022 layout, with its ground truth (`groundtruth.csv`).
     #[arg(long)]
     pub data: PathBuf,
-    /// Comma-separated methods, or `all`.
+    /// Comma-separated methods, or `all` (the classic baselines). Besides the baselines:
+    /// `expert` (the scripted expert through the actor) and `thinkfl` (the RoT actor on `--model`).
     #[arg(long, default_value = "all")]
     pub methods: String,
+    /// Model of the `thinkfl` method.
+    #[arg(long, default_value = "default", help = super::models::MODEL_HELP)]
+    pub model: String,
+    /// Prompt set of the `thinkfl` method: `ours` or `thinkfl`.
+    #[arg(long, default_value = "ours")]
+    pub prompts: String,
+    /// Most tool rounds per episode of the `thinkfl` and `expert` methods.
+    #[arg(long, default_value_t = 10)]
+    pub d_max: usize,
     /// Directory the reports are written to (created if needed).
     #[arg(long)]
     pub out: PathBuf,
@@ -68,7 +81,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect()
     };
     if names.is_empty() {
-        bail!("--methods names no method (known: {})", METHODS.join(", "));
+        bail!(
+            "--methods names no method (known: {}, expert, thinkfl)",
+            METHODS.join(", ")
+        );
     }
     if let Some(j) = args.jobs {
         rayon::ThreadPoolBuilder::new()
@@ -92,7 +108,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.data.display()
         );
     }
-    let methods = build(&store, &names, CommonConfig::default(), args.seed)?;
+    let store = std::sync::Arc::new(store);
+    let classic: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !ACTOR_METHODS.contains(n))
+        .collect();
+    let mut methods = build(&store, &classic, CommonConfig::default(), args.seed)?;
+    for &n in names.iter().filter(|n| ACTOR_METHODS.contains(n)) {
+        let spec = if n == "expert" {
+            "expert"
+        } else {
+            args.model.as_str()
+        };
+        let prompts = if n == "expert" {
+            "ours"
+        } else {
+            args.prompts.as_str()
+        };
+        let model = super::models::build_model(spec, &store)?;
+        let cfg = super::models::actor_config(prompts, args.d_max, 0.0, args.seed)?;
+        let actor = thinkfl_agent::Actor::new(model, cfg)?.with_name(n);
+        methods.push(Box::new(actor));
+    }
     let refs: Vec<&dyn Diagnoser> = methods.iter().map(|m| m.as_ref()).collect();
     let cfg = EvalConfig {
         k_queries: args.k,
