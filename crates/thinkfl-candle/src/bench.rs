@@ -29,7 +29,11 @@ impl BenchConfig {
     pub const DEFAULT_BATCH: usize = 8;
     pub const DEFAULT_DECODE_PROMPT_TOKENS: usize = 32;
     pub fn validate(&self) -> Result<()> {
-        if self.prompt_tokens == 0 || self.decode_tokens == 0 || self.batch == 0 || self.decode_prompt_tokens == 0 {
+        if self.prompt_tokens == 0
+            || self.decode_tokens == 0
+            || self.batch == 0
+            || self.decode_prompt_tokens == 0
+        {
             return Err(Error::Config("benchmark sizes must be positive".into()));
         }
         Ok(())
@@ -78,7 +82,14 @@ pub fn prompt_ids(tok: &Tok, n: usize, variant: usize) -> Result<Vec<u32>> {
 fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
     let v: Vec<Vec<f32>> = logits.to_vec2()?;
     Ok(v.iter()
-        .map(|r| r.iter().enumerate().fold((0u32, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i as u32, x) } else { a }).0)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0u32, f32::NEG_INFINITY), |a, (i, &x)| {
+                    if x > a.1 { (i as u32, x) } else { a }
+                })
+                .0
+        })
         .collect())
 }
 
@@ -111,8 +122,14 @@ pub fn bench(model: &Llama, tok: &Tok, cfg: &BenchConfig) -> Result<BenchReport>
     // Warm-up: first calls allocate and page in weights.
     run(model, &[prompt_ids(tok, 16, 0)?], 2)?;
     let (prefill, _) = run(model, &[prompt_ids(tok, cfg.prompt_tokens, 0)?], 0)?;
-    let (_, d1) = run(model, &[prompt_ids(tok, cfg.decode_prompt_tokens, 1)?], cfg.decode_tokens)?;
-    let prompts = (0..cfg.batch).map(|i| prompt_ids(tok, cfg.decode_prompt_tokens, i + 2)).collect::<Result<Vec<_>>>()?;
+    let (_, d1) = run(
+        model,
+        &[prompt_ids(tok, cfg.decode_prompt_tokens, 1)?],
+        cfg.decode_tokens,
+    )?;
+    let prompts = (0..cfg.batch)
+        .map(|i| prompt_ids(tok, cfg.decode_prompt_tokens, i + 2))
+        .collect::<Result<Vec<_>>>()?;
     let (_, db) = run(model, &prompts, cfg.decode_tokens)?;
     Ok(BenchReport {
         prefill_tokens_per_s: cfg.prompt_tokens as f64 / prefill,
@@ -141,7 +158,10 @@ pub fn find_llama_bench() -> Option<std::path::PathBuf> {
     }
     let peers = std::env::var_os("THINKFL_PEERS")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/thinkfl/peers")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/thinkfl/peers"))
+        })?;
     let mut found: Vec<_> = std::fs::read_dir(peers)
         .ok()?
         .filter_map(|e| e.ok())
@@ -154,16 +174,32 @@ pub fn find_llama_bench() -> Option<std::path::PathBuf> {
 
 /// Run `llama-bench` for prefill of `cfg.prompt_tokens` and decode of `cfg.decode_tokens` with
 /// `threads` threads, one repetition.
-pub fn llama_bench_peer(exe: &std::path::Path, gguf: &std::path::Path, cfg: &BenchConfig, threads: usize) -> Result<PeerReport> {
+pub fn llama_bench_peer(
+    exe: &std::path::Path,
+    gguf: &std::path::Path,
+    cfg: &BenchConfig,
+    threads: usize,
+) -> Result<PeerReport> {
     let out = std::process::Command::new(exe)
         .arg("-m")
         .arg(gguf)
-        .args(["-p", &cfg.prompt_tokens.to_string(), "-n", &cfg.decode_tokens.to_string()])
+        .args([
+            "-p",
+            &cfg.prompt_tokens.to_string(),
+            "-n",
+            &cfg.decode_tokens.to_string(),
+        ])
         .args(["-r", "1", "-t", &threads.to_string(), "-o", "json"])
         .output()
         .map_err(|e| Error::io(exe, e))?;
     if !out.status.success() {
-        return Err(Error::model(exe, format!("llama-bench failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::model(
+            exe,
+            format!(
+                "llama-bench failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
     }
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::model(exe, format!("unreadable llama-bench JSON: {e}")))?;
@@ -172,7 +208,11 @@ pub fn llama_bench_peer(exe: &std::path::Path, gguf: &std::path::Path, cfg: &Ben
             .find(|r| {
                 let np = r.get("n_prompt").and_then(|v| v.as_u64()).unwrap_or(0);
                 let ng = r.get("n_gen").and_then(|v| v.as_u64()).unwrap_or(0);
-                if prompt { np > 0 && ng == 0 } else { np == 0 && ng > 0 }
+                if prompt {
+                    np > 0 && ng == 0
+                } else {
+                    np == 0 && ng > 0
+                }
             })
             .and_then(|r| r.get("avg_ts").and_then(|v| v.as_f64()))
             .ok_or_else(|| Error::model(exe, "llama-bench printed no pp/tg row"))

@@ -19,7 +19,9 @@ impl Architecture {
         match s {
             "llama" | "LlamaForCausalLM" => Ok(Architecture::Llama),
             "qwen2" | "Qwen2ForCausalLM" => Ok(Architecture::Qwen2),
-            other => Err(Error::Config(format!("unsupported architecture `{other}` (supported: llama, qwen2)"))),
+            other => Err(Error::Config(format!(
+                "unsupported architecture `{other}` (supported: llama, qwen2)"
+            ))),
         }
     }
 }
@@ -77,7 +79,9 @@ impl LlamaConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.hidden_size == 0 || self.num_attention_heads == 0 || self.num_hidden_layers == 0 {
-            return bad("hidden_size, num_attention_heads and num_hidden_layers must be positive".into());
+            return bad(
+                "hidden_size, num_attention_heads and num_hidden_layers must be positive".into(),
+            );
         }
         if self.hidden_size % self.num_attention_heads != 0 {
             return bad(format!(
@@ -86,7 +90,10 @@ impl LlamaConfig {
             ));
         }
         if self.head_dim() % 2 != 0 {
-            return bad(format!("head dimension {} must be even for rotary embeddings", self.head_dim()));
+            return bad(format!(
+                "head dimension {} must be even for rotary embeddings",
+                self.head_dim()
+            ));
         }
         let kv = self.num_kv_heads();
         if kv == 0 || self.num_attention_heads % kv != 0 {
@@ -115,7 +122,11 @@ impl LlamaConfig {
             get(&full)
                 .and_then(|v| v.to_u64().ok().or_else(|| v.to_u32().ok().map(u64::from)))
                 .map(|v| v as usize)
-                .ok_or_else(|| Error::Config(format!("GGUF metadata field {full} is missing or not an integer")))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "GGUF metadata field {full} is missing or not an integer"
+                    ))
+                })
         };
         let opt_f = |k: &str| get(&key(k)).and_then(|v| v.to_f32().ok()).map(f64::from);
         let hidden_size = req_u("embedding_length")?;
@@ -124,7 +135,9 @@ impl LlamaConfig {
             Err(_) => get("tokenizer.ggml.tokens")
                 .and_then(|v| v.to_vec().ok())
                 .map(|v| v.len())
-                .ok_or_else(|| Error::Config("GGUF has neither vocab_size nor tokenizer.ggml.tokens".into()))?,
+                .ok_or_else(|| {
+                    Error::Config("GGUF has neither vocab_size nor tokenizer.ggml.tokens".into())
+                })?,
         };
         let id = |k: &str| get(k).and_then(|v| v.to_u32().ok());
         let cfg = LlamaConfig {
@@ -133,10 +146,12 @@ impl LlamaConfig {
             num_hidden_layers: req_u("block_count")?,
             num_attention_heads: req_u("attention.head_count")?,
             num_key_value_heads: req_u("attention.head_count_kv").ok(),
-            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon").unwrap_or(Self::DEFAULT_RMS_NORM_EPS),
+            rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon")
+                .unwrap_or(Self::DEFAULT_RMS_NORM_EPS),
             rope_theta: opt_f("rope.freq_base").unwrap_or(Self::DEFAULT_ROPE_THETA),
             vocab_size,
-            max_position_embeddings: req_u("context_length").unwrap_or(Self::DEFAULT_MAX_POSITION_EMBEDDINGS),
+            max_position_embeddings: req_u("context_length")
+                .unwrap_or(Self::DEFAULT_MAX_POSITION_EMBEDDINGS),
             tie_word_embeddings: !ct.tensor_infos.contains_key("output.weight"),
             attention_bias: ct.tensor_infos.contains_key("blk.0.attn_q.bias"),
             bos_token_id: id("tokenizer.ggml.bos_token_id"),
@@ -149,8 +164,14 @@ impl LlamaConfig {
     /// End-of-sequence ids named by the config (`eos_token_id` may be a number or a list).
     pub fn eos_ids(&self) -> Vec<u32> {
         match &self.eos_token_id {
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect(),
+            Some(serde_json::Value::Number(n)) => {
+                n.as_u64().map(|v| vec![v as u32]).unwrap_or_default()
+            }
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_u64())
+                .map(|v| v as u32)
+                .collect(),
             _ => Vec::new(),
         }
     }

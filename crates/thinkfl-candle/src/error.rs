@@ -28,10 +28,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Model { path: path.into(), message: message.into() }
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+        }
     }
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

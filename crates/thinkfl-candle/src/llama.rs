@@ -54,8 +54,20 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(weight: Option<Tensor>, bias: Option<Tensor>, quantized: Option<QMatMul>, out_in: (usize, usize)) -> Self {
-        Linear { weight, bias, quantized, lora: None, out_features: out_in.0, in_features: out_in.1 }
+    pub fn new(
+        weight: Option<Tensor>,
+        bias: Option<Tensor>,
+        quantized: Option<QMatMul>,
+        out_in: (usize, usize),
+    ) -> Self {
+        Linear {
+            weight,
+            bias,
+            quantized,
+            lora: None,
+            out_features: out_in.0,
+            in_features: out_in.1,
+        }
     }
 
     pub fn out_features(&self) -> usize {
@@ -84,7 +96,9 @@ impl Linear {
         };
         match &self.lora {
             Some(l) if l.enabled => {
-                let d = x.broadcast_matmul(&l.a.as_tensor().t()?)?.broadcast_matmul(&l.b.as_tensor().t()?)?;
+                let d = x
+                    .broadcast_matmul(&l.a.as_tensor().t()?)?
+                    .broadcast_matmul(&l.b.as_tensor().t()?)?;
                 Ok((y + (d * l.scale)?)?)
             }
             _ => Ok(y),
@@ -134,7 +148,10 @@ impl KvCache {
     const GROW: usize = 256;
 
     pub fn new(num_layers: usize) -> Self {
-        KvCache { layers: vec![None; num_layers], len: 0 }
+        KvCache {
+            layers: vec![None; num_layers],
+            len: 0,
+        }
     }
 
     /// Filled slots.
@@ -145,7 +162,11 @@ impl KvCache {
         self.len == 0
     }
     pub fn batch_size(&self) -> Option<usize> {
-        self.layers.iter().flatten().next().map(|(k, _)| k.dim(0).unwrap_or(0))
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|(k, _)| k.dim(0).unwrap_or(0))
     }
 
     /// Append `k`, `v` (`[b, kvh, t, hd]`) to layer `i` and return the filled views. The caller
@@ -188,7 +209,10 @@ impl KvCache {
 
     /// Rows `rows` of the batch, in that order.
     pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
-        let mut out = KvCache { layers: Vec::with_capacity(self.layers.len()), len: self.len };
+        let mut out = KvCache {
+            layers: Vec::with_capacity(self.layers.len()),
+            len: self.len,
+        };
         for l in &self.layers {
             out.layers.push(match l {
                 Some((k, v)) => {
@@ -203,7 +227,10 @@ impl KvCache {
 
     /// Row `row`, keeping only the slots `slots` (in order), as a batch-1 cache.
     pub fn extract(&self, row: usize, slots: &[u32]) -> Result<KvCache> {
-        let mut out = KvCache { layers: Vec::with_capacity(self.layers.len()), len: slots.len() };
+        let mut out = KvCache {
+            layers: Vec::with_capacity(self.layers.len()),
+            len: slots.len(),
+        };
         for l in &self.layers {
             out.layers.push(match l {
                 Some((k, v)) => {
@@ -220,7 +247,12 @@ impl KvCache {
 
     /// Stack batch-1 caches into one batch whose row `i` holds `parts[i]` right-aligned in `width`
     /// slots (zeros before it). Empty caches give all-zero rows.
-    pub fn stack_right_aligned(parts: &[&KvCache], width: usize, cfg: &LlamaConfig, device: &Device) -> Result<KvCache> {
+    pub fn stack_right_aligned(
+        parts: &[&KvCache],
+        width: usize,
+        cfg: &LlamaConfig,
+        device: &Device,
+    ) -> Result<KvCache> {
         let (h, d) = (cfg.num_kv_heads(), cfg.head_dim());
         let cap = width.div_ceil(Self::GROW).max(1) * Self::GROW;
         let zeros = |n: usize| Tensor::zeros((1, h, n, d), DType::F32, device);
@@ -230,7 +262,9 @@ impl KvCache {
             let mut vs = Vec::with_capacity(parts.len());
             for p in parts {
                 let filled = match (&p.layers.get(li), p.len) {
-                    (Some(Some((pk, pv))), n) if n > 0 => Some((pk.narrow(2, 0, n)?, pv.narrow(2, 0, n)?)),
+                    (Some(Some((pk, pv))), n) if n > 0 => {
+                        Some((pk.narrow(2, 0, n)?, pv.narrow(2, 0, n)?))
+                    }
                     _ => None,
                 };
                 let (row_k, row_v) = match filled {
@@ -297,7 +331,16 @@ impl Llama {
             )));
         }
         let (cos, sin) = rope_tables(&config, device)?;
-        Ok(Llama { config, embed_tokens, layers, norm, lm_head, cos, sin, device: device.clone() })
+        Ok(Llama {
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            cos,
+            sin,
+            device: device.clone(),
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -311,13 +354,22 @@ impl Llama {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, 0.02).expect("valid normal");
         let mut rand = |shape: (usize, usize)| -> Result<Tensor> {
-            let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| normal.sample(&mut rng)).collect();
+            let v: Vec<f32> = (0..shape.0 * shape.1)
+                .map(|_| normal.sample(&mut rng))
+                .collect();
             Ok(Tensor::from_vec(v, shape, device)?)
         };
         let (h, i) = (config.hidden_size, config.intermediate_size);
-        let (qd, kvd) = (config.num_attention_heads * config.head_dim(), config.num_kv_heads() * config.head_dim());
+        let (qd, kvd) = (
+            config.num_attention_heads * config.head_dim(),
+            config.num_kv_heads() * config.head_dim(),
+        );
         let mut lin = |o: usize, n: usize, bias: bool| -> Result<Linear> {
-            let b = if bias { Some(rand((1, o))?.reshape(o)?) } else { None };
+            let b = if bias {
+                Some(rand((1, o))?.reshape(o)?)
+            } else {
+                None
+            };
             Ok(Linear::new(Some(rand((o, n))?), b, None, (o, n)))
         };
         let ones = Tensor::ones(h, DType::F32, device)?;
@@ -345,7 +397,10 @@ impl Llama {
     fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?;
-        Ok(self.embed_tokens.index_select(&flat, 0)?.reshape((b, t, self.config.hidden_size))?)
+        Ok(self
+            .embed_tokens
+            .index_select(&flat, 0)?
+            .reshape((b, t, self.config.hidden_size))?)
     }
 
     /// Hidden states after the final norm, `[b, t, hidden]`.
@@ -369,15 +424,23 @@ impl Llama {
         let rep = nh / kvh;
         let eps = cfg.rms_norm_eps;
         let flat_pos = positions.flatten_all()?;
-        let cos = self.cos.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
-        let sin = self.sin.index_select(&flat_pos, 0)?.reshape((b, 1, t, hd / 2))?;
+        let cos = self
+            .cos
+            .index_select(&flat_pos, 0)?
+            .reshape((b, 1, t, hd / 2))?;
+        let sin = self
+            .sin
+            .index_select(&flat_pos, 0)?
+            .reshape((b, 1, t, hd / 2))?;
         let (cos3, sin3) = (cos.reshape((b, t, hd / 2))?, sin.reshape((b, t, hd / 2))?);
         let causal;
         let bias = match bias {
             Some(bias) => Some(bias),
             None if t > 1 => {
                 if cache.as_ref().is_some_and(|c| !c.is_empty()) {
-                    return Err(Error::Config("a forward over a non-empty cache needs an attention bias".into()));
+                    return Err(Error::Config(
+                        "a forward over a non-empty cache needs an attention bias".into(),
+                    ));
                 }
                 causal = causal_bias(t, &self.device)?;
                 Some(&causal)
@@ -388,11 +451,26 @@ impl Llama {
         let mut x = self.embed(ids)?;
         for (li, blk) in self.layers.iter().enumerate() {
             let h = rms_norm(&x, &blk.input_layernorm, eps, mode)?;
-            let q = blk.q_proj.forward(&h, mode)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
-            let k = blk.k_proj.forward(&h, mode)?.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
-            let v = blk.v_proj.forward(&h, mode)?.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
+            let q = blk
+                .q_proj
+                .forward(&h, mode)?
+                .reshape((b, t, nh, hd))?
+                .transpose(1, 2)?;
+            let k = blk
+                .k_proj
+                .forward(&h, mode)?
+                .reshape((b, t, kvh, hd))?
+                .transpose(1, 2)?;
+            let v = blk
+                .v_proj
+                .forward(&h, mode)?
+                .reshape((b, t, kvh, hd))?
+                .transpose(1, 2)?;
             let (q, k) = match mode {
-                Mode::Train => (rope(&q.contiguous()?, &cos, &sin)?, rope(&k.contiguous()?, &cos, &sin)?),
+                Mode::Train => (
+                    rope(&q.contiguous()?, &cos, &sin)?,
+                    rope(&k.contiguous()?, &cos, &sin)?,
+                ),
                 // One fused kernel instead of nine small operations per tensor.
                 Mode::Infer => (
                     candle_nn::rotary_emb::rope(&q.contiguous()?, &cos3, &sin3)?,
@@ -417,7 +495,10 @@ impl Llama {
                 Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
             };
             let y = att.reshape((b, kvh, rep * t, s))?.matmul(&v)?;
-            let y = y.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+            let y = y
+                .reshape((b, nh, t, hd))?
+                .transpose(1, 2)?
+                .reshape((b, t, nh * hd))?;
             x = (x + blk.o_proj.forward(&y, mode)?)?;
             let h = rms_norm(&x, &blk.post_attention_layernorm, eps, mode)?;
             let g = blk.gate_proj.forward(&h, mode)?;
@@ -457,10 +538,19 @@ impl Llama {
         };
         var("model.embed_tokens.weight".into(), &mut self.embed_tokens)?;
         for (i, blk) in self.layers.iter_mut().enumerate() {
-            var(format!("model.layers.{i}.input_layernorm.weight"), &mut blk.input_layernorm)?;
-            var(format!("model.layers.{i}.post_attention_layernorm.weight"), &mut blk.post_attention_layernorm)?;
+            var(
+                format!("model.layers.{i}.input_layernorm.weight"),
+                &mut blk.input_layernorm,
+            )?;
+            var(
+                format!("model.layers.{i}.post_attention_layernorm.weight"),
+                &mut blk.post_attention_layernorm,
+            )?;
             for (name, lin) in blk.projections_mut() {
-                let w = lin.weight.as_mut().ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
+                let w = lin
+                    .weight
+                    .as_mut()
+                    .ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
                 var(format!("model.layers.{i}.{name}.weight"), w)?;
                 if let Some(b) = lin.bias.as_mut() {
                     var(format!("model.layers.{i}.{name}.bias"), b)?;
@@ -485,7 +575,13 @@ impl Llama {
     /// (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`). `A` is
     /// Kaiming-uniform-like from `seed`, `B` is zero. Returns the adapter Vars by PEFT name
     /// (`...q_proj.lora_A.weight`).
-    pub fn add_lora(&mut self, rank: usize, alpha: f64, targets: &[&str], seed: u64) -> Result<Vec<(String, Var)>> {
+    pub fn add_lora(
+        &mut self,
+        rank: usize,
+        alpha: f64,
+        targets: &[&str],
+        seed: u64,
+    ) -> Result<Vec<(String, Var)>> {
         use rand::{Rng, SeedableRng};
         if rank == 0 {
             return Err(Error::Config("LoRA rank must be positive".into()));
@@ -500,13 +596,20 @@ impl Llama {
                 }
                 let (o, n) = (lin.out_features(), lin.in_features());
                 let bound = 1.0 / (n as f32).sqrt();
-                let a: Vec<f32> = (0..rank * n).map(|_| rng.random_range(-bound..bound)).collect();
+                let a: Vec<f32> = (0..rank * n)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect();
                 let a = Var::from_tensor(&Tensor::from_vec(a, (rank, n), &device)?)?;
                 let b = Var::from_tensor(&Tensor::zeros((o, rank), DType::F32, &device)?)?;
                 let base = format!("base_model.model.model.layers.{i}.{name}");
                 out.push((format!("{base}.lora_A.weight"), a.clone()));
                 out.push((format!("{base}.lora_B.weight"), b.clone()));
-                lin.lora = Some(LoraDelta { a, b, scale: alpha / rank as f64, enabled: true });
+                lin.lora = Some(LoraDelta {
+                    a,
+                    b,
+                    scale: alpha / rank as f64,
+                    enabled: true,
+                });
             }
         }
         Ok(out)
@@ -516,19 +619,33 @@ impl Llama {
     /// enabled (the "merged weights" export). Projections held only quantized are an error.
     pub fn hf_tensors(&self) -> Result<std::collections::HashMap<String, Tensor>> {
         let mut out = std::collections::HashMap::new();
-        out.insert("model.embed_tokens.weight".to_string(), self.embed_tokens.detach());
+        out.insert(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.detach(),
+        );
         out.insert("model.norm.weight".to_string(), self.norm.detach());
         let merged = |name: &str, lin: &Linear| -> Result<Tensor> {
-            let w = lin.weight.as_ref().ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
+            let w = lin
+                .weight
+                .as_ref()
+                .ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
             Ok(match &lin.lora {
-                Some(l) if l.enabled => (w + (l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?)?.detach(),
+                Some(l) if l.enabled => {
+                    (w + (l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?)?.detach()
+                }
                 _ => w.detach(),
             })
         };
         for (i, blk) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
-            out.insert(format!("{p}.input_layernorm.weight"), blk.input_layernorm.detach());
-            out.insert(format!("{p}.post_attention_layernorm.weight"), blk.post_attention_layernorm.detach());
+            out.insert(
+                format!("{p}.input_layernorm.weight"),
+                blk.input_layernorm.detach(),
+            );
+            out.insert(
+                format!("{p}.post_attention_layernorm.weight"),
+                blk.post_attention_layernorm.detach(),
+            );
             let mut blk = blk.clone();
             for (name, lin) in blk.projections_mut() {
                 out.insert(format!("{p}.{name}.weight"), merged(name, lin)?);
@@ -538,7 +655,10 @@ impl Llama {
             }
         }
         if !self.config.tie_word_embeddings {
-            out.insert("lm_head.weight".to_string(), merged("lm_head", &self.lm_head)?);
+            out.insert(
+                "lm_head.weight".to_string(),
+                merged("lm_head", &self.lm_head)?,
+            );
         }
         Ok(out)
     }
@@ -546,10 +666,15 @@ impl Llama {
     /// Write `config.json` and `model.safetensors` (Hugging Face layout) into `dir`.
     pub fn save_hf(&self, dir: &std::path::Path, model_type: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut cfg = serde_json::to_value(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+        let mut cfg =
+            serde_json::to_value(&self.config).map_err(|e| Error::Config(e.to_string()))?;
         cfg["model_type"] = serde_json::Value::from(model_type);
         let cfg_path = dir.join("config.json");
-        std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| Error::io(&cfg_path, e))?;
+        std::fs::write(
+            &cfg_path,
+            serde_json::to_string_pretty(&cfg).unwrap_or_default(),
+        )
+        .map_err(|e| Error::io(&cfg_path, e))?;
         candle_core::safetensors::save(&self.hf_tensors()?, dir.join("model.safetensors"))?;
         Ok(())
     }
@@ -569,7 +694,9 @@ impl Llama {
 fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let hd = cfg.head_dim();
     let n = cfg.max_position_embeddings.max(1);
-    let inv: Vec<f64> = (0..hd / 2).map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)).collect();
+    let inv: Vec<f64> = (0..hd / 2)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64))
+        .collect();
     let mut cos = Vec::with_capacity(n * hd / 2);
     let mut sin = Vec::with_capacity(n * hd / 2);
     for p in 0..n {
@@ -579,7 +706,10 @@ fn rope_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
             sin.push(a.sin() as f32);
         }
     }
-    Ok((Tensor::from_vec(cos, (n, hd / 2), device)?, Tensor::from_vec(sin, (n, hd / 2), device)?))
+    Ok((
+        Tensor::from_vec(cos, (n, hd / 2), device)?,
+        Tensor::from_vec(sin, (n, hd / 2), device)?,
+    ))
 }
 
 /// Rotary embedding in the "rotate half" layout: `x`: `[b, h, t, d]`, `cos`/`sin`: `[b, 1, t, d/2]`.
@@ -597,13 +727,16 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
         Mode::Infer => Ok(candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?),
         Mode::Train => {
             let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-            Ok(x.broadcast_mul(&(ms + eps)?.sqrt()?.recip()?)?.broadcast_mul(w)?)
+            Ok(x.broadcast_mul(&(ms + eps)?.sqrt()?.recip()?)?
+                .broadcast_mul(w)?)
         }
     }
 }
 
 /// `[1, 1, t, t]` causal bias.
 pub fn causal_bias(t: usize, device: &Device) -> Result<Tensor> {
-    let v: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    let v: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
     Ok(Tensor::from_vec(v, (1, 1, t, t), device)?)
 }

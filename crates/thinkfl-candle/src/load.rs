@@ -44,23 +44,45 @@ impl Default for LoadOptions {
 impl LoadOptions {
     /// Both copies: f32 for training, quantized for fast rollouts.
     pub fn training() -> Self {
-        LoadOptions { keep_f32: true, keep_quantized: true, requantize: None, device: Device::Cpu }
+        LoadOptions {
+            keep_f32: true,
+            keep_quantized: true,
+            requantize: None,
+            device: Device::Cpu,
+        }
     }
     /// f32 only (no quantized matmuls).
     pub fn f32_only() -> Self {
-        LoadOptions { keep_f32: true, keep_quantized: false, requantize: None, device: Device::Cpu }
+        LoadOptions {
+            keep_f32: true,
+            keep_quantized: false,
+            requantize: None,
+            device: Device::Cpu,
+        }
     }
     /// The file's own quantized matmuls for inference, no f32 copies.
     pub fn quantized() -> Self {
-        LoadOptions { keep_f32: false, keep_quantized: true, requantize: None, device: Device::Cpu }
+        LoadOptions {
+            keep_f32: false,
+            keep_quantized: true,
+            requantize: None,
+            device: Device::Cpu,
+        }
     }
     /// Projections re-quantized to `dtype` for inference, no f32 copies.
     pub fn requantized(dtype: GgmlDType) -> Self {
-        LoadOptions { keep_f32: false, keep_quantized: true, requantize: Some(dtype), device: Device::Cpu }
+        LoadOptions {
+            keep_f32: false,
+            keep_quantized: true,
+            requantize: Some(dtype),
+            device: Device::Cpu,
+        }
     }
     pub fn validate(&self) -> Result<()> {
         if !self.keep_f32 && !self.keep_quantized {
-            return Err(Error::Config("LoadOptions keeps neither f32 nor quantized weights".into()));
+            return Err(Error::Config(
+                "LoadOptions keeps neither f32 nor quantized weights".into(),
+            ));
         }
         Ok(())
     }
@@ -91,7 +113,8 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
 /// Read only the GGUF header (metadata and tensor table).
 pub fn read_gguf_content(path: &Path) -> Result<gguf_file::Content> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    gguf_file::Content::read(&mut f).map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))
+    gguf_file::Content::read(&mut f)
+        .map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))
 }
 
 fn gguf_name(hf: &str) -> String {
@@ -132,7 +155,10 @@ fn permute_qtensor(q: &QTensor, src_rows: &[usize], device: &Device) -> Result<Q
     let row_bytes = cols / dtype.block_size() * dtype.type_size();
     let data = q.data()?;
     if data.len() != rows * row_bytes {
-        return Err(Error::Config(format!("quantized tensor of {} bytes for {rows}x{cols} {dtype:?}", data.len())));
+        return Err(Error::Config(format!(
+            "quantized tensor of {} bytes for {rows}x{cols} {dtype:?}",
+            data.len()
+        )));
     }
     let mut out = Vec::with_capacity(data.len());
     for &r in src_rows {
@@ -166,21 +192,24 @@ fn requant_linear(q: QTensor, bias: Option<Tensor>, opts: &LoadOptions) -> Resul
 
 fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let ct = gguf_file::Content::read(&mut f).map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))?;
+    let ct = gguf_file::Content::read(&mut f)
+        .map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))?;
     let (arch, cfg) = LlamaConfig::from_gguf(&ct).map_err(|e| Error::model(path, e.to_string()))?;
     let dev = &opts.device;
     let mut read = |name: &str| -> Result<QTensor> {
-        ct.tensor(&mut f, name, dev).map_err(|e| Error::model(path, format!("tensor {name}: {e}")))
+        ct.tensor(&mut f, name, dev)
+            .map_err(|e| Error::model(path, format!("tensor {name}: {e}")))
     };
     let dense = |q: &QTensor| -> Result<Tensor> { Ok(q.dequantize(dev)?.to_dtype(DType::F32)?) };
-    let linear = |q: QTensor, bias: Option<Tensor>, permute_heads: Option<usize>| -> Result<Linear> {
-        let (o, _) = q.shape().dims2()?;
-        let q = match permute_heads {
-            Some(nh) => permute_qtensor(&q, &unpermute_rows(o, nh), dev)?,
-            None => q,
+    let linear =
+        |q: QTensor, bias: Option<Tensor>, permute_heads: Option<usize>| -> Result<Linear> {
+            let (o, _) = q.shape().dims2()?;
+            let q = match permute_heads {
+                Some(nh) => permute_qtensor(&q, &unpermute_rows(o, nh), dev)?,
+                None => q,
+            };
+            requant_linear(q, bias, opts)
         };
-        requant_linear(q, bias, opts)
-    };
     let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
     let permute = arch == Architecture::Llama;
     for i in 0..cfg.num_hidden_layers {
@@ -193,7 +222,10 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
                 // A bias is permuted like the rows of its weight.
                 Some(match heads {
                     Some(nh) => {
-                        let idx: Vec<u32> = unpermute_rows(b.dim(0)?, nh).into_iter().map(|r| r as u32).collect();
+                        let idx: Vec<u32> = unpermute_rows(b.dim(0)?, nh)
+                            .into_iter()
+                            .map(|r| r as u32)
+                            .collect();
                         b.index_select(&Tensor::new(idx, dev)?, 0)?
                     }
                     None => b,
@@ -234,9 +266,20 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     };
     let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
     let tokenizer = Tok::from_gguf(&ct).map_err(|e| Error::model(path, e.to_string()))?;
-    let template = ChatTemplate::from_gguf(&ct, &tokenizer).map_err(|e| Error::model(path, e.to_string()))?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "gguf".into());
-    Ok(LoadedModel { architecture: arch, model, tokenizer, template, source: path.to_path_buf(), name })
+    let template =
+        ChatTemplate::from_gguf(&ct, &tokenizer).map_err(|e| Error::model(path, e.to_string()))?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gguf".into());
+    Ok(LoadedModel {
+        architecture: arch,
+        model,
+        tokenizer,
+        template,
+        source: path.to_path_buf(),
+        name,
+    })
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
@@ -250,15 +293,21 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let arch_name = raw
         .get("model_type")
         .and_then(|v| v.as_str())
-        .or_else(|| raw.get("architectures").and_then(|a| a.get(0)).and_then(|v| v.as_str()))
+        .or_else(|| {
+            raw.get("architectures")
+                .and_then(|a| a.get(0))
+                .and_then(|v| v.as_str())
+        })
         .ok_or_else(|| Error::model(&cfg_path, "no model_type or architectures field"))?;
-    let arch = Architecture::parse(arch_name).map_err(|e| Error::model(&cfg_path, e.to_string()))?;
-    let mut cfg: LlamaConfig =
-        serde_json::from_value(raw.clone()).map_err(|e| Error::model(&cfg_path, format!("field error: {e}")))?;
+    let arch =
+        Architecture::parse(arch_name).map_err(|e| Error::model(&cfg_path, e.to_string()))?;
+    let mut cfg: LlamaConfig = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::model(&cfg_path, format!("field error: {e}")))?;
     if arch == Architecture::Qwen2 {
         cfg.attention_bias = true;
     }
-    cfg.validate().map_err(|e| Error::model(&cfg_path, e.to_string()))?;
+    cfg.validate()
+        .map_err(|e| Error::model(&cfg_path, e.to_string()))?;
     let dev = &opts.device;
     // One file or shards listed in model.safetensors.index.json.
     let index = dir.join("model.safetensors.index.json");
@@ -279,11 +328,14 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     };
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     for f in &files {
-        let t = candle_core::safetensors::load(f, dev).map_err(|e| Error::model(f, format!("safetensors: {e}")))?;
+        let t = candle_core::safetensors::load(f, dev)
+            .map_err(|e| Error::model(f, format!("safetensors: {e}")))?;
         tensors.extend(t);
     }
     let mut take = |name: &str| -> Result<Tensor> {
-        let t = tensors.remove(name).ok_or_else(|| Error::model(dir, format!("missing tensor {name}")))?;
+        let t = tensors
+            .remove(name)
+            .ok_or_else(|| Error::model(dir, format!("missing tensor {name}")))?;
         Ok(t.to_dtype(DType::F32)?)
     };
     let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
@@ -291,7 +343,11 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         let p = format!("model.layers.{i}");
         let mut lin = |n: &str, bias: bool| -> Result<Linear> {
             let w = take(&format!("{p}.{n}.weight"))?;
-            let b = if bias { Some(take(&format!("{p}.{n}.bias"))?) } else { None };
+            let b = if bias {
+                Some(take(&format!("{p}.{n}.bias"))?)
+            } else {
+                None
+            };
             let (o, i) = w.dims2()?;
             Ok(Linear::new(Some(w), b, None, (o, i)))
         };
@@ -317,7 +373,11 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     }
     let embed = take("model.embed_tokens.weight")?;
     let norm = take("model.norm.weight")?;
-    let head = if cfg.tie_word_embeddings { embed.clone() } else { take("lm_head.weight")? };
+    let head = if cfg.tie_word_embeddings {
+        embed.clone()
+    } else {
+        take("lm_head.weight")?
+    };
     let (o, n) = head.dims2()?;
     let lm_head = Linear::new(Some(head), None, None, (o, n));
     let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
@@ -325,10 +385,21 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let tokenizer = Tok::from_file(&tok_path)?;
     let tc_path = dir.join("tokenizer_config.json");
     let template = if tc_path.exists() {
-        ChatTemplate::from_tokenizer_config(&read_json(&tc_path)?, &tokenizer).map_err(|e| Error::model(&tc_path, e.to_string()))?
+        ChatTemplate::from_tokenizer_config(&read_json(&tc_path)?, &tokenizer)
+            .map_err(|e| Error::model(&tc_path, e.to_string()))?
     } else {
         ChatTemplate::chatml(&tokenizer)
     };
-    let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    Ok(LoadedModel { architecture: arch, model, tokenizer, template, source: dir.to_path_buf(), name })
+    let name = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    Ok(LoadedModel {
+        architecture: arch,
+        model,
+        tokenizer,
+        template,
+        source: dir.to_path_buf(),
+        name,
+    })
 }

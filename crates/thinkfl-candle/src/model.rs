@@ -17,13 +17,26 @@ pub struct CandleChatModel {
 
 impl CandleChatModel {
     pub fn from_loaded(loaded: LoadedModel, config: EngineConfig) -> Result<Self> {
-        let LoadedModel { model, tokenizer, template, name, .. } = loaded;
-        Ok(CandleChatModel { name, engine: Engine::new(model, tokenizer, config)?, template })
+        let LoadedModel {
+            model,
+            tokenizer,
+            template,
+            name,
+            ..
+        } = loaded;
+        Ok(CandleChatModel {
+            name,
+            engine: Engine::new(model, tokenizer, config)?,
+            template,
+        })
     }
 
     /// Load a GGUF file or Hugging Face directory for inference.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::from_loaded(load(path, &LoadOptions::default())?, EngineConfig::default())
+        Self::from_loaded(
+            load(path, &LoadOptions::default())?,
+            EngineConfig::default(),
+        )
     }
 
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
@@ -33,7 +46,9 @@ impl CandleChatModel {
 
     /// Prompt token ids of a request (the rendered template, ending with the assistant header).
     pub fn prompt_ids(&self, request: &ChatRequest) -> Result<Vec<u32>> {
-        let text = self.template.render(&request.messages, &request.tools, true)?;
+        let text = self
+            .template
+            .render(&request.messages, &request.tools, true)?;
         self.engine.tokenizer.encode(&text)
     }
 
@@ -61,13 +76,23 @@ impl ChatModel for CandleChatModel {
     }
 
     fn chat_batch(&self, requests: &[ChatRequest]) -> thinkfl_llm::Result<Vec<ChatResponse>> {
-        let prompts = requests.iter().map(|r| self.prompt_ids(r)).collect::<Result<Vec<_>>>()?;
+        let prompts = requests
+            .iter()
+            .map(|r| self.prompt_ids(r))
+            .collect::<Result<Vec<_>>>()?;
         let ctx = self.engine.model.config.max_position_embeddings;
         if let Some(p) = prompts.iter().find(|p| p.len() >= ctx) {
-            return Err(thinkfl_llm::Error::ContextOverflow { prompt: p.len(), context: ctx });
+            return Err(thinkfl_llm::Error::ContextOverflow {
+                prompt: p.len(),
+                context: ctx,
+            });
         }
         let params: Vec<_> = requests.iter().map(|r| r.params.clone()).collect();
         let gens = self.engine.generate(&prompts, &params)?;
-        Ok(prompts.iter().zip(gens).map(|(p, g)| Self::respond(p.len(), g)).collect())
+        Ok(prompts
+            .iter()
+            .zip(gens)
+            .map(|(p, g)| Self::respond(p.len(), g))
+            .collect())
     }
 }

@@ -73,9 +73,15 @@ impl ChatTemplate {
     pub fn new(source: &str, tok: &Tok) -> Result<Self> {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| Error::Template(format!("cannot parse template: {e}")))?;
         Ok(ChatTemplate {
@@ -92,7 +98,11 @@ impl ChatTemplate {
     }
 
     pub fn from_gguf(ct: &gguf_file::Content, tok: &Tok) -> Result<Self> {
-        match ct.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
+        match ct
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+        {
             Some(src) => Self::new(src, tok),
             None => Ok(Self::chatml(tok)),
         }
@@ -108,7 +118,9 @@ impl ChatTemplate {
                     .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
                     .and_then(|t| t.get("template"))
                     .and_then(|t| t.as_str())
-                    .ok_or_else(|| Error::Template("chat_template list has no `default` entry".into()))?;
+                    .ok_or_else(|| {
+                        Error::Template("chat_template list has no `default` entry".into())
+                    })?;
                 Self::new(src, tok)
             }
             _ => Ok(Self::chatml(tok)),
@@ -121,11 +133,21 @@ impl ChatTemplate {
 
     /// The prompt text for `messages`. With `add_generation_prompt` it ends where the assistant's
     /// reply starts.
-    pub fn render(&self, messages: &[Message], tools: &[serde_json::Value], add_generation_prompt: bool) -> Result<String> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let native = self.supports_tools;
         let mut msgs: Vec<TplMessage> = Vec::with_capacity(messages.len() + 1);
         if !native && !tools.is_empty() && messages.first().map(|m| m.role) != Some(Role::System) {
-            msgs.push(TplMessage { role: "system", content: tools_block(tools), tool_calls: vec![], name: None });
+            msgs.push(TplMessage {
+                role: "system",
+                content: tools_block(tools),
+                tool_calls: vec![],
+                name: None,
+            });
         }
         for (i, m) in messages.iter().enumerate() {
             if native {
@@ -135,7 +157,13 @@ impl ChatTemplate {
                     tool_calls: m
                         .tool_calls
                         .iter()
-                        .map(|c| TplToolCall { r#type: "function", function: TplFunction { name: &c.name, arguments: &c.arguments } })
+                        .map(|c| TplToolCall {
+                            r#type: "function",
+                            function: TplFunction {
+                                name: &c.name,
+                                arguments: &c.arguments,
+                            },
+                        })
                         .collect(),
                     name: m.name.as_deref(),
                 });
@@ -145,7 +173,10 @@ impl ChatTemplate {
                 Role::System if i == 0 && !tools.is_empty() => {
                     ("system", format!("{}\n\n{}", m.content, tools_block(tools)))
                 }
-                Role::Tool => ("user", format!("<tool_response>\n{}\n</tool_response>", m.content)),
+                Role::Tool => (
+                    "user",
+                    format!("<tool_response>\n{}\n</tool_response>", m.content),
+                ),
                 Role::Assistant if !m.tool_calls.is_empty() => {
                     let mut s = m.content.clone();
                     for c in &m.tool_calls {
@@ -158,9 +189,17 @@ impl ChatTemplate {
                 }
                 r => (r.as_str(), m.content.clone()),
             };
-            msgs.push(TplMessage { role, content, tool_calls: vec![], name: None });
+            msgs.push(TplMessage {
+                role,
+                content,
+                tool_calls: vec![],
+                name: None,
+            });
         }
-        let tpl = self.env.get_template("chat").map_err(|e| Error::Template(e.to_string()))?;
+        let tpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| Error::Template(e.to_string()))?;
         let ctx = minijinja::context! {
             messages => msgs,
             tools => if native && !tools.is_empty() { Some(tools) } else { None },
@@ -168,7 +207,8 @@ impl ChatTemplate {
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         };
-        tpl.render(ctx).map_err(|e| Error::Template(format!("rendering: {e:#}")))
+        tpl.render(ctx)
+            .map_err(|e| Error::Template(format!("rendering: {e:#}")))
     }
 
     /// The token ids of a whole conversation and, per token, whether the assistant generated it
@@ -177,7 +217,12 @@ impl ChatTemplate {
     ///
     /// Spans come from rendering growing prefixes of the conversation, so the template must be
     /// prefix-consistent (ChatML templates are); otherwise this is an error.
-    pub fn render_with_mask(&self, tok: &Tok, messages: &[Message], tools: &[serde_json::Value]) -> Result<(Vec<u32>, Vec<bool>)> {
+    pub fn render_with_mask(
+        &self,
+        tok: &Tok,
+        messages: &[Message],
+        tools: &[serde_json::Value],
+    ) -> Result<(Vec<u32>, Vec<bool>)> {
         let full = self.render(messages, tools, false)?;
         let mut spans = Vec::new();
         for (i, m) in messages.iter().enumerate() {
@@ -193,7 +238,10 @@ impl ChatTemplate {
             }
             let start = before.len();
             let rest = &upto[start..];
-            let end = match (!self.eos_token.is_empty()).then(|| rest.find(&self.eos_token)).flatten() {
+            let end = match (!self.eos_token.is_empty())
+                .then(|| rest.find(&self.eos_token))
+                .flatten()
+            {
                 Some(k) => start + k + self.eos_token.len(),
                 None => upto.len(),
             };

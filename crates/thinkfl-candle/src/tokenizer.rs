@@ -30,7 +30,13 @@ const REGEX_QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'
 const REGEX_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// Strings that end an assistant turn in the chat formats we know.
-pub const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>"];
+pub const END_OF_TURN_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "</s>",
+];
 
 /// A tokenizer with the special ids generation needs.
 #[derive(Debug, Clone)]
@@ -49,16 +55,23 @@ fn tk_err(e: impl std::fmt::Display) -> Error {
 }
 
 fn split(regex: &str) -> Result<PreTokenizerWrapper> {
-    Ok(Split::new(SplitPattern::Regex(regex.to_string()), SplitDelimiterBehavior::Isolated, false)
-        .map_err(tk_err)?
-        .into())
+    Ok(Split::new(
+        SplitPattern::Regex(regex.to_string()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(tk_err)?
+    .into())
 }
 
 impl Tok {
     /// Rebuild the tokenizer of a GGUF file from its metadata.
     pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self> {
         let md = |k: &str| ct.metadata.get(k);
-        let model = md("tokenizer.ggml.model").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        let model = md("tokenizer.ggml.model")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
         if model != "gpt2" {
             return Err(Error::Tokenizer(format!(
                 "tokenizer.ggml.model `{model}` is not supported (only byte-level BPE, `gpt2`)"
@@ -70,7 +83,11 @@ impl Tok {
                 .ok_or_else(|| Error::Tokenizer(format!("GGUF metadata {k} is missing")))?
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.to_string().cloned().map_err(|_| Error::Tokenizer(format!("{k}[{i}] is not a string"))))
+                .map(|(i, v)| {
+                    v.to_string()
+                        .cloned()
+                        .map_err(|_| Error::Tokenizer(format!("{k}[{i}] is not a string")))
+                })
                 .collect()
         };
         let tokens = strings("tokenizer.ggml.tokens")?;
@@ -80,15 +97,28 @@ impl Tok {
             .map(|(i, m)| {
                 m.split_once(' ')
                     .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| Error::Tokenizer(format!("tokenizer.ggml.merges[{i}] `{m}` has no space")))
+                    .ok_or_else(|| {
+                        Error::Tokenizer(format!("tokenizer.ggml.merges[{i}] `{m}` has no space"))
+                    })
             })
             .collect::<Result<_>>()?;
-        let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tk_err)?;
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(tk_err)?;
         let mut tk = Tokenizer::new(bpe);
-        let pre = md("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "default".into());
+        let pre = md("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| "default".into());
         match pre.as_str() {
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+            | "minerva-7b" => {
                 tk.with_pre_tokenizer(Some(Sequence::new(vec![
                     Digits::new(true).into(),
                     ByteLevel::new(false, true, true).into(),
@@ -121,7 +151,14 @@ impl Tok {
             let specials: Vec<AddedToken> = types
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| matches!(t.to_i32().ok().or_else(|| t.to_u32().ok().map(|v| v as i32)), Some(3 | 4)))
+                .filter(|(_, t)| {
+                    matches!(
+                        t.to_i32()
+                            .ok()
+                            .or_else(|| t.to_u32().ok().map(|v| v as i32)),
+                        Some(3 | 4)
+                    )
+                })
                 .filter_map(|(i, _)| tokens.get(i))
                 .map(|s| AddedToken::from(s.clone(), true))
                 .collect();
@@ -135,7 +172,8 @@ impl Tok {
 
     /// A Hugging Face `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let tk = Tokenizer::from_file(path).map_err(|e| Error::model(path, format!("tokenizer: {e}")))?;
+        let tk = Tokenizer::from_file(path)
+            .map_err(|e| Error::model(path, format!("tokenizer: {e}")))?;
         Ok(Self::finish(tk, None, None))
     }
 
@@ -151,13 +189,24 @@ impl Tok {
         }
         let eos_token = eos_ids.first().and_then(|&i| tk.id_to_token(i));
         let bos_token = bos_id.and_then(|i| tk.id_to_token(i));
-        Tok { inner: tk, eos_ids, bos_id, eos_token, bos_token }
+        Tok {
+            inner: tk,
+            eos_ids,
+            bos_id,
+            eos_token,
+            bos_token,
+        }
     }
 
     /// Token ids of `text`; special tokens written in the text (`<|im_start|>`) are recognised.
     /// No BOS/EOS is added: chat templates write them.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.inner.encode(text, false).map_err(tk_err)?.get_ids().to_vec())
+        Ok(self
+            .inner
+            .encode(text, false)
+            .map_err(tk_err)?
+            .get_ids()
+            .to_vec())
     }
 
     /// Ids with the byte offsets of each token in `text`.

@@ -15,7 +15,11 @@ fn model() -> &'static CandleChatModel {
 }
 
 fn req(user: &str, max_tokens: usize) -> ChatRequest {
-    ChatRequest { messages: vec![Message::user(user)], tools: vec![], params: SamplingParams::greedy(max_tokens) }
+    ChatRequest {
+        messages: vec![Message::user(user)],
+        tools: vec![],
+        params: SamplingParams::greedy(max_tokens),
+    }
 }
 
 // The engine keeps a prefix cache shared by all callers; tests that compare runs serialise.
@@ -35,8 +39,17 @@ fn greedy_is_deterministic_with_and_without_prefix_reuse() {
     assert_eq!(a, c);
     // From the prefix cache only the tail is prefilled: other matmul shapes, so the last bits of
     // the log-probabilities may differ, never the tokens.
-    assert_eq!((&a.text, &a.token_ids, &a.stop), (&b.text, &b.token_ids, &b.stop));
-    for (x, y) in a.logprobs.as_ref().unwrap().iter().zip(b.logprobs.as_ref().unwrap()) {
+    assert_eq!(
+        (&a.text, &a.token_ids, &a.stop),
+        (&b.text, &b.token_ids, &b.stop)
+    );
+    for (x, y) in a
+        .logprobs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .zip(b.logprobs.as_ref().unwrap())
+    {
         assert!((x - y).abs() < 1e-3, "logprob {x} vs {y}");
     }
     assert!(a.completion_tokens > 0 && !a.text.is_empty());
@@ -49,7 +62,10 @@ fn batched_equals_one_by_one() {
     let m = model();
     let reqs = vec![
         req("What is 2 + 2?", 16),
-        req("Write a haiku about a slow microservice that times out under load.", 16),
+        req(
+            "Write a haiku about a slow microservice that times out under load.",
+            16,
+        ),
         req("Hi", 12),
     ];
     m.engine.clear_prefix_cache();
@@ -62,13 +78,23 @@ fn batched_equals_one_by_one() {
         })
         .collect();
     for (i, (b, s)) in batched.iter().zip(&single).enumerate() {
-        assert_eq!(b.token_ids, s.token_ids, "request {i}: {:?} vs {:?}", b.text, s.text);
+        assert_eq!(
+            b.token_ids, s.token_ids,
+            "request {i}: {:?} vs {:?}",
+            b.text, s.text
+        );
         assert_eq!(b.text, s.text);
         assert_eq!(b.stop, s.stop);
         // Padding changes the order of float sums in attention; the quantized matmuls round
         // activations to 8 bits, which turns those last-bit differences into small logit
         // differences (measured up to 0.04 nats), never into different tokens here.
-        for (x, y) in b.logprobs.as_ref().unwrap().iter().zip(s.logprobs.as_ref().unwrap()) {
+        for (x, y) in b
+            .logprobs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(s.logprobs.as_ref().unwrap())
+        {
             assert!((x - y).abs() < 0.15, "request {i}: logprob {x} vs {y}");
         }
     }
@@ -80,18 +106,39 @@ fn next_turn_reuses_the_cached_prefix_and_matches_a_fresh_run() {
     let m = model();
     m.engine.clear_prefix_cache();
     let p1 = m.prompt_ids(&req("Tell me about Paris.", 1)).unwrap();
-    let g1 = m.engine.generate(&[p1.clone()], &[SamplingParams::greedy(12)]).unwrap().remove(0);
+    let g1 = m
+        .engine
+        .generate(&[p1.clone()], &[SamplingParams::greedy(12)])
+        .unwrap()
+        .remove(0);
     assert_eq!(g1.reused_tokens, 0);
     let turn2 = ChatRequest {
-        messages: vec![Message::user("Tell me about Paris."), Message::assistant(g1.text.clone()), Message::user("And Rome?")],
+        messages: vec![
+            Message::user("Tell me about Paris."),
+            Message::assistant(g1.text.clone()),
+            Message::user("And Rome?"),
+        ],
         tools: vec![],
         params: SamplingParams::greedy(12),
     };
     let p2 = m.prompt_ids(&turn2).unwrap();
-    let g2 = m.engine.generate(&[p2.clone()], &[SamplingParams::greedy(12)]).unwrap().remove(0);
-    assert!(g2.reused_tokens >= p1.len(), "reused {} of a {}-token first prompt", g2.reused_tokens, p1.len());
+    let g2 = m
+        .engine
+        .generate(&[p2.clone()], &[SamplingParams::greedy(12)])
+        .unwrap()
+        .remove(0);
+    assert!(
+        g2.reused_tokens >= p1.len(),
+        "reused {} of a {}-token first prompt",
+        g2.reused_tokens,
+        p1.len()
+    );
     m.engine.clear_prefix_cache();
-    let fresh = m.engine.generate(&[p2], &[SamplingParams::greedy(12)]).unwrap().remove(0);
+    let fresh = m
+        .engine
+        .generate(&[p2], &[SamplingParams::greedy(12)])
+        .unwrap()
+        .remove(0);
     assert_eq!(fresh.reused_tokens, 0);
     assert_eq!(g2.ids, fresh.ids);
 }
@@ -103,19 +150,43 @@ fn batch_rows_reuse_their_own_prefixes() {
     m.engine.clear_prefix_cache();
     let a = m.prompt_ids(&req("Count to five.", 1)).unwrap();
     let b = m.prompt_ids(&req("Spell the word cat.", 1)).unwrap();
-    let first = m.engine.generate(&[a.clone(), b.clone()], &[SamplingParams::greedy(8), SamplingParams::greedy(8)]).unwrap();
+    let first = m
+        .engine
+        .generate(
+            &[a.clone(), b.clone()],
+            &[SamplingParams::greedy(8), SamplingParams::greedy(8)],
+        )
+        .unwrap();
     let mut a2 = a.clone();
     a2.extend(&first[0].ids);
-    a2.extend(m.engine.tokenizer.encode("<|im_end|>\n<|im_start|>user\nAgain.<|im_end|>\n<|im_start|>assistant\n").unwrap());
-    let c = m.prompt_ids(&req("Unrelated question about the moon?", 1)).unwrap();
+    a2.extend(
+        m.engine
+            .tokenizer
+            .encode("<|im_end|>\n<|im_start|>user\nAgain.<|im_end|>\n<|im_start|>assistant\n")
+            .unwrap(),
+    );
+    let c = m
+        .prompt_ids(&req("Unrelated question about the moon?", 1))
+        .unwrap();
     let params = vec![SamplingParams::greedy(8); 3];
-    let second = m.engine.generate(&[a2.clone(), b.clone(), c.clone()], &params).unwrap();
-    assert!(second[0].reused_tokens > a.len(), "row 0 reused {}", second[0].reused_tokens);
+    let second = m
+        .engine
+        .generate(&[a2.clone(), b.clone(), c.clone()], &params)
+        .unwrap();
+    assert!(
+        second[0].reused_tokens > a.len(),
+        "row 0 reused {}",
+        second[0].reused_tokens
+    );
     assert!(second[1].reused_tokens > 0, "row 1 reused its own prompt");
     m.engine.clear_prefix_cache();
     for (p, g) in [a2, b, c].iter().zip(&second) {
         m.engine.clear_prefix_cache();
-        let fresh = m.engine.generate(std::slice::from_ref(p), &[SamplingParams::greedy(8)]).unwrap().remove(0);
+        let fresh = m
+            .engine
+            .generate(std::slice::from_ref(p), &[SamplingParams::greedy(8)])
+            .unwrap()
+            .remove(0);
         assert_eq!(fresh.ids, g.ids);
     }
 }
@@ -126,13 +197,24 @@ fn stop_strings_end_generation_and_stay_in_the_text() {
     let m = model();
     let mut r = req("Write the numbers from 1 to 20 separated by commas.", 60);
     let free = m.chat(&r).unwrap();
-    let stop = free.text.chars().find(|c| !c.is_alphanumeric() && !c.is_whitespace()).map(String::from);
-    let Some(stop) = stop else { panic!("no punctuation in {:?}", free.text) };
+    let stop = free
+        .text
+        .chars()
+        .find(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        .map(String::from);
+    let Some(stop) = stop else {
+        panic!("no punctuation in {:?}", free.text)
+    };
     r.params.stop = vec![stop.clone()];
     let stopped = m.chat(&r).unwrap();
     assert_eq!(stopped.stop, StopReason::StopString(stop.clone()));
     assert!(stopped.text.ends_with(&stop));
-    assert!(free.text.starts_with(&stopped.text), "{:?} / {:?}", free.text, stopped.text);
+    assert!(
+        free.text.starts_with(&stopped.text),
+        "{:?} / {:?}",
+        free.text,
+        stopped.text
+    );
 }
 
 #[test]
@@ -153,7 +235,11 @@ fn naive_nucleus(logits: &[f32], t: f32, top_p: f32) -> Vec<u32> {
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = logits.iter().map(|l| ((l - m) / t).exp()).collect();
     let z: f32 = e.iter().sum();
-    let mut idx: Vec<(u32, f32)> = e.iter().enumerate().map(|(i, p)| (i as u32, p / z)).collect();
+    let mut idx: Vec<(u32, f32)> = e
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u32, p / z))
+        .collect();
     idx.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut mass = 0.0;
     let mut out = Vec::new();

