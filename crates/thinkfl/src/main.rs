@@ -18,6 +18,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job on the embedded default: simulate, localize with the local model, compare.
+    Demo(cmd::demo::Args),
+    /// Localize the root cause of one anomalous trace (by fault case, trace or span).
+    Localize(cmd::localize::Args),
     /// Evaluate localization methods over the fault cases of a data set (Recall@k, MRR, time).
     Eval(cmd::eval::Args),
     /// Summarize a data set: time range, counts, components, fault cases.
@@ -26,6 +30,12 @@ enum Command {
     Incidents(cmd::incidents::Args),
     /// Call a diagnostic tool by hand (`tools call NAME --args JSON --data DATASET`), or list them.
     Tools(cmd::tools::Args),
+    /// Local models: `model fetch smollm2-135m`, `model info PATH`, `model list`, `model path`.
+    Model(cmd::model::Args),
+    /// One chat completion from a local model (greedy at temperature 0).
+    Chat(cmd::chat::Args),
+    /// Benchmarks: `bench tools`, `bench model`.
+    Bench(cmd::bench::Args),
     /// Serve over HTTP: `serve tools --data DATASET[,DATASET...]` (the paper's tool server API).
     Serve(cmd::serve::Args),
     /// Train the localizer: LoRA, supervised priming, then progressive GRPO stages.
@@ -48,11 +58,16 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Localize(a) => cmd::localize::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Incidents(a) => cmd::incidents::run(a),
         Command::Tools(a) => cmd::tools::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Model(a) => cmd::model::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Import(a) => cmd::import::run(a),

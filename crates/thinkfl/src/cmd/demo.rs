@@ -37,8 +37,8 @@ pub struct Args {
     /// Where the simulated data set goes (reused when it is already there with the same settings).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Most tool rounds per episode.
-    #[arg(long, default_value_t = 10)]
+    /// Most tool rounds per episode (the demo keeps it short: a 135M model on 2 cores is slow).
+    #[arg(long, default_value_t = 4)]
     pub d_max: usize,
 }
 
