@@ -44,10 +44,16 @@ pub struct Args {
 }
 
 fn bar(quiet: bool, len: u64, name: &str) -> ProgressBar {
-    let b = if quiet { ProgressBar::hidden() } else { ProgressBar::new(len) };
+    let b = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len)
+    };
     b.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {bar:30} {pos}/{len} {msg}")
-            .expect("a valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {prefix} {bar:30} {pos}/{len} {msg}",
+        )
+        .expect("a valid template"),
     );
     b.set_prefix(name.to_string());
     b
@@ -57,9 +63,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (cfg, text) = TrainConfig::load(&args.config)?;
     let ckpt = thinkfl_train::checkpoint::latest(&args.out)?;
     if ckpt.is_some() && !args.resume {
-        bail!("{} already holds checkpoints; pass --resume to continue it or choose another --out", args.out.display());
+        bail!(
+            "{} already holds checkpoints; pass --resume to continue it or choose another --out",
+            args.out.display()
+        );
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let (store, load) = TelemetryStore::load(&args.data, &LoadOptions::default())
         .with_context(|| format!("loading {}", args.data.display()))?;
     for w in &load.warnings {
@@ -74,17 +84,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "held_out_cases": data.held_out_cases,
         "train_queries": data.train_queries.len(),
     });
-    std::fs::write(args.out.join("split.json"), serde_json::to_string_pretty(&split)?)?;
+    std::fs::write(
+        args.out.join("split.json"),
+        serde_json::to_string_pretty(&split)?,
+    )?;
     std::fs::write(args.out.join("config.toml"), &text)?;
 
     let path = thinkfl_candle::fetch::resolve_model(&args.model, true)?;
     let loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::training())
         .with_context(|| format!("loading {}", path.display()))?;
     let parts = ModelParts::of(&loaded);
-    let base_name = Some(args.model.clone());
+    // PEFT and vLLM find the base by its Hugging Face id.
+    let base_name = Some(match args.model.as_str() {
+        "default" => "HuggingFaceTB/SmolLM2-135M-Instruct".to_string(),
+        other => other.to_string(),
+    });
     let mut trainer = Trainer::new(cfg.clone(), text, loaded.model, &args.out)?;
     if args.resume && trainer.resume()? {
-        eprintln!("resumed at step {} (stage {}, step {})", trainer.state.global_step, trainer.state.stage, trainer.state.stage_step);
+        eprintln!(
+            "resumed at step {} (stage {}, step {})",
+            trainer.state.global_step, trainer.state.stage, trainer.state.stage_step
+        );
     }
     eprintln!(
         "{} train / {} held-out fault cases, {} training queries; {} trainable parameters (LoRA r={} on {})",
@@ -96,11 +116,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.lora.targets.join(",")
     );
     let mut log = LogWriter::append(&args.out.join("train.jsonl"))?;
-    let last = args.until_stage.unwrap_or(usize::MAX).min(cfg.stages.len() - 1);
+    let last = args
+        .until_stage
+        .unwrap_or(usize::MAX)
+        .min(cfg.stages.len() - 1);
     while trainer.state.stage <= last {
         let stage = trainer.state.stage;
         let sc = cfg.stages[stage].clone();
-        let pb = bar(args.quiet, sc.steps as u64, &format!("stage {stage} {}", sc.name));
+        let pb = bar(
+            args.quiet,
+            sc.steps as u64,
+            &format!("stage {stage} {}", sc.name),
+        );
         pb.set_position(trainer.state.stage_step as u64);
         match sc.kind {
             StageKind::Sft => {
@@ -125,7 +152,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     rec.set_update(s);
                     rec.finish();
                     pb2.set_position(step as u64);
-                    pb2.set_message(format!("loss {:.4}  {:.0} tok/s", s.loss, s.tokens_per_second()));
+                    pb2.set_message(format!(
+                        "loss {:.4}  {:.0} tok/s",
+                        s.loss,
+                        s.tokens_per_second()
+                    ));
                     log.write(&rec)
                 })?;
             }
@@ -148,7 +179,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pb.finish_and_clear();
         let dir = args.out.join(format!("adapter-{stage}-{}", sc.name));
         thinkfl_train::peft::save_adapter(&trainer.policy, &dir, base_name.clone())?;
-        eprintln!("stage {stage} ({}) done at step {}; adapter in {}", sc.name, trainer.state.global_step, dir.display());
+        eprintln!(
+            "stage {stage} ({}) done at step {}; adapter in {}",
+            sc.name,
+            trainer.state.global_step,
+            dir.display()
+        );
     }
     let dir = args.out.join("adapter");
     thinkfl_train::peft::save_adapter(&trainer.policy, &dir, base_name)?;
