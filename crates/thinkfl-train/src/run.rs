@@ -156,6 +156,10 @@ pub fn run_grpo_stage(
         let actor = Actor::new(model.clone(), actor_config(&trainer.cfg, &sc, 0))?;
         let trajs = actor.run_batch(&data.store, &data.baselines, &queries, &seeds)?;
         let rollout_s = t0.elapsed().as_secs_f64();
+        // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
+        let rpath = trainer.run_dir.join("rollouts.jsonl");
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(&rpath).map_err(|e| Error::io(&rpath, e))?;
+        thinkfl_agent::write_trajectories(std::io::BufWriter::new(f), &trajs).map_err(|e| Error::io(&rpath, e))?;
         let mut log = StepLog::new(stage, &sc, trainer.state.stage_step + 1, trainer.state.global_step + 1);
         let mut rollouts = Vec::new();
         let mut all_adv = Vec::new();
