@@ -33,14 +33,21 @@ pub struct TrainState {
 
 impl TrainState {
     pub fn capture_rng(rng: &ChaCha8Rng) -> ([u8; 32], u64, String) {
-        (rng.get_seed(), rng.get_stream(), rng.get_word_pos().to_string())
+        (
+            rng.get_seed(),
+            rng.get_stream(),
+            rng.get_word_pos().to_string(),
+        )
     }
 
     pub fn rng(&self) -> Result<ChaCha8Rng> {
         use rand::SeedableRng;
         let mut r = ChaCha8Rng::from_seed(self.rng_seed);
         r.set_stream(self.rng_stream);
-        let pos: u128 = self.rng_word_pos.parse().map_err(|_| Error::Other(format!("bad rng_word_pos {:?}", self.rng_word_pos)))?;
+        let pos: u128 = self
+            .rng_word_pos
+            .parse()
+            .map_err(|_| Error::Other(format!("bad rng_word_pos {:?}", self.rng_word_pos)))?;
         r.set_word_pos(pos);
         Ok(r)
     }
@@ -64,9 +71,16 @@ pub fn save(run: &Path, policy: &Policy, opt: &AdamW, state: &TrainState) -> Res
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let adapter = policy.params.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let adapter = policy
+        .params
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
     save_safetensors(&adapter, &tmp.join(ADAPTER_FILE))?;
-    save_safetensors(&opt.state_tensors(&policy.params), &tmp.join(OPTIMIZER_FILE))?;
+    save_safetensors(
+        &opt.state_tensors(&policy.params),
+        &tmp.join(OPTIMIZER_FILE),
+    )?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(e.to_string()))?;
     std::fs::write(tmp.join(STATE_FILE), json).map_err(|e| Error::io(&tmp, e))?;
     if dir.exists() {
@@ -77,7 +91,8 @@ pub fn save(run: &Path, policy: &Policy, opt: &AdamW, state: &TrainState) -> Res
     let mut f = tempfile::NamedTempFile::new_in(&root).map_err(|e| Error::io(&root, e))?;
     std::io::Write::write_all(&mut f, name.as_bytes()).map_err(|e| Error::io(&latest, e))?;
     f.as_file().sync_all().map_err(|e| Error::io(&latest, e))?;
-    f.persist(&latest).map_err(|e| Error::io(&latest, e.error))?;
+    f.persist(&latest)
+        .map_err(|e| Error::io(&latest, e.error))?;
     prune(&root, 2)?;
     Ok(dir)
 }
@@ -86,7 +101,11 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|e| Error::io(root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-")))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+        })
         .collect();
     dirs.sort();
     let n = dirs.len().saturating_sub(keep);
@@ -105,7 +124,10 @@ pub fn latest(run: &Path) -> Result<Option<PathBuf>> {
     let name = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
     let dir = ckpt_root(run).join(name.trim());
     if !dir.join(STATE_FILE).exists() {
-        return Err(Error::file(&p, format!("names {}, which has no {STATE_FILE}", dir.display())));
+        return Err(Error::file(
+            &p,
+            format!("names {}, which has no {STATE_FILE}", dir.display()),
+        ));
     }
     Ok(Some(dir))
 }
@@ -114,19 +136,32 @@ pub fn latest(run: &Path) -> Result<Option<PathBuf>> {
 pub fn restore(dir: &Path, policy: &Policy, opt: &mut AdamW) -> Result<TrainState> {
     let sp = dir.join(STATE_FILE);
     let s = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
-    let state: TrainState = serde_json::from_str(&s).map_err(|e| Error::file(&sp, e.to_string()))?;
+    let state: TrainState =
+        serde_json::from_str(&s).map_err(|e| Error::file(&sp, e.to_string()))?;
     let dev = policy.model.device();
     let ap = dir.join(ADAPTER_FILE);
-    let mut adapter = candle_core::safetensors::load(&ap, dev).map_err(|e| Error::file(&ap, e.to_string()))?;
+    let mut adapter =
+        candle_core::safetensors::load(&ap, dev).map_err(|e| Error::file(&ap, e.to_string()))?;
     for (name, var) in &policy.params {
-        let t = adapter.remove(name).ok_or_else(|| Error::file(&ap, format!("lacks {name}")))?;
+        let t = adapter
+            .remove(name)
+            .ok_or_else(|| Error::file(&ap, format!("lacks {name}")))?;
         if t.dims() != var.as_tensor().dims() {
-            return Err(Error::file(&ap, format!("{name} has shape {:?}, the model wants {:?}", t.dims(), var.as_tensor().dims())));
+            return Err(Error::file(
+                &ap,
+                format!(
+                    "{name} has shape {:?}, the model wants {:?}",
+                    t.dims(),
+                    var.as_tensor().dims()
+                ),
+            ));
         }
         var.set(&t)?;
     }
     let op = dir.join(OPTIMIZER_FILE);
-    let ostate = candle_core::safetensors::load(&op, dev).map_err(|e| Error::file(&op, e.to_string()))?;
-    opt.load_state(&policy.params, state.adam_t, ostate).map_err(|e| Error::file(&op, e.to_string()))?;
+    let ostate =
+        candle_core::safetensors::load(&op, dev).map_err(|e| Error::file(&op, e.to_string()))?;
+    opt.load_state(&policy.params, state.adam_t, ostate)
+        .map_err(|e| Error::file(&op, e.to_string()))?;
     Ok(state)
 }

@@ -192,7 +192,9 @@ impl TrainConfig {
             return Err(Error::Config("held_out_fraction must be in [0, 1)".into()));
         }
         if self.queries_per_case == 0 || self.max_seq_tokens < 16 || self.checkpoint_every == 0 {
-            return Err(Error::Config("queries_per_case and checkpoint_every must be >= 1, max_seq_tokens >= 16".into()));
+            return Err(Error::Config(
+                "queries_per_case and checkpoint_every must be >= 1, max_seq_tokens >= 16".into(),
+            ));
         }
         if self.stages.is_empty() {
             return Err(Error::Config("no [[stage]]".into()));
@@ -208,8 +210,10 @@ impl TrainConfig {
 
     /// Parse and validate TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: TrainConfig = toml::from_str(text).map_err(|e| Error::file(origin, e.to_string()))?;
-        cfg.validate().map_err(|e| Error::file(origin, e.to_string()))?;
+        let cfg: TrainConfig =
+            toml::from_str(text).map_err(|e| Error::file(origin, e.to_string()))?;
+        cfg.validate()
+            .map_err(|e| Error::file(origin, e.to_string()))?;
         Ok(cfg)
     }
 

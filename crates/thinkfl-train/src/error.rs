@@ -7,7 +7,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {msg}")]
     File { path: PathBuf, msg: String },
     #[error("config: {0}")]
@@ -24,9 +27,15 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub fn file(path: &Path, msg: impl Into<String>) -> Self {
-        Error::File { path: path.to_path_buf(), msg: msg.into() }
+        Error::File {
+            path: path.to_path_buf(),
+            msg: msg.into(),
+        }
     }
 }

@@ -130,7 +130,8 @@ impl StepLog {
         let nf = n as f64;
         let mean = a.rewards.iter().sum::<f64>() / nf;
         self.reward = Some(mean);
-        self.reward_std = Some((a.rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / nf).sqrt());
+        self.reward_std =
+            Some((a.rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / nf).sqrt());
         self.recall = Some(a.recall / nf);
         self.format = Some(a.format / nf);
         self.route = Some(a.route / nf);
@@ -151,13 +152,22 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn append(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
-        Ok(LogWriter { file, path: path.to_path_buf() })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(LogWriter {
+            file,
+            path: path.to_path_buf(),
+        })
     }
     pub fn write(&mut self, rec: &StepLog) -> Result<()> {
         let mut line = serde_json::to_string(rec).map_err(|e| Error::Other(e.to_string()))?;
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))?;
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, e))?;
         self.file.flush().map_err(|e| Error::io(&self.path, e))
     }
 }
@@ -168,7 +178,9 @@ pub fn read_log(path: &Path) -> Result<Vec<StepLog>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::file(path, format!("line {}: {e}", i + 1))))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::file(path, format!("line {}: {e}", i + 1)))
+        })
         .collect()
 }
 
@@ -188,31 +200,89 @@ pub const SERIES: [(&str, Getter); 13] = [
     ("KL (k3)", |r| r.kl),
     ("clip fraction", |r| r.clip_fraction),
     ("response tokens", |r| r.response_tokens),
-    ("tokens/s (fwd+bwd)", |r| if r.tokens > 0 { Some(r.tokens_per_second) } else { None }),
+    ("tokens/s (fwd+bwd)", |r| {
+        if r.tokens > 0 {
+            Some(r.tokens_per_second)
+        } else {
+            None
+        }
+    }),
 ];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// One SVG line chart of `(x, y)` points, with stage boundaries as dashed lines.
-pub fn svg_chart(title: &str, pts: &[(f64, f64)], boundaries: &[(f64, String)], xmax: f64) -> String {
+pub fn svg_chart(
+    title: &str,
+    pts: &[(f64, f64)],
+    boundaries: &[(f64, String)],
+    xmax: f64,
+) -> String {
     let (w, h, m) = (420.0, 220.0, 40.0);
-    let (ymin, ymax) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (ymin, ymax) = if pts.is_empty() { (0.0, 1.0) } else if (ymax - ymin).abs() < 1e-12 { (ymin - 0.5, ymax + 0.5) } else { (ymin, ymax) };
+    let (ymin, ymax) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (ymin, ymax) = if pts.is_empty() {
+        (0.0, 1.0)
+    } else if (ymax - ymin).abs() < 1e-12 {
+        (ymin - 0.5, ymax + 0.5)
+    } else {
+        (ymin, ymax)
+    };
     let sx = |x: f64| m + (x / xmax.max(1.0)) * (w - 1.5 * m);
     let sy = |y: f64| h - m + -(y - ymin) / (ymax - ymin) * (h - 1.7 * m);
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#);
-    s += &format!(r#"<text x="{m}" y="16" font-size="13" font-weight="bold">{}</text>"#, esc(title));
-    s += &format!(r#"<line x1="{m}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{m}" y1="{}" x2="{m}" y2="{}" stroke="black"/>"#, h - m, w - m / 2.0, h - m, h - m, 0.7 * m);
-    s += &format!(r#"<text x="2" y="{}">{:.3}</text><text x="2" y="{}">{:.3}</text>"#, sy(ymax) + 4.0, ymax, sy(ymin) + 4.0, ymin);
-    s += &format!(r#"<text x="{}" y="{}">step {}</text>"#, w - 3.0 * m, h - m / 3.0, xmax);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#
+    );
+    s += &format!(
+        r#"<text x="{m}" y="16" font-size="13" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    s += &format!(
+        r#"<line x1="{m}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{m}" y1="{}" x2="{m}" y2="{}" stroke="black"/>"#,
+        h - m,
+        w - m / 2.0,
+        h - m,
+        h - m,
+        0.7 * m
+    );
+    s += &format!(
+        r#"<text x="2" y="{}">{:.3}</text><text x="2" y="{}">{:.3}</text>"#,
+        sy(ymax) + 4.0,
+        ymax,
+        sy(ymin) + 4.0,
+        ymin
+    );
+    s += &format!(
+        r#"<text x="{}" y="{}">step {}</text>"#,
+        w - 3.0 * m,
+        h - m / 3.0,
+        xmax
+    );
     for (x, name) in boundaries {
-        s += &format!(r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="gray" stroke-dasharray="3,3"/><text x="{3:.1}" y="{4}" fill="gray">{5}</text>"#, sx(*x), 0.7 * m, h - m, sx(*x) + 2.0, 0.7 * m + 10.0, esc(name));
+        s += &format!(
+            r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="gray" stroke-dasharray="3,3"/><text x="{3:.1}" y="{4}" fill="gray">{5}</text>"#,
+            sx(*x),
+            0.7 * m,
+            h - m,
+            sx(*x) + 2.0,
+            0.7 * m + 10.0,
+            esc(name)
+        );
     }
     if !pts.is_empty() {
-        let path: Vec<String> = pts.iter().map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y))).collect();
-        s += &format!(r#"<polyline fill="none" stroke="steelblue" stroke-width="1.5" points="{}"/>"#, path.join(" "));
+        let path: Vec<String> = pts
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+            .collect();
+        s += &format!(
+            r#"<polyline fill="none" stroke="steelblue" stroke-width="1.5" points="{}"/>"#,
+            path.join(" ")
+        );
     }
     s += "</svg>";
     s
@@ -220,7 +290,10 @@ pub fn svg_chart(title: &str, pts: &[(f64, f64)], boundaries: &[(f64, String)], 
 
 /// The HTML report of a log.
 pub fn report_html(records: &[StepLog], title: &str) -> String {
-    let xmax = records.iter().map(|r| r.global_step as f64).fold(0.0, f64::max);
+    let xmax = records
+        .iter()
+        .map(|r| r.global_step as f64)
+        .fold(0.0, f64::max);
     let mut boundaries = Vec::new();
     let mut last = None;
     for r in records {
@@ -229,9 +302,16 @@ pub fn report_html(records: &[StepLog], title: &str) -> String {
             last = Some(r.stage);
         }
     }
-    let mut html = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title></head><body><h1>{0}</h1><p>{1} steps.</p><div style=\"display:flex;flex-wrap:wrap;gap:8px\">", esc(title), records.len());
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title></head><body><h1>{0}</h1><p>{1} steps.</p><div style=\"display:flex;flex-wrap:wrap;gap:8px\">",
+        esc(title),
+        records.len()
+    );
     for (name, get) in SERIES {
-        let pts: Vec<(f64, f64)> = records.iter().filter_map(|r| get(r).map(|y| (r.global_step as f64, y))).collect();
+        let pts: Vec<(f64, f64)> = records
+            .iter()
+            .filter_map(|r| get(r).map(|y| (r.global_step as f64, y)))
+            .collect();
         if pts.is_empty() {
             continue;
         }

@@ -9,7 +9,15 @@ use serde::{Deserialize, Serialize};
 use thinkfl_candle::Llama;
 
 /// The projections LoRA can attach to, by their Hugging Face suffix.
-pub const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const ALL_TARGETS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 
 /// Settings of the adapters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +59,10 @@ impl LoraConfig {
         }
         for t in &self.targets {
             if !ALL_TARGETS.contains(&t.as_str()) {
-                return Err(Error::Config(format!("lora.targets: unknown module `{t}` (known: {})", ALL_TARGETS.join(", "))));
+                return Err(Error::Config(format!(
+                    "lora.targets: unknown module `{t}` (known: {})",
+                    ALL_TARGETS.join(", ")
+                )));
             }
         }
         Ok(())
@@ -60,7 +71,11 @@ impl LoraConfig {
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        LoraConfig { rank: Self::DEFAULT_RANK, alpha: Self::DEFAULT_ALPHA, targets: Self::default_targets() }
+        LoraConfig {
+            rank: Self::DEFAULT_RANK,
+            alpha: Self::DEFAULT_ALPHA,
+            targets: Self::default_targets(),
+        }
     }
 }
 
@@ -80,12 +95,19 @@ impl Policy {
         lora.validate()?;
         let targets: Vec<&str> = lora.targets.iter().map(String::as_str).collect();
         let params = model.add_lora(lora.rank, lora.alpha, &targets, seed)?;
-        Ok(Policy { model, params, lora })
+        Ok(Policy {
+            model,
+            params,
+            lora,
+        })
     }
 
     /// Number of trainable scalars.
     pub fn num_trainable(&self) -> usize {
-        self.params.iter().map(|(_, v)| v.as_tensor().elem_count()).sum()
+        self.params
+            .iter()
+            .map(|(_, v)| v.as_tensor().elem_count())
+            .sum()
     }
 
     /// Run `f` on the reference policy (adapters off), then switch them back on.

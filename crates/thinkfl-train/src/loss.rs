@@ -41,7 +41,11 @@ impl Sequence {
 /// and the forward stops at the last target.
 pub fn token_logprobs(model: &Llama, seq: &Sequence) -> Result<Tensor> {
     if seq.ids.len() != seq.mask.len() {
-        return Err(Error::Other(format!("sequence of {} ids with a mask of {}", seq.ids.len(), seq.mask.len())));
+        return Err(Error::Other(format!(
+            "sequence of {} ids with a mask of {}",
+            seq.ids.len(),
+            seq.mask.len()
+        )));
     }
     let targets = seq.targets();
     let Some(&last) = targets.last() else {
@@ -53,12 +57,16 @@ pub fn token_logprobs(model: &Llama, seq: &Sequence) -> Result<Tensor> {
     let positions = Tensor::new((0..t as u32).collect::<Vec<_>>(), dev)?.unsqueeze(0)?;
     let hidden = model.forward_hidden(&ids, &positions, None, None, Mode::Train)?; // [1, t, h]
     let rows: Vec<u32> = targets.iter().map(|&j| (j - 1) as u32).collect();
-    let hidden = hidden.squeeze(0)?.index_select(&Tensor::new(rows, dev)?, 0)?; // [n, h]
+    let hidden = hidden
+        .squeeze(0)?
+        .index_select(&Tensor::new(rows, dev)?, 0)?; // [n, h]
     let logits = model.logits(&hidden, Mode::Train)?; // [n, vocab]
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let tgt: Vec<u32> = targets.iter().map(|&j| seq.ids[j]).collect();
     let n = tgt.len();
-    Ok(logp.gather(&Tensor::from_vec(tgt, (n, 1), dev)?, 1)?.squeeze(1)?)
+    Ok(logp
+        .gather(&Tensor::from_vec(tgt, (n, 1), dev)?, 1)?
+        .squeeze(1)?)
 }
 
 /// Supervised loss of one sequence's log-probabilities: `-sum(logp) / norm` (`norm` = trained
@@ -113,17 +121,24 @@ impl GrpoConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !(0.0..1.0).contains(&self.eps_low) || !(self.eps_high >= 0.0 && self.eps_high.is_finite()) {
-            return Err(Error::Config("grpo.eps_low must be in [0, 1) and grpo.eps_high >= 0".into()));
+        if !((0.0..1.0).contains(&self.eps_low)
+            && self.eps_high >= 0.0
+            && self.eps_high.is_finite())
+        {
+            return Err(Error::Config(
+                "grpo.eps_low must be in [0, 1) and grpo.eps_high >= 0".into(),
+            ));
         }
         if !(self.beta >= 0.0 && self.beta.is_finite()) {
             return Err(Error::Config("grpo.beta must be >= 0".into()));
         }
-        if !(self.adv_eps > 0.0) {
+        if self.adv_eps.is_nan() || self.adv_eps <= 0.0 {
             return Err(Error::Config("grpo.adv_eps must be > 0".into()));
         }
         if self.updates_per_batch == 0 {
-            return Err(Error::Config("grpo.updates_per_batch must be at least 1".into()));
+            return Err(Error::Config(
+                "grpo.updates_per_batch must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -184,7 +199,11 @@ pub fn grpo_loss(
 ) -> Result<(Tensor, GrpoTerms)> {
     let n = logp.dim(0)?;
     if old.len() != n || reference.is_some_and(|r| r.len() != n) {
-        return Err(Error::Other(format!("{n} log-probs, {} old, reference {:?}", old.len(), reference.map(<[f32]>::len))));
+        return Err(Error::Other(format!(
+            "{n} log-probs, {} old, reference {:?}",
+            old.len(),
+            reference.map(<[f32]>::len)
+        )));
     }
     let dev = logp.device();
     let cur: Vec<f32> = logp.to_vec1()?;

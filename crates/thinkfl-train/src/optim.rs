@@ -39,10 +39,18 @@ impl OptimConfig {
     }
     pub fn validate(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
-            return Err(Error::Config("optim.beta1 and optim.beta2 must be in [0, 1)".into()));
+            return Err(Error::Config(
+                "optim.beta1 and optim.beta2 must be in [0, 1)".into(),
+            ));
         }
-        if !(self.eps > 0.0) || self.weight_decay < 0.0 || self.max_grad_norm < 0.0 {
-            return Err(Error::Config("optim.eps must be > 0, weight_decay and max_grad_norm >= 0".into()));
+        if self.eps.is_nan()
+            || self.eps <= 0.0
+            || self.weight_decay < 0.0
+            || self.max_grad_norm < 0.0
+        {
+            return Err(Error::Config(
+                "optim.eps must be > 0, weight_decay and max_grad_norm >= 0".into(),
+            ));
         }
         Ok(())
     }
@@ -121,8 +129,14 @@ impl AdamW {
         Ok(AdamW {
             config,
             t: 0,
-            m: params.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<_>>()?,
-            v: params.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<_>>()?,
+            m: params
+                .iter()
+                .map(|(_, v)| zeros(v))
+                .collect::<candle_core::Result<_>>()?,
+            v: params
+                .iter()
+                .map(|(_, v)| zeros(v))
+                .collect::<candle_core::Result<_>>()?,
         })
     }
 
@@ -167,13 +181,24 @@ impl AdamW {
     }
 
     /// Restore moments written by [`AdamW::state_tensors`].
-    pub fn load_state(&mut self, params: &[(String, Var)], t: u64, mut state: HashMap<String, Tensor>) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        params: &[(String, Var)],
+        t: u64,
+        mut state: HashMap<String, Tensor>,
+    ) -> Result<()> {
         for (i, (name, var)) in params.iter().enumerate() {
             for (kind, slot) in [("m", &mut self.m), ("v", &mut self.v)] {
                 let key = format!("{kind}.{name}");
-                let ten = state.remove(&key).ok_or_else(|| Error::Other(format!("optimizer state lacks {key}")))?;
+                let ten = state
+                    .remove(&key)
+                    .ok_or_else(|| Error::Other(format!("optimizer state lacks {key}")))?;
                 if ten.dims() != var.as_tensor().dims() {
-                    return Err(Error::Other(format!("optimizer state {key} has shape {:?}, parameter {:?}", ten.dims(), var.as_tensor().dims())));
+                    return Err(Error::Other(format!(
+                        "optimizer state {key} has shape {:?}, parameter {:?}",
+                        ten.dims(),
+                        var.as_tensor().dims()
+                    )));
                 }
                 slot[i] = ten;
             }

@@ -60,7 +60,11 @@ impl AdapterConfig {
     }
     /// The scale of the update.
     pub fn scale(&self) -> f64 {
-        if self.use_rslora { self.lora_alpha / (self.r as f64).sqrt() } else { self.lora_alpha / self.r as f64 }
+        if self.use_rslora {
+            self.lora_alpha / (self.r as f64).sqrt()
+        } else {
+            self.lora_alpha / self.r as f64
+        }
     }
 }
 
@@ -78,7 +82,8 @@ pub(crate) fn readable(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }
@@ -86,8 +91,12 @@ pub(crate) fn readable(path: &Path) -> Result<()> {
 /// Write tensors to a safetensors file atomically (temporary file, then rename).
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new().suffix(".safetensors").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    candle_core::safetensors::save(tensors, tmp.path()).map_err(|e| Error::file(path, e.to_string()))?;
+    let tmp = tempfile::Builder::new()
+        .suffix(".safetensors")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    candle_core::safetensors::save(tensors, tmp.path())
+        .map_err(|e| Error::file(path, e.to_string()))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     readable(path)
@@ -99,7 +108,11 @@ pub fn save_adapter(policy: &Policy, dir: &Path, base_model: Option<String>) -> 
     let cfg = AdapterConfig::from_lora(&policy.lora, base_model);
     let json = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Other(e.to_string()))?;
     write_atomic(&dir.join(CONFIG_FILE), &json)?;
-    let tensors: HashMap<String, Tensor> = policy.params.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let tensors: HashMap<String, Tensor> = policy
+        .params
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
     save_safetensors(&tensors, &dir.join(WEIGHTS_FILE))
 }
 
@@ -107,9 +120,16 @@ pub fn save_adapter(policy: &Policy, dir: &Path, base_model: Option<String>) -> 
 pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     let p = dir.join(CONFIG_FILE);
     let s = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let cfg: AdapterConfig = serde_json::from_str(&s).map_err(|e| Error::file(&p, format!("line {}, column {}: {e}", e.line(), e.column())))?;
+    let cfg: AdapterConfig = serde_json::from_str(&s)
+        .map_err(|e| Error::file(&p, format!("line {}, column {}: {e}", e.line(), e.column())))?;
     if cfg.peft_type != "LORA" {
-        return Err(Error::file(&p, format!("peft_type {:?}: only LORA adapters are supported", cfg.peft_type)));
+        return Err(Error::file(
+            &p,
+            format!(
+                "peft_type {:?}: only LORA adapters are supported",
+                cfg.peft_type
+            ),
+        ));
     }
     if cfg.fan_in_fan_out {
         return Err(Error::file(&p, "fan_in_fan_out adapters are not supported"));
@@ -124,22 +144,34 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
 pub fn apply_adapter(model: &mut Llama, dir: &Path) -> Result<(AdapterConfig, Vec<(String, Var)>)> {
     let cfg = read_adapter_config(dir)?;
     let wpath = dir.join(WEIGHTS_FILE);
-    let mut tensors = candle_core::safetensors::load(&wpath, model.device()).map_err(|e| Error::file(&wpath, e.to_string()))?;
+    let mut tensors = candle_core::safetensors::load(&wpath, model.device())
+        .map_err(|e| Error::file(&wpath, e.to_string()))?;
     let scale = cfg.scale();
     let mut out = Vec::new();
     for (i, blk) in model.layers.iter_mut().enumerate() {
         for (name, lin) in blk.projections_mut() {
             let base = format!("base_model.model.model.layers.{i}.{name}");
-            let (ka, kb) = (format!("{base}.lora_A.weight"), format!("{base}.lora_B.weight"));
+            let (ka, kb) = (
+                format!("{base}.lora_A.weight"),
+                format!("{base}.lora_B.weight"),
+            );
             let (a, b) = match (tensors.remove(&ka), tensors.remove(&kb)) {
                 (Some(a), Some(b)) => (a, b),
                 (None, None) => {
                     lin.lora = None;
                     continue;
                 }
-                _ => return Err(Error::file(&wpath, format!("{base} has only one of lora_A and lora_B"))),
+                _ => {
+                    return Err(Error::file(
+                        &wpath,
+                        format!("{base} has only one of lora_A and lora_B"),
+                    ));
+                }
             };
-            let (a, b) = (a.to_dtype(candle_core::DType::F32)?, b.to_dtype(candle_core::DType::F32)?);
+            let (a, b) = (
+                a.to_dtype(candle_core::DType::F32)?,
+                b.to_dtype(candle_core::DType::F32)?,
+            );
             if a.dims() != [cfg.r, lin.in_features()] || b.dims() != [lin.out_features(), cfg.r] {
                 return Err(Error::file(
                     &wpath,
@@ -156,11 +188,22 @@ pub fn apply_adapter(model: &mut Llama, dir: &Path) -> Result<(AdapterConfig, Ve
             let (a, b) = (Var::from_tensor(&a)?, Var::from_tensor(&b)?);
             out.push((ka, a.clone()));
             out.push((kb, b.clone()));
-            lin.lora = Some(LoraDelta { a, b, scale, enabled: true });
+            lin.lora = Some(LoraDelta {
+                a,
+                b,
+                scale,
+                enabled: true,
+            });
         }
     }
     if let Some(k) = tensors.keys().next() {
-        return Err(Error::file(&wpath, format!("tensor {k} names no projection of this model ({} layers)", model.layers.len())));
+        return Err(Error::file(
+            &wpath,
+            format!(
+                "tensor {k} names no projection of this model ({} layers)",
+                model.layers.len()
+            ),
+        ));
     }
     if out.is_empty() {
         return Err(Error::file(&wpath, "no LoRA tensors"));
@@ -174,9 +217,18 @@ pub fn policy_from_adapter(mut model: Llama, dir: &Path) -> Result<Policy> {
     let lora = LoraConfig {
         rank: cfg.r,
         alpha: cfg.lora_alpha,
-        targets: cfg.target_modules.iter().filter(|t| ALL_TARGETS.contains(&t.as_str())).cloned().collect(),
+        targets: cfg
+            .target_modules
+            .iter()
+            .filter(|t| ALL_TARGETS.contains(&t.as_str()))
+            .cloned()
+            .collect(),
     };
-    Ok(Policy { model, params, lora })
+    Ok(Policy {
+        model,
+        params,
+        lora,
+    })
 }
 
 /// All weights of `model` with its adapters folded in, by Hugging Face name, written as one
@@ -184,15 +236,26 @@ pub fn policy_from_adapter(mut model: Llama, dir: &Path) -> Result<Policy> {
 pub fn save_merged(model: &Llama, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut out: HashMap<String, Tensor> = HashMap::new();
-    out.insert("model.embed_tokens.weight".into(), model.embed_tokens.clone());
+    out.insert(
+        "model.embed_tokens.weight".into(),
+        model.embed_tokens.clone(),
+    );
     out.insert("model.norm.weight".into(), model.norm.clone());
     let mut blocks = model.layers.clone();
     for (i, blk) in blocks.iter_mut().enumerate() {
         let p = format!("model.layers.{i}");
-        out.insert(format!("{p}.input_layernorm.weight"), blk.input_layernorm.clone());
-        out.insert(format!("{p}.post_attention_layernorm.weight"), blk.post_attention_layernorm.clone());
+        out.insert(
+            format!("{p}.input_layernorm.weight"),
+            blk.input_layernorm.clone(),
+        );
+        out.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            blk.post_attention_layernorm.clone(),
+        );
         for (name, lin) in blk.projections_mut() {
-            let w = lin.weight.clone().ok_or_else(|| Error::Other(format!("{p}.{name} has no f32 weight; load with keep_f32")))?;
+            let w = lin.weight.clone().ok_or_else(|| {
+                Error::Other(format!("{p}.{name} has no f32 weight; load with keep_f32"))
+            })?;
             let w = match &lin.lora {
                 Some(l) => (w + (l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?)?,
                 None => w,
@@ -204,13 +267,20 @@ pub fn save_merged(model: &Llama, dir: &Path) -> Result<()> {
         }
     }
     if !model.config.tie_word_embeddings {
-        let w = model.lm_head.weight.clone().ok_or_else(|| Error::Other("lm_head has no f32 weight".into()))?;
+        let w = model
+            .lm_head
+            .weight
+            .clone()
+            .ok_or_else(|| Error::Other("lm_head has no f32 weight".into()))?;
         out.insert("lm_head.weight".into(), w);
     }
     let mut cfg = serde_json::to_value(&model.config).map_err(|e| Error::Other(e.to_string()))?;
     cfg["model_type"] = "llama".into();
     cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
     cfg["torch_dtype"] = "float32".into();
-    write_atomic(&dir.join("config.json"), &serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Other(e.to_string()))?)?;
+    write_atomic(
+        &dir.join("config.json"),
+        &serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Other(e.to_string()))?,
+    )?;
     save_safetensors(&out, &dir.join("model.safetensors"))
 }

@@ -32,17 +32,29 @@ impl RunData {
     pub fn new(store: Arc<TelemetryStore>, cfg: &TrainConfig) -> Result<Self> {
         let n = store.faults().len();
         if n < 2 {
-            return Err(Error::Other(format!("the data set has {n} fault cases; training needs at least 2")));
+            return Err(Error::Other(format!(
+                "the data set has {n} fault cases; training needs at least 2"
+            )));
         }
         let (train_cases, held_out_cases) = split_cases(n, cfg.held_out_fraction, cfg.seed);
         let all = all_case_queries(&store, &AnomalyConfig::default());
-        let train_queries: Vec<Query> =
-            train_cases.iter().flat_map(|&c| all[c].iter().take(cfg.queries_per_case).cloned()).collect();
+        let train_queries: Vec<Query> = train_cases
+            .iter()
+            .flat_map(|&c| all[c].iter().take(cfg.queries_per_case).cloned())
+            .collect();
         if train_queries.is_empty() {
-            return Err(Error::Other("no anomalous-trace queries in the training cases".into()));
+            return Err(Error::Other(
+                "no anomalous-trace queries in the training cases".into(),
+            ));
         }
         let baselines = Baselines::compute(&store);
-        Ok(RunData { store, baselines, train_cases, held_out_cases, train_queries })
+        Ok(RunData {
+            store,
+            baselines,
+            train_cases,
+            held_out_cases,
+            train_queries,
+        })
     }
 }
 
@@ -61,14 +73,23 @@ pub fn actor_config(cfg: &TrainConfig, stage: &StageConfig, seed: u64) -> ActorC
 }
 
 /// Tokens and assistant mask of a trajectory, as the policy's template renders it.
-pub fn tokenize(template: &ChatTemplate, tok: &Tok, traj: &Trajectory, max: usize) -> Result<Sequence> {
+pub fn tokenize(
+    template: &ChatTemplate,
+    tok: &Tok,
+    traj: &Trajectory,
+    max: usize,
+) -> Result<Sequence> {
     let (ids, mask) = template.render_with_mask(tok, &traj.messages, &[])?;
     Ok(Sequence { ids, mask }.truncated(max))
 }
 
 /// Oracle trajectories of the scripted expert on the training queries, kept where the first
 /// answer is right; returns them and how many were run.
-pub fn expert_trajectories(data: &RunData, cfg: &TrainConfig, d_max: usize) -> Result<(Vec<Trajectory>, usize)> {
+pub fn expert_trajectories(
+    data: &RunData,
+    cfg: &TrainConfig,
+    d_max: usize,
+) -> Result<(Vec<Trajectory>, usize)> {
     let expert = ExpertPolicy::new(data.store.clone(), Default::default());
     let stage = StageConfig {
         name: "oracle".into(),
@@ -89,7 +110,10 @@ pub fn expert_trajectories(data: &RunData, cfg: &TrainConfig, d_max: usize) -> R
     let n = trajs.len();
     let kept = trajs
         .into_iter()
-        .filter(|t| t.case.is_some_and(|c| grade(&gcfg, t, &data.store.faults()[c]).rank == Some(0)))
+        .filter(|t| {
+            t.case
+                .is_some_and(|c| grade(&gcfg, t, &data.store.faults()[c]).rank == Some(0))
+        })
         .collect();
     Ok((kept, n))
 }
@@ -104,7 +128,11 @@ pub struct ModelParts {
 
 impl ModelParts {
     pub fn of(loaded: &LoadedModel) -> Self {
-        ModelParts { tokenizer: loaded.tokenizer.clone(), template_source: loaded.template.source().to_string(), name: loaded.name.clone() }
+        ModelParts {
+            tokenizer: loaded.tokenizer.clone(),
+            template_source: loaded.template.source().to_string(),
+            name: loaded.name.clone(),
+        }
     }
     pub fn template(&self) -> Result<ChatTemplate> {
         Ok(ChatTemplate::new(&self.template_source, &self.tokenizer)?)
@@ -122,7 +150,10 @@ pub fn rollout_model(trainer: &Trainer, parts: &ModelParts) -> Result<Arc<Candle
         source: Default::default(),
         name: parts.name.clone(),
     };
-    let engine = EngineConfig { max_batch: 16, ..EngineConfig::default() };
+    let engine = EngineConfig {
+        max_batch: 16,
+        ..EngineConfig::default()
+    };
     Ok(Arc::new(CandleChatModel::from_loaded(loaded, engine)?))
 }
 
@@ -135,7 +166,8 @@ pub fn run_grpo_stage(
     mut on_step: impl FnMut(&StepLog) -> Result<()>,
 ) -> Result<()> {
     let sc = trainer.cfg.stages[stage].clone();
-    let reward_stage = Stage::from_number(sc.reward.unwrap_or(1)).ok_or_else(|| Error::Config("reward".into()))?;
+    let reward_stage =
+        Stage::from_number(sc.reward.unwrap_or(1)).ok_or_else(|| Error::Config("reward".into()))?;
     let model = rollout_model(trainer, parts)?;
     let template = parts.template()?;
     let gcfg = GraderConfig::default();
@@ -143,7 +175,8 @@ pub fn run_grpo_stage(
     while trainer.state.stage == stage {
         let t0 = std::time::Instant::now();
         let k = sc.batch.min(data.train_queries.len());
-        let picked: Vec<usize> = rand::seq::index::sample(&mut trainer.rng, data.train_queries.len(), k).into_vec();
+        let picked: Vec<usize> =
+            rand::seq::index::sample(&mut trainer.rng, data.train_queries.len(), k).into_vec();
         // Groups: (question, copy); G rollouts each, all in one lockstep batch.
         let mut queries = Vec::new();
         let mut seeds = Vec::new();
@@ -158,13 +191,27 @@ pub fn run_grpo_stage(
         let rollout_s = t0.elapsed().as_secs_f64();
         // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
         let rpath = trainer.run_dir.join("rollouts.jsonl");
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(&rpath).map_err(|e| Error::io(&rpath, e))?;
-        thinkfl_agent::write_trajectories(std::io::BufWriter::new(f), &trajs).map_err(|e| Error::io(&rpath, e))?;
-        let mut log = StepLog::new(stage, &sc, trainer.state.stage_step + 1, trainer.state.global_step + 1);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&rpath)
+            .map_err(|e| Error::io(&rpath, e))?;
+        thinkfl_agent::write_trajectories(std::io::BufWriter::new(f), &trajs)
+            .map_err(|e| Error::io(&rpath, e))?;
+        let mut log = StepLog::new(
+            stage,
+            &sc,
+            trainer.state.stage_step + 1,
+            trainer.state.global_step + 1,
+        );
         let mut rollouts = Vec::new();
         let mut all_adv = Vec::new();
         for (g, chunk) in trajs.chunks(sc.group).enumerate() {
-            let question = format!("{}#{}", queries[g * sc.group].case, queries[g * sc.group].span_id);
+            let question = format!(
+                "{}#{}",
+                queries[g * sc.group].case,
+                queries[g * sc.group].span_id
+            );
             let mut rewards = Vec::with_capacity(chunk.len());
             for t in chunk {
                 let truth = &data.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
@@ -181,7 +228,8 @@ pub fn run_grpo_stage(
                 Some(adv) => {
                     log.groups_used += 1;
                     for (t, a) in chunk.iter().zip(adv) {
-                        let seq = tokenize(&template, &parts.tokenizer, t, trainer.cfg.max_seq_tokens)?;
+                        let seq =
+                            tokenize(&template, &parts.tokenizer, t, trainer.cfg.max_seq_tokens)?;
                         all_adv.push(a);
                         rollouts.push(Rollout { seq, advantage: a });
                     }

@@ -35,7 +35,11 @@ pub struct UpdateStats {
 
 impl UpdateStats {
     pub fn tokens_per_second(&self) -> f64 {
-        if self.seconds > 0.0 { self.tokens as f64 / self.seconds } else { 0.0 }
+        if self.seconds > 0.0 {
+            self.tokens as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -59,7 +63,12 @@ pub struct Trainer {
 
 impl Trainer {
     /// A fresh run: adapters on `model` from the config's seed.
-    pub fn new(cfg: TrainConfig, config_text: String, model: Llama, run_dir: &Path) -> Result<Self> {
+    pub fn new(
+        cfg: TrainConfig,
+        config_text: String,
+        model: Llama,
+        run_dir: &Path,
+    ) -> Result<Self> {
         cfg.validate()?;
         let policy = Policy::new(model, cfg.lora.clone(), cfg.seed.wrapping_add(1))?;
         let opt = AdamW::new(cfg.optim.clone(), &policy.params)?;
@@ -75,20 +84,38 @@ impl Trainer {
             rng_word_pos,
             config: config_text,
         };
-        Ok(Trainer { cfg, policy, opt, rng, state, run_dir: run_dir.to_path_buf() })
+        Ok(Trainer {
+            cfg,
+            policy,
+            opt,
+            rng,
+            state,
+            run_dir: run_dir.to_path_buf(),
+        })
     }
 
     /// Continue from the run's latest checkpoint; `false` when there is none.
     pub fn resume(&mut self) -> Result<bool> {
-        let Some(dir) = checkpoint::latest(&self.run_dir)? else { return Ok(false) };
+        let Some(dir) = checkpoint::latest(&self.run_dir)? else {
+            return Ok(false);
+        };
         let state = checkpoint::restore(&dir, &self.policy, &mut self.opt)?;
         if state.stage > self.cfg.stages.len() {
-            return Err(Error::file(&dir, format!("stage {} but the config has {} stages", state.stage, self.cfg.stages.len())));
+            return Err(Error::file(
+                &dir,
+                format!(
+                    "stage {} but the config has {} stages",
+                    state.stage,
+                    self.cfg.stages.len()
+                ),
+            ));
         }
         self.rng = state.rng()?;
         self.state = state;
         // A config whose current stage has since been shortened: that stage is done.
-        while self.state.stage < self.cfg.stages.len() && self.state.stage_step >= self.cfg.stages[self.state.stage].steps {
+        while self.state.stage < self.cfg.stages.len()
+            && self.state.stage_step >= self.cfg.stages[self.state.stage].steps
+        {
             self.state.stage += 1;
             self.state.stage_step = 0;
         }
@@ -113,7 +140,12 @@ impl Trainer {
             self.state.stage += 1;
             self.state.stage_step = 0;
         }
-        if stage_done || self.state.global_step % self.cfg.checkpoint_every as u64 == 0 {
+        if stage_done
+            || self
+                .state
+                .global_step
+                .is_multiple_of(self.cfg.checkpoint_every as u64)
+        {
             self.checkpoint()?;
         }
         Ok(())
@@ -127,7 +159,10 @@ impl Trainer {
             return Err(Error::Other("SFT batch without trained tokens".into()));
         }
         let mut acc = GradAccum::new();
-        let mut stats = UpdateStats { trained_tokens: norm, ..Default::default() };
+        let mut stats = UpdateStats {
+            trained_tokens: norm,
+            ..Default::default()
+        };
         for s in batch.iter().filter(|s| s.num_targets() > 0) {
             let logp = token_logprobs(&self.policy.model, s)?;
             let loss = sft_loss(&logp, norm)?;
@@ -145,7 +180,10 @@ impl Trainer {
     /// from the same forward with the adapters off.
     pub fn grpo_update(&mut self, rollouts: &[Rollout], lr: f64) -> Result<UpdateStats> {
         let t0 = Instant::now();
-        let rollouts: Vec<&Rollout> = rollouts.iter().filter(|r| r.seq.num_targets() > 0).collect();
+        let rollouts: Vec<&Rollout> = rollouts
+            .iter()
+            .filter(|r| r.seq.num_targets() > 0)
+            .collect();
         let norm: usize = rollouts.iter().map(|r| r.seq.num_targets()).sum();
         if norm == 0 {
             return Err(Error::Other("GRPO batch without trained tokens".into()));
@@ -157,22 +195,38 @@ impl Trainer {
         for r in &rollouts {
             let len = r.seq.targets().last().map_or(0, |&j| j + 1);
             tokens += len;
-            old.push(token_logprobs(&self.policy.model, &r.seq)?.detach().to_vec1::<f32>()?);
+            old.push(
+                token_logprobs(&self.policy.model, &r.seq)?
+                    .detach()
+                    .to_vec1::<f32>()?,
+            );
             reference.push(if cfg.beta > 0.0 {
                 tokens += len;
-                Some(self.policy.with_reference(|m| Ok(token_logprobs(m, &r.seq)?.detach().to_vec1::<f32>()?))?)
+                Some(self.policy.with_reference(|m| {
+                    Ok(token_logprobs(m, &r.seq)?.detach().to_vec1::<f32>()?)
+                })?)
             } else {
                 None
             });
         }
-        let mut stats = UpdateStats { trained_tokens: norm, ..Default::default() };
+        let mut stats = UpdateStats {
+            trained_tokens: norm,
+            ..Default::default()
+        };
         for _ in 0..cfg.updates_per_batch {
             let mut acc = GradAccum::new();
             let mut loss_sum = 0.0;
             let mut terms = GrpoTerms::default();
             for (i, r) in rollouts.iter().enumerate() {
                 let logp = token_logprobs(&self.policy.model, &r.seq)?;
-                let (loss, t) = grpo_loss(&logp, &old[i], reference[i].as_deref(), r.advantage, norm, &cfg)?;
+                let (loss, t) = grpo_loss(
+                    &logp,
+                    &old[i],
+                    reference[i].as_deref(),
+                    r.advantage,
+                    norm,
+                    &cfg,
+                )?;
                 loss_sum += loss.to_scalar::<f32>()? as f64;
                 terms.clipped += t.clipped;
                 terms.kl_sum += t.kl_sum;
@@ -203,7 +257,10 @@ impl Trainer {
             return Err(Error::Config(format!("stage {stage} is not an sft stage")));
         }
         if examples.is_empty() {
-            return Err(Error::Other(format!("stage {stage} ({}): no training sequences", sc.name)));
+            return Err(Error::Other(format!(
+                "stage {stage} ({}): no training sequences",
+                sc.name
+            )));
         }
         while self.state.stage == stage {
             let k = sc.batch.min(examples.len());

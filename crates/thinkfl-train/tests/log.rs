@@ -6,8 +6,16 @@ fn rec(step: u64, stage: usize, loss: Option<f64>, reward: Option<f64>) -> StepL
     let mut r = StepLog::default();
     r.global_step = step;
     r.stage = stage;
-    r.stage_name = if stage == 0 { "prime".into() } else { "format".into() };
-    r.kind = if stage == 0 { "sft".into() } else { "grpo1".into() };
+    r.stage_name = if stage == 0 {
+        "prime".into()
+    } else {
+        "format".into()
+    };
+    r.kind = if stage == 0 {
+        "sft".into()
+    } else {
+        "grpo1".into()
+    };
     r.loss = loss;
     r.reward = reward;
     r
@@ -18,7 +26,11 @@ fn log_round_trips_and_reports_curves() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("train.jsonl");
     let mut w = LogWriter::append(&p).unwrap();
-    let recs = vec![rec(1, 0, Some(0.7), None), rec(2, 0, Some(0.5), None), rec(3, 1, Some(0.1), Some(0.4))];
+    let recs = vec![
+        rec(1, 0, Some(0.7), None),
+        rec(2, 0, Some(0.5), None),
+        rec(3, 1, Some(0.1), Some(0.4)),
+    ];
     for r in &recs {
         w.write(r).unwrap();
     }
@@ -28,7 +40,10 @@ fn log_round_trips_and_reports_curves() {
     // loss and reward have points; the other series are empty and not drawn.
     assert_eq!(html.matches("<svg").count(), 2);
     assert!(html.contains(">loss<") && html.contains(">reward<"));
-    assert!(html.contains(">prime<") && html.contains(">format<"), "stage boundaries are marked");
+    assert!(
+        html.contains(">prime<") && html.contains(">format<"),
+        "stage boundaries are marked"
+    );
 }
 
 #[test]

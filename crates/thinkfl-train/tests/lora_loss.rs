@@ -3,7 +3,9 @@
 
 use candle_core::{D, Device, Tensor, Var};
 use thinkfl_candle::{Llama, LlamaConfig};
-use thinkfl_train::loss::{GrpoConfig, Sequence, grpo_loss, group_advantages, sft_loss, token_logprobs};
+use thinkfl_train::loss::{
+    GrpoConfig, Sequence, group_advantages, grpo_loss, sft_loss, token_logprobs,
+};
 use thinkfl_train::optim::{AdamW, GradAccum, OptimConfig};
 use thinkfl_train::{LoraConfig, Policy};
 
@@ -11,12 +13,25 @@ const VOCAB: usize = 40;
 
 fn tiny_policy(seed: u64) -> Policy {
     let model = Llama::random(LlamaConfig::tiny(VOCAB), seed, &Device::Cpu).unwrap();
-    Policy::new(model, LoraConfig { rank: 4, alpha: 8.0, ..LoraConfig::default() }, seed + 100).unwrap()
+    Policy::new(
+        model,
+        LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            ..LoraConfig::default()
+        },
+        seed + 100,
+    )
+    .unwrap()
 }
 
 fn seq(n: usize, seed: u32, masked: &[std::ops::Range<usize>]) -> Sequence {
-    let ids = (0..n as u32).map(|i| (i * 7 + seed * 13 + 3) % VOCAB as u32).collect();
-    let mask = (0..n).map(|i| masked.iter().any(|r| r.contains(&i))).collect();
+    let ids = (0..n as u32)
+        .map(|i| (i * 7 + seed * 13 + 3) % VOCAB as u32)
+        .collect();
+    let mask = (0..n)
+        .map(|i| masked.iter().any(|r| r.contains(&i)))
+        .collect();
     Sequence { ids, mask }
 }
 
@@ -32,7 +47,16 @@ fn randomize_b(p: &Policy) {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -43,9 +67,17 @@ fn lora_starts_as_identity_and_reference_is_adapters_off() {
     let mut p = Policy::new(base, LoraConfig::default(), 2).unwrap();
     // 2 layers x 7 projections x (A, B).
     assert_eq!(p.params.len(), 28);
-    assert!(p.params[0].0.starts_with("base_model.model.model.layers.0.self_attn.q_proj.lora_A"));
+    assert!(
+        p.params[0]
+            .0
+            .starts_with("base_model.model.model.layers.0.self_attn.q_proj.lora_A")
+    );
     let on = p.model.forward_logits(&ids).unwrap();
-    assert_eq!(max_abs_diff(&before, &on), 0.0, "a fresh adapter changes nothing");
+    assert_eq!(
+        max_abs_diff(&before, &on),
+        0.0,
+        "a fresh adapter changes nothing"
+    );
     // After a change of B, adapters on differ from the base and off equals it.
     randomize_b(&p);
     let on = p.model.forward_logits(&ids).unwrap();
@@ -53,34 +85,71 @@ fn lora_starts_as_identity_and_reference_is_adapters_off() {
     let off = p.with_reference(|m| Ok(m.forward_logits(&ids)?)).unwrap();
     assert_eq!(max_abs_diff(&before, &off), 0.0);
     // Adapters are back on afterwards.
-    assert_eq!(max_abs_diff(&on, &p.model.forward_logits(&ids).unwrap()), 0.0);
+    assert_eq!(
+        max_abs_diff(&on, &p.model.forward_logits(&ids).unwrap()),
+        0.0
+    );
 }
 
 #[test]
 fn targets_are_configurable() {
     let model = Llama::random(LlamaConfig::tiny(VOCAB), 1, &Device::Cpu).unwrap();
-    let p = Policy::new(model, LoraConfig { targets: vec!["q_proj".into(), "v_proj".into()], ..LoraConfig::default() }, 2).unwrap();
+    let p = Policy::new(
+        model,
+        LoraConfig {
+            targets: vec!["q_proj".into(), "v_proj".into()],
+            ..LoraConfig::default()
+        },
+        2,
+    )
+    .unwrap();
     assert_eq!(p.params.len(), 2 * 2 * 2);
-    assert!(p.params.iter().all(|(n, _)| n.contains("q_proj") || n.contains("v_proj")));
-    let bad = LoraConfig { targets: vec!["qproj".into()], ..LoraConfig::default() };
+    assert!(
+        p.params
+            .iter()
+            .all(|(n, _)| n.contains("q_proj") || n.contains("v_proj"))
+    );
+    let bad = LoraConfig {
+        targets: vec!["qproj".into()],
+        ..LoraConfig::default()
+    };
     assert!(bad.validate().unwrap_err().to_string().contains("qproj"));
 }
 
 /// Naive reference: full logits, log-softmax at every position, weighted by the mask.
 fn naive_sft(model: &Llama, s: &Sequence, norm: usize) -> Tensor {
-    let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let logp = candle_nn::ops::log_softmax(&model.forward_logits(&ids).unwrap().squeeze(0).unwrap(), D::Minus1).unwrap();
+    let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logp = candle_nn::ops::log_softmax(
+        &model.forward_logits(&ids).unwrap().squeeze(0).unwrap(),
+        D::Minus1,
+    )
+    .unwrap();
     let n = s.ids.len();
     let next = Tensor::from_vec(s.ids[1..].to_vec(), (n - 1, 1), &Device::Cpu).unwrap();
-    let picked = logp.narrow(0, 0, n - 1).unwrap().gather(&next, 1).unwrap().squeeze(1).unwrap();
-    let w: Vec<f32> = s.mask[1..].iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+    let picked = logp
+        .narrow(0, 0, n - 1)
+        .unwrap()
+        .gather(&next, 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+    let w: Vec<f32> = s.mask[1..]
+        .iter()
+        .map(|&m| if m { 1.0 } else { 0.0 })
+        .collect();
     let w = Tensor::new(w, &Device::Cpu).unwrap();
     ((picked * w).unwrap().sum_all().unwrap().neg().unwrap() / norm as f64).unwrap()
 }
 
 fn grads(p: &Policy, loss: &Tensor) -> Vec<Option<Tensor>> {
     let store = loss.backward().unwrap();
-    p.params.iter().map(|(_, v)| store.get(v.as_tensor()).cloned()).collect()
+    p.params
+        .iter()
+        .map(|(_, v)| store.get(v.as_tensor()).cloned())
+        .collect()
 }
 
 #[test]
@@ -91,7 +160,10 @@ fn masked_tokens_get_no_gradient() {
     let norm = s.num_targets();
     let ours = sft_loss(&token_logprobs(&p.model, &s).unwrap(), norm).unwrap();
     let naive = naive_sft(&p.model, &s, norm);
-    let (a, b) = (ours.to_scalar::<f32>().unwrap(), naive.to_scalar::<f32>().unwrap());
+    let (a, b) = (
+        ours.to_scalar::<f32>().unwrap(),
+        naive.to_scalar::<f32>().unwrap(),
+    );
     assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     for (g1, g2) in grads(&p, &ours).iter().zip(grads(&p, &naive)) {
         assert!(max_abs_diff(g1.as_ref().unwrap(), g2.as_ref().unwrap()) < 1e-5);
@@ -118,14 +190,25 @@ fn masked_tokens_get_no_gradient() {
 #[test]
 fn every_lora_parameter_gets_a_gradient() {
     let mut p = tiny_policy(4);
-    let s = seq(20, 2, &[3..20]);
+    let trained = 3..20;
+    let s = seq(20, 2, std::slice::from_ref(&trained));
     let norm = s.num_targets();
     // At init B = 0: every B gets a gradient, every A exactly none (the update is B A x).
     let mut acc = GradAccum::new();
-    acc.backward(&sft_loss(&token_logprobs(&p.model, &s).unwrap(), norm).unwrap(), &p.params).unwrap();
+    acc.backward(
+        &sft_loss(&token_logprobs(&p.model, &s).unwrap(), norm).unwrap(),
+        &p.params,
+    )
+    .unwrap();
     for (i, (name, _)) in p.params.iter().enumerate() {
         let g = acc.get(i).expect("a gradient for every adapter");
-        let mag = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let mag = g
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         if name.ends_with("lora_B.weight") {
             assert!(mag > 0.0, "{name}");
         } else {
@@ -135,9 +218,21 @@ fn every_lora_parameter_gets_a_gradient() {
     let mut opt = AdamW::new(OptimConfig::default(), &p.params).unwrap();
     opt.step(&p.params, &acc, 1e-2).unwrap();
     let mut acc = GradAccum::new();
-    acc.backward(&sft_loss(&token_logprobs(&p.model, &s).unwrap(), norm).unwrap(), &p.params).unwrap();
+    acc.backward(
+        &sft_loss(&token_logprobs(&p.model, &s).unwrap(), norm).unwrap(),
+        &p.params,
+    )
+    .unwrap();
     for (i, (name, _)) in p.params.iter().enumerate() {
-        let mag = acc.get(i).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let mag = acc
+            .get(i)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(mag > 0.0, "{name} after one step");
     }
     // And the base is frozen: the model's weights are not Vars of the backward.
@@ -161,7 +256,10 @@ fn group_advantages_normalize_and_skip_equal_groups() {
 #[test]
 fn grpo_loss_and_gradient_match_hand_computed_values() {
     // Two sequences of 3 trained tokens; advantages +1.5 and -0.5; batch norm 6 tokens.
-    let cfg = GrpoConfig { beta: 0.1, ..GrpoConfig::default() };
+    let cfg = GrpoConfig {
+        beta: 0.1,
+        ..GrpoConfig::default()
+    };
     let cur = [[-1.0f32, -2.0, -0.5], [-0.3, -1.2, -2.5]];
     let old = [[-1.0f32, -2.5, -0.2], [-0.3, -1.6, -2.0]];
     let refp = [[-1.2f32, -2.0, -0.4], [-0.5, -1.0, -2.5]];
@@ -170,8 +268,15 @@ fn grpo_loss_and_gradient_match_hand_computed_values() {
     let mut total = 0.0f64;
     for s in 0..2 {
         let v = Var::new(&cur[s], &Device::Cpu).unwrap();
-        let (loss, terms) = grpo_loss(v.as_tensor(), &old[s], Some(&refp[s]), adv[s], norm, &cfg).unwrap();
-        let grad: Vec<f32> = loss.backward().unwrap().get(v.as_tensor()).unwrap().to_vec1().unwrap();
+        let (loss, terms) =
+            grpo_loss(v.as_tensor(), &old[s], Some(&refp[s]), adv[s], norm, &cfg).unwrap();
+        let grad: Vec<f32> = loss
+            .backward()
+            .unwrap()
+            .get(v.as_tensor())
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let mut want_loss = 0.0;
         let mut clipped = 0;
         for t in 0..3 {
@@ -189,10 +294,17 @@ fn grpo_loss_and_gradient_match_hand_computed_values() {
             }
             let d_k3 = 1.0 - (r - c).exp();
             let want_g = (-d_obj + 0.1 * d_k3) / norm as f64;
-            assert!((grad[t] as f64 - want_g).abs() < 1e-6, "seq {s} tok {t}: {} vs {want_g}", grad[t]);
+            assert!(
+                (grad[t] as f64 - want_g).abs() < 1e-6,
+                "seq {s} tok {t}: {} vs {want_g}",
+                grad[t]
+            );
         }
         let got = loss.to_scalar::<f32>().unwrap() as f64;
-        assert!((got - want_loss).abs() < 1e-6, "seq {s}: {got} vs {want_loss}");
+        assert!(
+            (got - want_loss).abs() < 1e-6,
+            "seq {s}: {got} vs {want_loss}"
+        );
         assert_eq!(terms.clipped, clipped);
         total += got;
     }
@@ -202,7 +314,12 @@ fn grpo_loss_and_gradient_match_hand_computed_values() {
     let s0 = -(1.5 + 1.28 * 1.5 + (-0.3f64).exp() * 1.5);
     let s1 = -(-0.5 + 0.4f64.exp() * -0.5 + 0.8 * -0.5);
     let k3 = |r: f64, c: f64| (r - c).exp() - (r - c) - 1.0;
-    let kl = k3(-1.2, -1.0) + k3(-2.0, -2.0) + k3(-0.4, -0.5) + k3(-0.5, -0.3) + k3(-1.0, -1.2) + k3(-2.5, -2.5);
+    let kl = k3(-1.2, -1.0)
+        + k3(-2.0, -2.0)
+        + k3(-0.4, -0.5)
+        + k3(-0.5, -0.3)
+        + k3(-1.0, -1.2)
+        + k3(-2.5, -2.5);
     let want = (s0 + s1 + 0.1 * kl) / 6.0;
     assert!((total - want).abs() < 1e-6, "{total} vs {want}");
 }

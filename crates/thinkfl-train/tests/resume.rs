@@ -27,7 +27,9 @@ lr = 0.01
 fn examples() -> Vec<Sequence> {
     (0..5u32)
         .map(|k| {
-            let ids: Vec<u32> = (0..16u32).map(|i| (i * (k + 3) + 1) % VOCAB as u32).collect();
+            let ids: Vec<u32> = (0..16u32)
+                .map(|i| (i * (k + 3) + 1) % VOCAB as u32)
+                .collect();
             let mask = (0..16).map(|i| i >= 6 + k as usize).collect();
             Sequence { ids, mask }
         })
@@ -41,7 +43,11 @@ fn trainer(dir: &Path) -> Trainer {
 }
 
 fn params(t: &Trainer) -> Vec<Vec<f32>> {
-    t.policy.params.iter().map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap()).collect()
+    t.policy
+        .params
+        .iter()
+        .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+        .collect()
 }
 
 #[test]
@@ -56,7 +62,10 @@ fn resume_equals_uninterrupted_run() {
     })
     .unwrap();
     assert_eq!(full.state.global_step, 6);
-    assert!(losses_full.last().unwrap() < losses_full.first().unwrap(), "training lowers the loss: {losses_full:?}");
+    assert!(
+        losses_full.last().unwrap() < losses_full.first().unwrap(),
+        "training lowers the loss: {losses_full:?}"
+    );
 
     // Interrupted after step 4 (a checkpoint step): the closure fails, as a crash would.
     let b = tempfile::tempdir().unwrap();
@@ -64,7 +73,11 @@ fn resume_equals_uninterrupted_run() {
     let mut losses = Vec::new();
     let r = first.run_sft_stage(0, &ex, |t, s| {
         losses.push(s.loss);
-        if t.state.global_step == 4 { Err(thinkfl_train::Error::Other("killed".into())) } else { Ok(()) }
+        if t.state.global_step == 4 {
+            Err(thinkfl_train::Error::Other("killed".into()))
+        } else {
+            Ok(())
+        }
     });
     assert!(r.is_err());
     drop(first);
@@ -93,29 +106,57 @@ fn grpo_update_moves_probability_toward_positive_advantages() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Trainer::new(cfg, text, model, dir.path()).unwrap();
     let ex = examples();
-    let good = Rollout { seq: ex[0].clone(), advantage: 1.0 };
-    let bad = Rollout { seq: ex[1].clone(), advantage: -1.0 };
+    let good = Rollout {
+        seq: ex[0].clone(),
+        advantage: 1.0,
+    };
+    let bad = Rollout {
+        seq: ex[1].clone(),
+        advantage: -1.0,
+    };
     let lp = |t: &Trainer, s: &Sequence| -> f32 {
-        thinkfl_train::loss::token_logprobs(&t.policy.model, s).unwrap().sum_all().unwrap().to_scalar().unwrap()
+        thinkfl_train::loss::token_logprobs(&t.policy.model, s)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     };
     let (g0, b0) = (lp(&t, &good.seq), lp(&t, &bad.seq));
     for _ in 0..5 {
         let s = t.grpo_update(&[good.clone(), bad.clone()], 0.01).unwrap();
         assert!(s.kl >= 0.0 && (0.0..=1.0).contains(&s.clip_fraction));
     }
-    assert!(lp(&t, &good.seq) > g0, "the rewarded sequence becomes likelier");
-    assert!(lp(&t, &bad.seq) < b0, "the penalized sequence becomes less likely");
+    assert!(
+        lp(&t, &good.seq) > g0,
+        "the rewarded sequence becomes likelier"
+    );
+    assert!(
+        lp(&t, &bad.seq) < b0,
+        "the penalized sequence becomes less likely"
+    );
 }
 
 #[test]
 fn config_errors_name_the_file_and_field() {
     let bad = CONFIG.replace("lr = 0.01", "lr = 0.01\nlearning_rate = 3");
-    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml")).unwrap_err().to_string();
-    assert!(e.contains("stages.toml") && e.contains("learning_rate"), "{e}");
+    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("stages.toml") && e.contains("learning_rate"),
+        "{e}"
+    );
     let bad = CONFIG.replace("kind = \"sft\"", "kind = \"grpo\"");
-    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml")).unwrap_err().to_string();
+    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("reward"), "{e}");
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/stages.toml")).unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/stages.toml"
+    ))
+    .unwrap();
     let cfg = TrainConfig::from_toml(&shipped, Path::new("configs/stages.toml")).unwrap();
     assert_eq!(cfg.stages.len(), 4);
 }

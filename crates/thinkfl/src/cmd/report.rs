@@ -30,10 +30,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 anyhow::bail!("{}: no steps logged", log.display());
             }
             let out = out.unwrap_or_else(|| log.with_file_name("train.html"));
-            let html = thinkfl_train::log::report_html(&records, &format!("Training curves: {}", log.display()));
+            let html = thinkfl_train::log::report_html(
+                &records,
+                &format!("Training curves: {}", log.display()),
+            );
             std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
             let last = records.last().expect("non-empty");
-            println!("{} steps (last: stage {} {}, step {}); report written to {}", records.len(), last.stage, last.stage_name, last.global_step, out.display());
+            println!(
+                "{} steps (last: stage {} {}, step {}); report written to {}",
+                records.len(),
+                last.stage,
+                last.stage_name,
+                last.global_step,
+                out.display()
+            );
             Ok(())
         }
     }
