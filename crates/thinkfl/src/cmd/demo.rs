@@ -25,6 +25,9 @@ pub struct Args {
     pub cases: usize,
     #[arg(long, default_value = "default", help = MODEL_HELP)]
     pub model: String,
+    /// A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for a local model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Simulated period.
     #[arg(long, default_value = "24h")]
     pub duration: String,
@@ -105,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
 
     let t_load = Instant::now();
-    let model = build_model(&args.model, &store)?;
+    let model = build_model(&args.model, args.adapter.as_deref(), &store)?;
     let actor_cfg = actor_config("ours", args.d_max, 0.0, args.seed)?;
     let actor = Actor::new(model, actor_cfg.clone())?;
     let expert = Actor::new(

@@ -26,6 +26,9 @@ pub struct Args {
     /// Model of the `thinkfl` method.
     #[arg(long, default_value = "default", help = super::models::MODEL_HELP)]
     pub model: String,
+    /// A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for the `thinkfl` method.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Prompt set of the `thinkfl` method: `ours` or `thinkfl`.
     #[arg(long, default_value = "ours")]
     pub prompts: String,
@@ -126,7 +129,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             args.prompts.as_str()
         };
-        let model = super::models::build_model(spec, &store)?;
+        let adapter = if n == "expert" {
+            None
+        } else {
+            args.adapter.as_deref()
+        };
+        let model = super::models::build_model(spec, adapter, &store)?;
         let cfg = super::models::actor_config(prompts, args.d_max, 0.0, args.seed)?;
         let actor = thinkfl_agent::Actor::new(model, cfg)?.with_name(n);
         methods.push(Box::new(actor));

@@ -25,6 +25,9 @@ pub struct Args {
     pub span: Option<String>,
     #[arg(long, default_value = "default", help = MODEL_HELP)]
     pub model: String,
+    /// A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for a local model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Prompt set: `ours` (short, enriched tool output) or `thinkfl` (the released checkpoints').
     #[arg(long, default_value = "ours")]
     pub prompts: String,
@@ -51,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let store = Arc::new(store);
     let (query, case) = pick_query(&store, &args)?;
-    let model = build_model(&args.model, &store)?;
+    let model = build_model(&args.model, args.adapter.as_deref(), &store)?;
     let cfg = actor_config(&args.prompts, args.d_max, args.temperature, args.seed)?;
     let actor = Actor::new(model, cfg)?;
     let traj = actor.run(&store, &query)?;

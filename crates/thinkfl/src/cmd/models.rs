@@ -2,7 +2,8 @@
 //! fetched on first use), a path to a GGUF file or Hugging Face directory, `expert` (the scripted
 //! expert), or `openai:URL#MODEL` (any OpenAI-compatible server).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
 use std::sync::Arc;
 use thinkfl_agent::expert::{ExpertConfig, ExpertPolicy};
 use thinkfl_agent::{ActorConfig, PromptSet};
@@ -14,8 +15,17 @@ use thinkfl_store::TelemetryStore;
 pub const MODEL_HELP: &str =
     "default | expert | PATH (GGUF file or HF directory) | openai:URL#MODEL";
 
-/// Builds the chat model named by `spec`. The expert needs the store it will be asked about.
-pub fn build_model(spec: &str, store: &Arc<TelemetryStore>) -> Result<Arc<dyn ChatModel>> {
+/// Builds the chat model named by `spec`, with a PEFT LoRA `adapter` (a directory with
+/// `adapter_config.json` and `adapter_model.safetensors`, as `thinkfl train` exports) on local
+/// models. The expert needs the store it will be asked about.
+pub fn build_model(
+    spec: &str,
+    adapter: Option<&Path>,
+    store: &Arc<TelemetryStore>,
+) -> Result<Arc<dyn ChatModel>> {
+    if adapter.is_some() && (spec == "expert" || spec.starts_with("openai:")) {
+        bail!("--adapter applies to local models only (default or a model path), not {spec}");
+    }
     if spec == "expert" {
         return Ok(Arc::new(ExpertPolicy::new(
             store.clone(),
@@ -27,8 +37,21 @@ pub fn build_model(spec: &str, store: &Arc<TelemetryStore>) -> Result<Arc<dyn Ch
         return Ok(Arc::new(OpenAiClient::new(cfg)?));
     }
     let path = thinkfl_candle::fetch::resolve_model(spec, true)?;
-    let model = thinkfl_candle::CandleChatModel::load(&path)
+    let mut loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::default())
         .with_context(|| format!("loading model {}", path.display()))?;
+    if let Some(dir) = adapter {
+        thinkfl_train::peft::apply_adapter(&mut loaded.model, dir)
+            .with_context(|| format!("applying adapter {}", dir.display()))?;
+        loaded.name = format!(
+            "{}+{}",
+            loaded.name,
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    let model = thinkfl_candle::CandleChatModel::from_loaded(
+        loaded,
+        thinkfl_candle::EngineConfig::default(),
+    )?;
     Ok(Arc::new(model))
 }
 
