@@ -10,6 +10,7 @@
 //! metric/service/*.csv       service,timestamp,rr,sr,mrt,count  (any further column is one more kpi)
 //! log/all/*.csv              log_id,timestamp,cmdb_id,log_name,value
 //! groundtruth.csv, groundtruth/*.csv   timestamp,level,cmdb_id,failure_type[,duration]
+//! fault_durations.csv (simulator)     timestamp,cmdb_id,duration
 //! topology.json              optional
 //! ```
 //! Preprocessed variant: `metric/all/metrics.csv` with `timestamp,node_id,service_name,kpi_name,value`
@@ -192,9 +193,10 @@ pub(crate) fn read_aiops_into(
         gt.push(dir.join("groundtruth.csv"));
     }
     gt.extend(csv_files(&dir.join("groundtruth"))?);
+    let durations = read_fault_durations(&dir.join(FAULT_DURATIONS), opts, &mut report)?;
     for p in gt {
         found += 1;
-        read_groundtruth(&p, opts, &mut report, sink)?;
+        read_groundtruth(&p, opts, &mut report, &durations, sink)?;
     }
     let topo = dir.join("topology.json");
     if topo.is_file() {
@@ -422,10 +424,40 @@ fn read_logs(
     })
 }
 
+/// Simulator sidecar of `groundtruth.csv`: the data set's ground truth gives only fault starts,
+/// and `groundtruth.csv` keeps exactly the data set's four columns, so the durations the
+/// simulator knows go beside it, keyed by (timestamp, cmdb_id).
+pub const FAULT_DURATIONS: &str = "fault_durations.csv";
+
+type Durations = std::collections::HashMap<(i64, String), i64>;
+
+fn read_fault_durations(
+    path: &Path,
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+) -> Result<Durations> {
+    let mut out = Durations::new();
+    if !path.is_file() {
+        return Ok(out);
+    }
+    let csv = Csv::open(path)?;
+    let (t, c, d) = (
+        csv.column("timestamp")?,
+        csv.column("cmdb_id")?,
+        csv.column("duration")?,
+    );
+    csv.for_each(opts, report, |f| {
+        out.insert((f.i64(t)?, f.str(c)?.to_string()), f.i64(d)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 fn read_groundtruth(
     path: &Path,
     opts: &LoadOptions,
     report: &mut LoadReport,
+    durations: &Durations,
     sink: &mut impl RowSink,
 ) -> Result<()> {
     let csv = Csv::open(path)?;
@@ -444,14 +476,16 @@ fn read_groundtruth(
                 col: l,
                 message: e.to_string(),
             })?;
+        let timestamp = f.i64(t)?;
+        let cmdb_id = nonempty(f.str(c)?, c)?.to_string();
         let duration = match d {
             Some(d) if !f.str(d)?.trim().is_empty() => Some(f.i64(d)?),
-            _ => None,
+            _ => durations.get(&(timestamp, cmdb_id.clone())).copied(),
         };
         sink.fault(FaultCase {
-            timestamp: f.i64(t)?,
+            timestamp,
             level,
-            cmdb_id: nonempty(f.str(c)?, c)?.to_string(),
+            cmdb_id,
             failure_type: nonempty(f.str(ft)?, ft)?.to_string(),
             duration,
         });
@@ -624,8 +658,9 @@ impl AiopsWriter {
             .map_err(|e| write_err(&path, e))
     }
 
-    /// Writes the gathered service metrics, `groundtruth.csv` (with a `duration` column when
-    /// any fault knows its duration) and `topology.json`, and flushes every file.
+    /// Writes the gathered service metrics, `groundtruth.csv` (the data set's four columns),
+    /// `fault_durations.csv` when faults know their durations, and `topology.json`, and flushes
+    /// every file.
     pub fn finish(mut self, faults: &[FaultCase], topology: Option<&Topology>) -> Result<()> {
         let span_path = self.span_path();
         self.spans.flush().map_err(|e| Error::io(&span_path, e))?;
@@ -661,25 +696,28 @@ impl AiopsWriter {
             w.flush().map_err(|e| Error::io(&path, e))?;
         }
         let gt_path = self.dir.join("groundtruth.csv");
-        let with_duration = faults.iter().any(|f| f.duration.is_some());
-        let mut header = vec!["timestamp", "level", "cmdb_id", "failure_type"];
-        if with_duration {
-            header.push("duration");
-        }
-        let mut w = create_csv(&gt_path, &header)?;
+        let mut w = create_csv(&gt_path, &["timestamp", "level", "cmdb_id", "failure_type"])?;
         for f in faults {
-            let mut row = vec![
+            let row = [
                 f.timestamp.to_string(),
                 f.level.as_str().to_string(),
                 f.cmdb_id.clone(),
                 f.failure_type.clone(),
             ];
-            if with_duration {
-                row.push(f.duration.map(|d| d.to_string()).unwrap_or_default());
-            }
             w.write_record(&row).map_err(|e| write_err(&gt_path, e))?;
         }
         w.flush().map_err(|e| Error::io(&gt_path, e))?;
+        if faults.iter().any(|f| f.duration.is_some()) {
+            let path = self.dir.join(FAULT_DURATIONS);
+            let mut w = create_csv(&path, &["timestamp", "cmdb_id", "duration"])?;
+            for f in faults {
+                if let Some(d) = f.duration {
+                    w.write_record([f.timestamp.to_string(), f.cmdb_id.clone(), d.to_string()])
+                        .map_err(|e| write_err(&path, e))?;
+                }
+            }
+            w.flush().map_err(|e| Error::io(&path, e))?;
+        }
         if let Some(t) = topology {
             let p = self.dir.join("topology.json");
             let text = serde_json::to_string_pretty(t).expect("topology serializes");

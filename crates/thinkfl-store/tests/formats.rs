@@ -359,3 +359,35 @@ fn json_errors_name_line_and_column_and_lenient_skips_the_span() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn groundtruth_keeps_the_data_sets_four_columns_and_durations_go_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = |t: i64, id: &str, d: Option<i64>| FaultCase {
+        timestamp: t,
+        level: Level::Pod,
+        cmdb_id: id.into(),
+        failure_type: "k8s容器cpu负载".into(),
+        duration: d,
+    };
+    let ds = Dataset {
+        faults: vec![
+            fault(100, "cartservice-1", Some(150)),
+            fault(900, "frontend-0", None),
+        ],
+        ..Default::default()
+    };
+    thinkfl_store::write_aiops(&ds, dir.path()).unwrap();
+    let gt = fs::read_to_string(dir.path().join("groundtruth.csv")).unwrap();
+    assert_eq!(
+        gt.lines().next(),
+        Some("timestamp,level,cmdb_id,failure_type")
+    );
+    assert_eq!(
+        gt.lines().nth(1),
+        Some("100,pod,cartservice-1,k8s容器cpu负载")
+    );
+    let (back, report) = thinkfl_store::read_aiops(dir.path(), &Default::default()).unwrap();
+    assert!(report.warnings.is_empty() && report.skipped_rows == 0);
+    assert_eq!(back.faults, ds.faults);
+}
