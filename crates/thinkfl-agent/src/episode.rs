@@ -135,7 +135,7 @@ impl Episode {
         if parsed.is_empty() {
             self.traj.calls.push(CallRecord {
                 call: None,
-                raw: clip(&resp.text),
+                raw: thinkfl_llm::prefix_at_most(&resp.text, 400).to_string(),
                 valid: false,
                 error: Some("no tool call".into()),
             });
@@ -271,12 +271,4 @@ impl Episode {
         self.traj.timings.total_ms = self.traj.timings.model_ms + self.traj.timings.tool_ms;
         self.traj
     }
-}
-
-fn clip(s: &str) -> String {
-    let mut end = s.len().min(400);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }

@@ -8,6 +8,16 @@ pub mod parse;
 use serde::{Deserialize, Serialize};
 pub use thinkfl_core::{Message, Role, ToolCall};
 
+/// The longest prefix of `s` of at most `max_bytes` bytes that ends on a character boundary:
+/// model text and server bodies are quoted in error messages and records, bounded.
+pub fn prefix_at_most(s: &str, max_bytes: usize) -> &str {
+    let mut end = s.len().min(max_bytes);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Errors of a model backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

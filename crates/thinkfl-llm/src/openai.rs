@@ -312,12 +312,8 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse> {
     })
 }
 
-fn clip(s: &str) -> String {
-    let mut end = s.len().min(500);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+fn clip(s: &str) -> &str {
+    crate::prefix_at_most(s, 500)
 }
 
 #[cfg(test)]

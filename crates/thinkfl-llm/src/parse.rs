@@ -244,11 +244,7 @@ fn clip(s: &str) -> String {
     if s.len() <= MAX {
         return s.to_string();
     }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
+    format!("{}...", crate::prefix_at_most(s, MAX))
 }
 
 #[cfg(test)]
