@@ -15,8 +15,21 @@ pub(crate) fn ms(us: f64) -> String {
     if !us.is_finite() {
         return "-".into();
     }
-    let s = format!("{:.3}", us / 1000.0);
-    let s = s.trim_end_matches('0').trim_end_matches('.');
+    // About three significant digits: every digit is a token for the small models that read
+    // these rows, and "3341.527" says no more than "3342" about which child is slow.
+    let v = us / 1000.0;
+    let decimals = match v.abs() {
+        a if a >= 100.0 => 0,
+        a if a >= 10.0 => 1,
+        a if a >= 1.0 => 2,
+        _ => 3,
+    };
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
     if s == "-0" { "0".into() } else { s.to_string() }
 }
 

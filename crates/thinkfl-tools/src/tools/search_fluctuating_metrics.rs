@@ -8,7 +8,8 @@
 //! series id); `{"message":"No matching records found."}` when the component has no point within
 //! the regular window and `{"message":"No fluctuating metrics found."}` when nothing fluctuates.
 //! The key of a series is `<cmdb_id>.<kpi>` (`node-6.cartservice-2.container_cpu_usage_seconds`,
-//! as the paper's keys). Enriched mode orders rows by deviation and adds it (`sigma`).
+//! as the paper's keys). Enriched mode orders rows by deviation and writes the two means and
+//! the deviation in sigmas (`key,regular_mean,current_mean,sigma`).
 
 use super::{Resolved, more_rows, resolve_component, series_components, unknown_component};
 use crate::env::{OutputMode, ToolEnv};
@@ -157,22 +158,29 @@ impl Tool for SearchFluctuatingMetrics {
         }
         let text = &mut out.text;
         if enriched {
+            // Compact for small models: the deviation in sigmas says what the two standard
+            // deviations would.
             let _ = writeln!(
                 text,
-                "{} fluctuating metrics of {} and its node(s) within ±{} s of {} (vs ±{} s), most deviating first",
+                "{} metrics of {} off by over {} sigma within {} s of {}, most deviating first",
                 rows.len(),
                 c.name,
+                cfg.n_sigma,
                 cfg.current_window_s,
                 t,
-                cfg.regular_window_s
             );
-            text.push_str("key,regular_mean,regular_std_dev,current_mean,current_std_dev,sigma\n");
+            text.push_str("key,regular_mean,current_mean,sigma\n");
         } else {
             text.push_str("key,regular_mean,regular_std_dev,current_mean,current_std_dev\n");
         }
         for (_, key, f) in rows.iter().take(max) {
             push_csv_field(text, key);
-            for v in [f.regular_mean, f.regular_std, f.current_mean, f.current_std] {
+            let values: &[f64] = if enriched {
+                &[f.regular_mean, f.current_mean]
+            } else {
+                &[f.regular_mean, f.regular_std, f.current_mean, f.current_std]
+            };
+            for &v in values {
                 text.push(',');
                 text.push_str(&pandas_csv_float(np_round2(v)));
             }
