@@ -34,9 +34,12 @@ pub struct ActorConfig {
 impl ActorConfig {
     pub const DEFAULT_D_MAX: usize = 10;
     pub const DEFAULT_MAX_CALLS_PER_TURN: usize = 3;
-    pub const DEFAULT_MAX_ROWS: usize = 12;
-    pub const DEFAULT_MAX_TOOL_OUTPUT_BYTES: usize = 2048;
-    pub const DEFAULT_MAX_TOKENS_PER_TURN: usize = 96;
+    // Small on purpose: the default model is a 135M one on a CPU, where every prompt token costs
+    // prefill time and long contexts blur its attention; the same values shape its training
+    // episodes (configs/stages.toml). 160 tokens fit a three-item print_results.
+    pub const DEFAULT_MAX_ROWS: usize = 4;
+    pub const DEFAULT_MAX_TOOL_OUTPUT_BYTES: usize = 640;
+    pub const DEFAULT_MAX_TOKENS_PER_TURN: usize = 160;
 
     /// Settings for the released ThinkFL checkpoints: their prompts and plain tool output.
     pub fn thinkfl_compatible() -> Self {

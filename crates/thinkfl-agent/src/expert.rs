@@ -1,6 +1,6 @@
 //! A scripted expert that plays the actor's protocol through the same tools, without a language
 //! model: it descends the trace tree into the child that carries the most excess latency (or
-//! failed), checks the metrics of the suspect pod and of its node, and ranks the suspect, its
+//! failed), checks the metrics of the suspect's service (they come with its nodes'), and ranks the suspect, its
 //! callee and its caller.
 //!
 //! It is a [`ChatModel`], so it drops into the actor in place of a model: a strong non-LLM
@@ -61,6 +61,9 @@ struct Progress {
 }
 
 impl ExpertPolicy {
+    /// Root causes in an answer: the eval reports R@1..3 and longer lists only cost tokens.
+    pub const MAX_ANSWERS: usize = 3;
+
     pub fn new(store: Arc<TelemetryStore>, config: ExpertConfig) -> Self {
         let baselines = Baselines::compute(&store);
         Self {
@@ -149,10 +152,10 @@ impl ExpertPolicy {
                 out.push(rc);
             }
         };
+        // Terse reasons: the expert's turns are what a small model learns to write (stage 0),
+        // and every token of them costs decode time at inference.
         let mut reason = format!(
-            "deepest slow span {} on {} took {:.1} ms",
-            last.operation_name(),
-            last.cmdb_id(),
+            "deepest slow span, {:.0} ms",
             last.duration() as f64 / 1000.0
         );
         if with_metrics {
@@ -161,9 +164,7 @@ impl ExpertPolicy {
                 .node_of(last.cmdb_id())
                 .map(|n| self.deviating(&n, t))
                 .unwrap_or(0);
-            reason.push_str(&format!(
-                "; {pod_dev} fluctuating metrics on the pod, {node_dev} on its node"
-            ));
+            reason.push_str(&format!("; {pod_dev} metrics off on pod, {node_dev} on node"));
         }
         push(self.item(last.cmdb_id(), reason), &mut out);
         if let Some(callee) = self
@@ -172,22 +173,17 @@ impl ExpertPolicy {
             .max_by(|a, b| self.excess(a).total_cmp(&self.excess(b)))
         {
             push(
-                self.item(
-                    callee.cmdb_id(),
-                    format!("callee of the slow span: {}", callee.operation_name()),
-                ),
+                self.item(callee.cmdb_id(), "callee of the slow span".to_string()),
                 &mut out,
             );
         }
         for s in spans.iter().rev().skip(1) {
             push(
-                self.item(
-                    s.cmdb_id(),
-                    format!("caller on the slow path: {}", s.operation_name()),
-                ),
+                self.item(s.cmdb_id(), "caller on the slow path".to_string()),
                 &mut out,
             );
         }
+        out.truncate(Self::MAX_ANSWERS);
         out
     }
 
@@ -230,14 +226,8 @@ impl ExpertPolicy {
         if p.prints == 1 {
             let last = self.store.span_by_id(chain.last().unwrap());
             let checks: Vec<(String, i64)> = last
-                .map(|s| {
-                    let t = s.timestamp() / 1000;
-                    let mut v = vec![(service_of(s.cmdb_id()).to_string(), t)];
-                    if let Some(n) = self.node_of(s.cmdb_id()) {
-                        v.push((n, t));
-                    }
-                    v
-                })
+                // One call: a service's metrics come with those of the nodes hosting it.
+                .map(|s| vec![(service_of(s.cmdb_id()).to_string(), s.timestamp() / 1000)])
                 .unwrap_or_default();
             if let Some((name, t)) = checks.get(p.metrics) {
                 return serde_json::json!({"name": "search_fluctuating_metrics", "arguments": {"service_name": name, "timestamp": t}});
@@ -255,7 +245,12 @@ impl ChatModel for ExpertPolicy {
 
     fn chat(&self, request: &ChatRequest) -> thinkfl_llm::Result<ChatResponse> {
         let call = self.next_call(&request.messages);
-        let text = format!("<tool_call>{call}</tool_call>");
+        // `name` before `arguments`, as the system prompt's example writes it (serde_json would
+        // sort the keys).
+        let text = format!(
+            "<tool_call>{{\"name\": {}, \"arguments\": {}}}</tool_call>",
+            call["name"], call["arguments"]
+        );
         Ok(ChatResponse {
             text,
             tool_calls: Vec::new(),
