@@ -60,8 +60,10 @@ pub struct EvalConfig {
     pub fallback_query: bool,
     /// Run the cases of a method in parallel.
     pub parallel: bool,
-    /// Evaluate only the first this many cases.
+    /// Evaluate only the first this many cases (of `cases` when set).
     pub max_cases: Option<usize>,
+    /// Evaluate only these case indices, in this order (a training run's held-out cases).
+    pub cases: Option<Vec<usize>>,
     /// Items of the fused list kept per case in the report.
     pub report_top: usize,
 }
@@ -76,6 +78,7 @@ impl Default for EvalConfig {
             fallback_query: true,
             parallel: true,
             max_cases: None,
+            cases: None,
             report_top: 10,
         }
     }
@@ -101,6 +104,9 @@ impl EvalConfig {
         if self.max_cases == Some(0) {
             return bad("max_cases", "must be at least 1 when set");
         }
+        if self.cases.as_ref().is_some_and(|c| c.is_empty()) {
+            return bad("cases", "must name at least one case when set");
+        }
         self.anomaly.validate()?;
         Ok(())
     }
@@ -119,12 +125,15 @@ pub struct CasePlan {
 /// The queries of every case: the first `k` anomalous traces in its window, else (with
 /// `fallback_query`) its `k` relatively slowest traces.
 pub fn plan_cases(store: &TelemetryStore, cfg: &EvalConfig) -> Vec<CasePlan> {
-    let n = store
-        .faults()
-        .len()
-        .min(cfg.max_cases.unwrap_or(usize::MAX));
+    let all = store.faults().len();
+    let selected: Vec<usize> = match &cfg.cases {
+        Some(c) => c.iter().copied().filter(|&i| i < all).collect(),
+        None => (0..all).collect(),
+    };
     let normals = entry_medians(store);
-    (0..n)
+    selected
+        .into_iter()
+        .take(cfg.max_cases.unwrap_or(usize::MAX))
         .map(|i| {
             let case = &store.faults()[i];
             let window = case_window(case, cfg.anomaly.default_case_duration_s);

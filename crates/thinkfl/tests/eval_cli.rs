@@ -116,3 +116,89 @@ fn eval_same_seed_same_report() {
     assert_eq!(a["cases"], 4);
     assert_eq!(a["methods"].as_array().unwrap().len(), 7);
 }
+
+#[test]
+fn eval_selects_cases_and_held_out_splits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sim");
+    thinkfl(&[
+        "simulate",
+        "--duration",
+        "60m",
+        "--faults",
+        "6",
+        "--seed",
+        "5",
+        "--traces-per-minute",
+        "20",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let cases_of = |dir: &Path| -> Vec<u64> {
+        let r = report_without_timings(dir);
+        r["methods"][0]["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case"].as_u64().unwrap())
+            .collect()
+    };
+    let out = tmp.path().join("picked");
+    let d = data.to_str().unwrap();
+    thinkfl(&[
+        "eval",
+        "--data",
+        d,
+        "--methods",
+        "descent",
+        "--cases",
+        "4,1",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(cases_of(&out), [4, 1]);
+    let split = tmp.path().join("split.json");
+    std::fs::write(
+        &split,
+        r#"{"train_cases": [0, 2, 3, 4], "held_out_cases": [5, 1]}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("held");
+    thinkfl(&[
+        "eval",
+        "--data",
+        d,
+        "--methods",
+        "descent",
+        "--held-out",
+        split.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(cases_of(&out), [5, 1]);
+    // A split of another data set is refused, naming the file.
+    std::fs::write(&split, r#"{"held_out_cases": [9]}"#).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
+        .args([
+            "eval",
+            "--data",
+            d,
+            "--methods",
+            "descent",
+            "--held-out",
+            split.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("split.json") && err.contains("case 9"),
+        "{err}"
+    );
+}

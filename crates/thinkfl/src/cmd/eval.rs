@@ -47,9 +47,16 @@ pub struct Args {
     /// Reciprocal-rank fusion offset: an item scores sum 1 / (offset + rank).
     #[arg(long, default_value_t = 0.0)]
     pub fusion_offset: f64,
-    /// Evaluate only the first N fault cases.
+    /// Evaluate only the first N fault cases (of `--cases` / `--held-out` when given).
     #[arg(long)]
     pub max_cases: Option<usize>,
+    /// Evaluate only these fault case indices (comma-separated, as `thinkfl incidents` lists them).
+    #[arg(long, value_delimiter = ',', conflicts_with = "held_out")]
+    pub cases: Option<Vec<usize>>,
+    /// Evaluate only the held-out cases of a training run: its `split.json`
+    /// (`thinkfl train --out RUN` writes RUN/split.json).
+    #[arg(long)]
+    pub held_out: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -140,17 +147,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         methods.push(Box::new(actor));
     }
     let refs: Vec<&dyn Diagnoser> = methods.iter().map(|m| m.as_ref()).collect();
+    let selected = match (&args.cases, &args.held_out) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(p)) => Some(held_out_cases(p, store.faults().len())?),
+        (None, None) => None,
+    };
     let cfg = EvalConfig {
         k_queries: args.k,
         fusion_offset: args.fusion_offset,
         max_cases: args.max_cases,
+        cases: selected.clone(),
         parallel: !args.sequential,
         ..EvalConfig::default()
     };
     cfg.validate()?;
-    let cases = store
-        .faults()
-        .len()
+    let cases = selected
+        .as_ref()
+        .map_or(store.faults().len(), Vec::len)
         .min(args.max_cases.unwrap_or(usize::MAX));
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -191,4 +204,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("reports written to {}", args.out.display());
     Ok(())
+}
+
+/// The `held_out_cases` of a training run's `split.json`, checked against the data set.
+fn held_out_cases(path: &std::path::Path, n_faults: usize) -> anyhow::Result<Vec<usize>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let cases: Vec<usize> = v
+        .get("held_out_cases")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .with_context(|| {
+            format!(
+                "{}: field held_out_cases (a list of case indices) missing",
+                path.display()
+            )
+        })?;
+    if let Some(bad) = cases.iter().find(|&&c| c >= n_faults) {
+        anyhow::bail!(
+            "{}: held-out case {bad} but the data set has {n_faults} fault cases (another data set?)",
+            path.display()
+        );
+    }
+    Ok(cases)
 }
