@@ -25,8 +25,7 @@ pub struct Args {
     pub cases: usize,
     #[arg(long, default_value = "default", help = MODEL_HELP)]
     pub model: String,
-    /// A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for a local model.
-    #[arg(long)]
+    #[arg(long, help = super::models::ADAPTER_HELP)]
     pub adapter: Option<PathBuf>,
     /// Simulated period.
     #[arg(long, default_value = "24h")]

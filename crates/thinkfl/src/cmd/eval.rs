@@ -26,8 +26,7 @@ pub struct Args {
     /// Model of the `thinkfl` method.
     #[arg(long, default_value = "default", help = super::models::MODEL_HELP)]
     pub model: String,
-    /// A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for the `thinkfl` method.
-    #[arg(long)]
+    #[arg(long, help = super::models::ADAPTER_HELP)]
     pub adapter: Option<PathBuf>,
     /// Prompt set of the `thinkfl` method: `ours` or `thinkfl`.
     #[arg(long, default_value = "ours")]

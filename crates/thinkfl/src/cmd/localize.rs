@@ -25,8 +25,7 @@ pub struct Args {
     pub span: Option<String>,
     #[arg(long, default_value = "default", help = MODEL_HELP)]
     pub model: String,
-    /// A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for a local model.
-    #[arg(long)]
+    #[arg(long, help = super::models::ADAPTER_HELP)]
     pub adapter: Option<PathBuf>,
     /// Prompt set: `ours` (short, enriched tool output) or `thinkfl` (the released checkpoints').
     #[arg(long, default_value = "ours")]

@@ -18,11 +18,35 @@ pub const MODEL_HELP: &str =
 /// Builds the chat model named by `spec`, with a PEFT LoRA `adapter` (a directory with
 /// `adapter_config.json` and `adapter_model.safetensors`, as `thinkfl train` exports) on local
 /// models. The expert needs the store it will be asked about.
+/// Help text of `--adapter`.
+pub const ADAPTER_HELP: &str = "A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for a local model; `none` for the base model. Default: with `--model default`, the adapter trained for it (models/thinkfl-smollm2-135m-lora)";
+
+/// The adapter trained for the default model, committed with the sources (its README says how it
+/// was made).
+pub fn bundled_adapter() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/thinkfl-smollm2-135m-lora")
+}
+
+/// `--adapter` as given (`None`: not given) to the adapter to apply: `none` is the base model;
+/// not given means the bundled adapter for `default` when the checkout has it.
+pub fn resolve_adapter(spec: &str, adapter: Option<&Path>) -> Option<std::path::PathBuf> {
+    match adapter {
+        Some(p) if p == Path::new("none") => None,
+        Some(p) => Some(p.to_path_buf()),
+        None if spec == "default" && bundled_adapter().join("adapter_config.json").is_file() => {
+            Some(bundled_adapter())
+        }
+        None => None,
+    }
+}
+
 pub fn build_model(
     spec: &str,
     adapter: Option<&Path>,
     store: &Arc<TelemetryStore>,
 ) -> Result<Arc<dyn ChatModel>> {
+    let adapter = resolve_adapter(spec, adapter);
+    let adapter = adapter.as_deref();
     if adapter.is_some() && (spec == "expert" || spec.starts_with("openai:")) {
         bail!("--adapter applies to local models only (default or a model path), not {spec}");
     }
