@@ -17,6 +17,7 @@ pub mod generate;
 pub mod llama;
 pub mod load;
 pub mod model;
+pub mod qlinear;
 pub mod qwen2;
 pub mod template;
 pub mod tokenizer;

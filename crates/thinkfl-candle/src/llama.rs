@@ -48,6 +48,8 @@ pub struct Linear {
     pub weight: Option<Tensor>,
     pub bias: Option<Tensor>,
     pub quantized: Option<QMatMul>,
+    /// Int8 copy of `weight` for decoding few rows ([`crate::qlinear`]); inference only.
+    pub packed: Option<std::sync::Arc<crate::qlinear::PackedQ8>>,
     pub lora: Option<LoraDelta>,
     out_features: usize,
     in_features: usize,
@@ -64,6 +66,7 @@ impl Linear {
             weight,
             bias,
             quantized,
+            packed: None,
             lora: None,
             out_features: out_in.0,
             in_features: out_in.1,
@@ -79,7 +82,12 @@ impl Linear {
 
     /// `x`: `[..., in]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let packed = match (mode, &self.packed) {
+            (Mode::Infer, Some(p)) if crate::qlinear::suits(x) => Some(p.forward(x)?),
+            _ => None,
+        };
         let base = match (mode, &self.quantized, &self.weight) {
+            (Mode::Infer, _, _) if packed.is_some() => packed.expect("checked by the guard"),
             // The quantized kernels read their input as one contiguous block.
             (Mode::Infer, Some(q), _) => q.forward(&x.contiguous()?)?,
             (_, _, Some(w)) => x.broadcast_matmul(&w.t()?)?,
@@ -556,6 +564,8 @@ impl Llama {
                     var(format!("model.layers.{i}.{name}.bias"), b)?;
                 }
                 lin.quantized = None;
+                // Stale once the Var is trained.
+                lin.packed = None;
             }
         }
         var("model.norm.weight".into(), &mut self.norm)?;
@@ -568,6 +578,7 @@ impl Llama {
             self.lm_head.weight = Some(self.embed_tokens.clone());
         }
         self.lm_head.quantized = None;
+        self.lm_head.packed = None;
         Ok(out)
     }
 

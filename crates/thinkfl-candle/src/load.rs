@@ -28,16 +28,21 @@ pub struct LoadOptions {
     /// Re-quantize every projection to this type for inference (e.g. `Q8_0`), whatever the file
     /// holds; implies quantized matmuls.
     pub requantize: Option<GgmlDType>,
+    /// Add packed 8/4-bit copies of the f32 weights for decoding ([`crate::qlinear`]); needs
+    /// `keep_f32`.
+    pub pack: bool,
     pub device: Device,
 }
 
 impl Default for LoadOptions {
-    /// Inference with f32 weights dequantized once at load. On the 2-core x86 machine of this
-    /// project they measured 6x (decode) to 17x (prefill) faster than candle's Q4_1 quantized
-    /// matmuls, and they avoid the 8-bit rounding of activations that those apply (which changed
-    /// SmolLM2's answers); see `thinkfl bench model --weights`.
+    /// Inference with f32 weights dequantized once at load (prefill) plus their packed 8/4-bit
+    /// copies (decoding, [`crate::qlinear`]). On the 2-core x86 machine of this project f32
+    /// weights measured 6x (decode) to 17x (prefill) faster than candle's Q4_1 quantized matmuls,
+    /// which also round activations to 8 bits (that changed SmolLM2's answers); the packed copies
+    /// keep f32 activations, reproduce Q4_1/Q8_0 GGUF weights exactly and decode about 3.5x
+    /// faster than f32 weights; see `thinkfl bench model --weights`.
     fn default() -> Self {
-        Self::f32_only()
+        Self::packed()
     }
 }
 
@@ -48,6 +53,7 @@ impl LoadOptions {
             keep_f32: true,
             keep_quantized: true,
             requantize: None,
+            pack: false,
             device: Device::Cpu,
         }
     }
@@ -57,6 +63,7 @@ impl LoadOptions {
             keep_f32: true,
             keep_quantized: false,
             requantize: None,
+            pack: false,
             device: Device::Cpu,
         }
     }
@@ -66,6 +73,7 @@ impl LoadOptions {
             keep_f32: false,
             keep_quantized: true,
             requantize: None,
+            pack: false,
             device: Device::Cpu,
         }
     }
@@ -75,7 +83,15 @@ impl LoadOptions {
             keep_f32: false,
             keep_quantized: true,
             requantize: Some(dtype),
+            pack: false,
             device: Device::Cpu,
+        }
+    }
+    /// f32 weights (for prefill) plus their packed copies (for decoding), see [`crate::qlinear`].
+    pub fn packed() -> Self {
+        LoadOptions {
+            pack: true,
+            ..Self::f32_only()
         }
     }
     pub fn validate(&self) -> Result<()> {
@@ -83,6 +99,14 @@ impl LoadOptions {
             return Err(Error::Config(
                 "LoadOptions keeps neither f32 nor quantized weights".into(),
             ));
+        }
+        if self.pack && !self.keep_f32 {
+            return Err(Error::Config(
+                "LoadOptions packs weights from f32 ones: set keep_f32".into(),
+            ));
+        }
+        if self.pack && !self.device.is_cpu() {
+            return Err(Error::Config("packed weights are CPU only".into()));
         }
         Ok(())
     }
@@ -103,11 +127,15 @@ pub struct LoadedModel {
 /// Load a GGUF file or a Hugging Face model directory.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     opts.validate()?;
-    if path.is_dir() {
-        load_hf_dir(path, opts)
+    let mut loaded = if path.is_dir() {
+        load_hf_dir(path, opts)?
     } else {
-        load_gguf(path, opts)
+        load_gguf(path, opts)?
+    };
+    if opts.pack {
+        loaded.model.pack_for_inference()?;
     }
+    Ok(loaded)
 }
 
 /// Read only the GGUF header (metadata and tensor table).

@@ -31,9 +31,10 @@ struct ModelArgs {
     decode_tokens: usize,
     #[arg(long, default_value_t = BenchConfig::DEFAULT_BATCH)]
     batch: usize,
-    /// Weights for the inference path: `f32` (dequantized once at load, the default of `chat`),
-    /// `quantized` (the GGUF's own quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
-    #[arg(long, default_value = "f32")]
+    /// Weights for the inference path: `packed` (f32 for prefill plus packed 8/4-bit copies
+    /// for decoding, the default of `chat`), `f32` (dequantized once at load), `quantized` (the
+    /// GGUF's own quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
+    #[arg(long, default_value = "packed")]
     weights: String,
     /// Print the figures as JSON.
     #[arg(long)]
@@ -57,10 +58,11 @@ fn model(a: ModelArgs) -> anyhow::Result<()> {
     let path = thinkfl_candle::fetch::resolve_model(&a.model, true)?;
     let opts = match a.weights.as_str() {
         "quantized" => thinkfl_candle::LoadOptions::quantized(),
+        "packed" => thinkfl_candle::LoadOptions::packed(),
         "f32" => thinkfl_candle::LoadOptions::f32_only(),
         "q8_0" => thinkfl_candle::LoadOptions::requantized(thinkfl_candle::GgmlDType::Q8_0),
         "q4_0" => thinkfl_candle::LoadOptions::requantized(thinkfl_candle::GgmlDType::Q4_0),
-        other => anyhow::bail!("--weights {other}: expected f32, quantized, q8_0 or q4_0"),
+        other => anyhow::bail!("--weights {other}: expected packed, f32, quantized, q8_0 or q4_0"),
     };
     let loaded = thinkfl_candle::load(&path, &opts)?;
     let cfg = BenchConfig {
