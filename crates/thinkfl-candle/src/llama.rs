@@ -48,7 +48,7 @@ pub struct Linear {
     pub weight: Option<Tensor>,
     pub bias: Option<Tensor>,
     pub quantized: Option<QMatMul>,
-    /// Int8 copy of `weight` for decoding few rows ([`crate::qlinear`]); inference only.
+    /// Packed 8/4-bit copy of `weight` for decoding few rows ([`crate::qlinear`]); inference only.
     pub packed: Option<std::sync::Arc<crate::qlinear::PackedQ8>>,
     pub lora: Option<LoraDelta>,
     out_features: usize,
@@ -90,6 +90,11 @@ impl Linear {
             (Mode::Infer, _, _) if packed.is_some() => packed.expect("checked by the guard"),
             // The quantized kernels read their input as one contiguous block.
             (Mode::Infer, Some(q), _) => q.forward(&x.contiguous()?)?,
+            // A frozen base weight (LoRA training, inference without packed weights): only
+            // `x` needs a gradient, see `frozen.rs`.
+            (_, _, Some(w)) if !w.is_variable() && w.device().is_cpu() => {
+                crate::frozen::FrozenMatmul::new(w)?.forward(x)?
+            }
             (_, _, Some(w)) => x.broadcast_matmul(&w.t()?)?,
             (Mode::Train, Some(_), None) => {
                 return Err(Error::Config(
@@ -321,6 +326,16 @@ pub struct Llama {
 /// Additive attention bias (0 or -inf) of shape `[batch, 1, t, s]`.
 pub type AttnBias = Tensor;
 
+/// Rotary tables and attention bias shared by the blocks of one forward.
+#[derive(Debug, Clone)]
+pub struct LayerContext {
+    cos: Tensor,
+    sin: Tensor,
+    cos3: Tensor,
+    sin3: Tensor,
+    bias: Option<AttnBias>,
+}
+
 impl Llama {
     pub fn new(
         config: LlamaConfig,
@@ -426,11 +441,38 @@ impl Llama {
         mut cache: Option<&mut KvCache>,
         mode: Mode,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let cfg = &self.config;
-        let (nh, kvh, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
-        let rep = nh / kvh;
-        let eps = cfg.rms_norm_eps;
+        let t = ids.dim(1)?;
+        if bias.is_none() && t > 1 && cache.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Err(Error::Config(
+                "a forward over a non-empty cache needs an attention bias".into(),
+            ));
+        }
+        let ctx = self.layer_context(positions, bias)?;
+        let mut x = self.embed(ids)?;
+        for li in 0..self.layers.len() {
+            x = self.forward_block(li, &x, &ctx, cache.as_deref_mut(), mode)?;
+        }
+        if let Some(c) = cache {
+            c.advance(t);
+        }
+        self.final_norm(&x, mode)
+    }
+
+    /// Token embeddings `[b, t, hidden]` of `ids` (`[b, t]` u32): the input of block 0.
+    pub fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
+        self.embed(ids)
+    }
+
+    /// The final RMSNorm over the last block's output.
+    pub fn final_norm(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        rms_norm(x, &self.norm, self.config.rms_norm_eps, mode)
+    }
+
+    /// What every block of one forward shares: rotary tables at `positions` (`[b, t]`) and the
+    /// attention bias (`None`: causal when `t > 1`).
+    pub fn layer_context(&self, positions: &Tensor, bias: Option<&AttnBias>) -> Result<LayerContext> {
+        let (b, t) = positions.dims2()?;
+        let hd = self.config.head_dim();
         let flat_pos = positions.flatten_all()?;
         let cos = self
             .cos
@@ -441,82 +483,100 @@ impl Llama {
             .index_select(&flat_pos, 0)?
             .reshape((b, 1, t, hd / 2))?;
         let (cos3, sin3) = (cos.reshape((b, t, hd / 2))?, sin.reshape((b, t, hd / 2))?);
-        let causal;
         let bias = match bias {
-            Some(bias) => Some(bias),
-            None if t > 1 => {
-                if cache.as_ref().is_some_and(|c| !c.is_empty()) {
-                    return Err(Error::Config(
-                        "a forward over a non-empty cache needs an attention bias".into(),
-                    ));
-                }
-                causal = causal_bias(t, &self.device)?;
-                Some(&causal)
-            }
+            Some(bias) => Some(bias.clone()),
+            None if t > 1 => Some(causal_bias(t, &self.device)?),
             None => None,
         };
+        Ok(LayerContext {
+            cos,
+            sin,
+            cos3,
+            sin3,
+            bias,
+        })
+    }
+
+    /// Block `li` on `x` (`[b, t, hidden]`), appending to `cache` (advanced by the caller).
+    /// Training runs blocks one at a time to recompute activations instead of storing them
+    /// (`thinkfl-train`'s checkpointed backward).
+    pub fn forward_block(
+        &self,
+        li: usize,
+        x: &Tensor,
+        ctx: &LayerContext,
+        cache: Option<&mut KvCache>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let blk = self
+            .layers
+            .get(li)
+            .ok_or_else(|| Error::Config(format!("no block {li}")))?;
+        let (b, t, _) = x.dims3()?;
+        let cfg = &self.config;
+        let (nh, kvh, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
+        let rep = nh / kvh;
+        let eps = cfg.rms_norm_eps;
         let scale = 1.0 / (hd as f64).sqrt();
-        let mut x = self.embed(ids)?;
-        for (li, blk) in self.layers.iter().enumerate() {
-            let h = rms_norm(&x, &blk.input_layernorm, eps, mode)?;
-            let q = blk
-                .q_proj
-                .forward(&h, mode)?
-                .reshape((b, t, nh, hd))?
-                .transpose(1, 2)?;
-            let k = blk
-                .k_proj
-                .forward(&h, mode)?
-                .reshape((b, t, kvh, hd))?
-                .transpose(1, 2)?;
-            let v = blk
-                .v_proj
-                .forward(&h, mode)?
-                .reshape((b, t, kvh, hd))?
-                .transpose(1, 2)?;
-            let (q, k) = match mode {
-                Mode::Train => (
-                    rope(&q.contiguous()?, &cos, &sin)?,
-                    rope(&k.contiguous()?, &cos, &sin)?,
-                ),
-                // One fused kernel instead of nine small operations per tensor.
-                Mode::Infer => (
-                    candle_nn::rotary_emb::rope(&q.contiguous()?, &cos3, &sin3)?,
-                    candle_nn::rotary_emb::rope(&k.contiguous()?, &cos3, &sin3)?,
-                ),
-            };
-            let (k, v) = match cache.as_deref_mut() {
-                Some(c) => c.append(li, &k, &v.contiguous()?)?,
-                None => (k, v.contiguous()?),
-            };
-            let s = k.dim(2)?;
-            // Grouped-query attention without copying keys: the `rep` query heads of one group
-            // are stacked along the time axis against their shared key/value head.
-            let qg = q.reshape((b, kvh, rep * t, hd))?;
-            let att = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
-            let att = match bias {
-                Some(bias) => att.broadcast_add(bias)?,
-                None => att,
-            };
-            let att = match mode {
-                Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
-                Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
-            };
-            let y = att.reshape((b, kvh, rep * t, s))?.matmul(&v)?;
-            let y = y
-                .reshape((b, nh, t, hd))?
-                .transpose(1, 2)?
-                .reshape((b, t, nh * hd))?;
-            x = (x + blk.o_proj.forward(&y, mode)?)?;
-            let h = rms_norm(&x, &blk.post_attention_layernorm, eps, mode)?;
-            let g = blk.gate_proj.forward(&h, mode)?;
-            let u = blk.up_proj.forward(&h, mode)?;
-            x = (x + blk.down_proj.forward(&(g.silu()? * u)?, mode)?)?;
-        }
-        if let Some(c) = cache {
-            c.advance(t);
-        }
-        rms_norm(&x, &self.norm, eps, mode)
+        let (cos, sin, cos3, sin3) = (&ctx.cos, &ctx.sin, &ctx.cos3, &ctx.sin3);
+        let bias = ctx.bias.as_ref();
+        let mut cache = cache;
+        let mut x = x.clone();
+        let h = rms_norm(&x, &blk.input_layernorm, eps, mode)?;
+        let q = blk
+            .q_proj
+            .forward(&h, mode)?
+            .reshape((b, t, nh, hd))?
+            .transpose(1, 2)?;
+        let k = blk
+            .k_proj
+            .forward(&h, mode)?
+            .reshape((b, t, kvh, hd))?
+            .transpose(1, 2)?;
+        let v = blk
+            .v_proj
+            .forward(&h, mode)?
+            .reshape((b, t, kvh, hd))?
+            .transpose(1, 2)?;
+        let (q, k) = match mode {
+            Mode::Train => (
+                rope(&q.contiguous()?, cos, sin)?,
+                rope(&k.contiguous()?, cos, sin)?,
+            ),
+            // One fused kernel instead of nine small operations per tensor.
+            Mode::Infer => (
+                candle_nn::rotary_emb::rope(&q.contiguous()?, cos3, sin3)?,
+                candle_nn::rotary_emb::rope(&k.contiguous()?, cos3, sin3)?,
+            ),
+        };
+        let (k, v) = match cache.as_deref_mut() {
+            Some(c) => c.append(li, &k, &v.contiguous()?)?,
+            None => (k, v.contiguous()?),
+        };
+        let s = k.dim(2)?;
+        // Grouped-query attention without copying keys: the `rep` query heads of one group
+        // are stacked along the time axis against their shared key/value head.
+        let qg = q.reshape((b, kvh, rep * t, hd))?;
+        let att = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nh, t, s))?;
+        let att = match bias {
+            Some(bias) => att.broadcast_add(bias)?,
+            None => att,
+        };
+        let att = match mode {
+            Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
+            Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
+        };
+        let y = att.reshape((b, kvh, rep * t, s))?.matmul(&v)?;
+        let y = y
+            .reshape((b, nh, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
+        x = (x + blk.o_proj.forward(&y, mode)?)?;
+        let h = rms_norm(&x, &blk.post_attention_layernorm, eps, mode)?;
+        let g = blk.gate_proj.forward(&h, mode)?;
+        let u = blk.up_proj.forward(&h, mode)?;
+        x = (x + blk.down_proj.forward(&(g.silu()? * u)?, mode)?)?;
+        Ok(x)
     }
 
     /// Logits of hidden states, `[..., hidden]` -> `[..., vocab]`.
