@@ -39,7 +39,21 @@ impl Sequence {
 /// Log-probabilities `[n]` of the target tokens of `seq` under `model` (f32, differentiable in
 /// the adapters). Only the hidden states before a target go through the vocabulary projection,
 /// and the forward stops at the last target.
+///
+/// This keeps the whole graph (memory grows with blocks x T^2); training uses
+/// [`checkpointed_backward`] and [`token_logprobs_detached`], and tests check them against this.
 pub fn token_logprobs(model: &Llama, seq: &Sequence) -> Result<Tensor> {
+    let (targets, ids, positions) = inputs(model, seq)?;
+    let ctx = model.layer_context(&positions, None)?;
+    let mut x = model.embed_ids(&ids)?;
+    for li in 0..model.layers.len() {
+        x = model.forward_block(li, &x, &ctx, None, Mode::Train)?;
+    }
+    head_logprobs(model, &x, seq, &targets)
+}
+
+/// The targets of `seq` and its ids and positions `[1, t]` up to the last target.
+fn inputs(model: &Llama, seq: &Sequence) -> Result<(Vec<usize>, Tensor, Tensor)> {
     if seq.ids.len() != seq.mask.len() {
         return Err(Error::Other(format!(
             "sequence of {} ids with a mask of {}",
@@ -55,7 +69,14 @@ pub fn token_logprobs(model: &Llama, seq: &Sequence) -> Result<Tensor> {
     let t = last + 1;
     let ids = Tensor::new(&seq.ids[..t], dev)?.unsqueeze(0)?;
     let positions = Tensor::new((0..t as u32).collect::<Vec<_>>(), dev)?.unsqueeze(0)?;
-    let hidden = model.forward_hidden(&ids, &positions, None, None, Mode::Train)?; // [1, t, h]
+    Ok((targets, ids, positions))
+}
+
+/// Final norm, vocabulary projection of the rows before each target, and the targets'
+/// log-probabilities. `x`: the last block's output `[1, t, hidden]`.
+fn head_logprobs(model: &Llama, x: &Tensor, seq: &Sequence, targets: &[usize]) -> Result<Tensor> {
+    let dev = model.device();
+    let hidden = model.final_norm(x, Mode::Train)?;
     let rows: Vec<u32> = targets.iter().map(|&j| (j - 1) as u32).collect();
     let hidden = hidden
         .squeeze(0)?
@@ -67,6 +88,68 @@ pub fn token_logprobs(model: &Llama, seq: &Sequence) -> Result<Tensor> {
     Ok(logp
         .gather(&Tensor::from_vec(tgt, (n, 1), dev)?, 1)?
         .squeeze(1)?)
+}
+
+/// The input of every block and the last block's output, each detached: a forward whose memory
+/// is one block's activations, not all of them (attention alone is `heads x T^2` floats a block;
+/// at T = 2,048 the whole graph of SmolLM2-135M needed over 20 GB).
+fn block_inputs(model: &Llama, ids: &Tensor, ctx: &thinkfl_candle::LayerContext) -> Result<Vec<Tensor>> {
+    let mut xs = Vec::with_capacity(model.layers.len() + 1);
+    xs.push(model.embed_ids(ids)?.detach());
+    for li in 0..model.layers.len() {
+        let x = model.forward_block(li, &xs[li], ctx, None, Mode::Train)?;
+        xs.push(x.detach());
+    }
+    Ok(xs)
+}
+
+/// The targets' log-probabilities without a graph (old and reference policies of GRPO).
+pub fn token_logprobs_detached(model: &Llama, seq: &Sequence) -> Result<Vec<f32>> {
+    let (targets, ids, positions) = inputs(model, seq)?;
+    let ctx = model.layer_context(&positions, None)?;
+    let xs = block_inputs(model, &ids, &ctx)?;
+    let last = xs.last().expect("embedding plus one entry per block");
+    Ok(head_logprobs(model, last, seq, &targets)?.to_vec1::<f32>()?)
+}
+
+/// Gradients of `loss_of(log-probabilities of seq)` added to `acc`, by gradient checkpointing
+/// at block boundaries (Chen et al., "Training Deep Nets with Sublinear Memory Cost", arXiv
+/// 1604.06174): one forward keeps only the block inputs, then, from the last block down, each
+/// block is recomputed with its graph and backpropagated from the gradient of its output. Costs
+/// one extra forward; peak memory is one block's graph. Returns the loss.
+pub fn checkpointed_backward(
+    model: &Llama,
+    seq: &Sequence,
+    params: &[(String, candle_core::Var)],
+    acc: &mut crate::optim::GradAccum,
+    loss_of: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<f64> {
+    let (targets, ids, positions) = inputs(model, seq)?;
+    let ctx = model.layer_context(&positions, None)?;
+    let xs = block_inputs(model, &ids, &ctx)?;
+    let n = model.layers.len();
+    let top = candle_core::Var::from_tensor(&xs[n])?;
+    let loss = loss_of(&head_logprobs(model, top.as_tensor(), seq, &targets)?)?;
+    let value = loss.to_scalar::<f32>()? as f64;
+    let store = loss.backward()?;
+    acc.add(&store, params)?;
+    let mut grad = store
+        .get(top.as_tensor())
+        .ok_or_else(|| Error::Other("the loss does not depend on the hidden states".into()))?
+        .detach();
+    drop(store);
+    for li in (0..n).rev() {
+        let input = candle_core::Var::from_tensor(&xs[li])?;
+        let out = model.forward_block(li, input.as_tensor(), &ctx, None, Mode::Train)?;
+        // d(sum(out * g))/dθ = g^T dout/dθ: the chain rule through this block.
+        let store = (out * &grad)?.sum_all()?.backward()?;
+        acc.add(&store, params)?;
+        grad = match store.get(input.as_tensor()) {
+            Some(g) => g.detach(),
+            None => break,
+        };
+    }
+    Ok(value)
 }
 
 /// Supervised loss of one sequence's log-probabilities: `-sum(logp) / norm` (`norm` = trained

@@ -81,7 +81,11 @@ impl GradAccum {
 
     /// Backpropagate `loss` and add the gradients of `params` to the sums.
     pub fn backward(&mut self, loss: &Tensor, params: &[(String, Var)]) -> Result<()> {
-        let store = loss.backward()?;
+        self.add(&loss.backward()?, params)
+    }
+
+    /// Add the gradients of `params` found in `store` to the sums.
+    pub fn add(&mut self, store: &candle_core::backprop::GradStore, params: &[(String, Var)]) -> Result<()> {
         for (i, (_, v)) in params.iter().enumerate() {
             if let Some(g) = store.get(v.as_tensor()) {
                 let g = g.detach();

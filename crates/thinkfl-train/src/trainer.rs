@@ -7,7 +7,9 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::{StageKind, TrainConfig};
 use crate::error::{Error, Result};
 use crate::lora::Policy;
-use crate::loss::{GrpoTerms, Sequence, grpo_loss, sft_loss, token_logprobs};
+use crate::loss::{
+    GrpoTerms, Sequence, checkpointed_backward, grpo_loss, sft_loss, token_logprobs_detached,
+};
 use crate::optim::{AdamW, GradAccum};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -164,11 +166,14 @@ impl Trainer {
             ..Default::default()
         };
         for s in batch.iter().filter(|s| s.num_targets() > 0) {
-            let logp = token_logprobs(&self.policy.model, s)?;
-            let loss = sft_loss(&logp, norm)?;
-            stats.loss += loss.to_scalar::<f32>()? as f64;
+            stats.loss += checkpointed_backward(
+                &self.policy.model,
+                s,
+                &self.policy.params,
+                &mut acc,
+                |logp| sft_loss(logp, norm),
+            )?;
             stats.tokens += s.targets().last().map_or(0, |&j| j + 1);
-            acc.backward(&loss, &self.policy.params)?;
         }
         stats.grad_norm = self.opt.step(&self.policy.params, &acc, lr)?;
         stats.seconds = t0.elapsed().as_secs_f64();
@@ -189,22 +194,26 @@ impl Trainer {
             return Err(Error::Other("GRPO batch without trained tokens".into()));
         }
         let cfg = self.cfg.grpo.clone();
-        let mut old = Vec::with_capacity(rollouts.len());
+        let mut old: Vec<Option<Vec<f32>>> = Vec::with_capacity(rollouts.len());
         let mut reference = Vec::with_capacity(rollouts.len());
         let mut tokens = 0usize;
+        // With one update per batch the old policy is the current one: its log-probabilities are
+        // the update's own (detached), so the separate forward is skipped.
+        let old_is_current = cfg.updates_per_batch == 1;
         for r in &rollouts {
             let len = r.seq.targets().last().map_or(0, |&j| j + 1);
-            tokens += len;
-            old.push(
-                token_logprobs(&self.policy.model, &r.seq)?
-                    .detach()
-                    .to_vec1::<f32>()?,
-            );
+            if old_is_current {
+                old.push(None);
+            } else {
+                tokens += len;
+                old.push(Some(token_logprobs_detached(&self.policy.model, &r.seq)?));
+            }
             reference.push(if cfg.beta > 0.0 {
                 tokens += len;
-                Some(self.policy.with_reference(|m| {
-                    Ok(token_logprobs(m, &r.seq)?.detach().to_vec1::<f32>()?)
-                })?)
+                Some(
+                    self.policy
+                        .with_reference(|m| token_logprobs_detached(m, &r.seq))?,
+                )
             } else {
                 None
             });
@@ -218,20 +227,36 @@ impl Trainer {
             let mut loss_sum = 0.0;
             let mut terms = GrpoTerms::default();
             for (i, r) in rollouts.iter().enumerate() {
-                let logp = token_logprobs(&self.policy.model, &r.seq)?;
-                let (loss, t) = grpo_loss(
-                    &logp,
-                    &old[i],
-                    reference[i].as_deref(),
-                    r.advantage,
-                    norm,
-                    &cfg,
+                let mut t = GrpoTerms::default();
+                loss_sum += checkpointed_backward(
+                    &self.policy.model,
+                    &r.seq,
+                    &self.policy.params,
+                    &mut acc,
+                    |logp| {
+                        let current;
+                        let old_i = match &old[i] {
+                            Some(o) => o,
+                            None => {
+                                current = logp.to_vec1::<f32>()?;
+                                &current
+                            }
+                        };
+                        let (loss, terms) = grpo_loss(
+                            logp,
+                            old_i,
+                            reference[i].as_deref(),
+                            r.advantage,
+                            norm,
+                            &cfg,
+                        )?;
+                        t = terms;
+                        Ok(loss)
+                    },
                 )?;
-                loss_sum += loss.to_scalar::<f32>()? as f64;
                 terms.clipped += t.clipped;
                 terms.kl_sum += t.kl_sum;
                 tokens += r.seq.targets().last().map_or(0, |&j| j + 1);
-                acc.backward(&loss, &self.policy.params)?;
             }
             stats.grad_norm = self.opt.step(&self.policy.params, &acc, lr)?;
             // Statistics of the last update.

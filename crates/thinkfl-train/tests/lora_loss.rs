@@ -4,7 +4,8 @@
 use candle_core::{D, Device, Tensor, Var};
 use thinkfl_candle::{Llama, LlamaConfig};
 use thinkfl_train::loss::{
-    GrpoConfig, Sequence, group_advantages, grpo_loss, sft_loss, token_logprobs,
+    GrpoConfig, Sequence, checkpointed_backward, group_advantages, grpo_loss, sft_loss,
+    token_logprobs, token_logprobs_detached,
 };
 use thinkfl_train::optim::{AdamW, GradAccum, OptimConfig};
 use thinkfl_train::{LoraConfig, Policy};
@@ -322,4 +323,48 @@ fn grpo_loss_and_gradient_match_hand_computed_values() {
         + k3(-2.5, -2.5);
     let want = (s0 + s1 + 0.1 * kl) / 6.0;
     assert!((total - want).abs() < 1e-6, "{total} vs {want}");
+}
+
+/// Training recomputes blocks instead of keeping the whole graph: its loss and gradients (SFT
+/// and GRPO) and its detached log-probabilities must equal the plain full-graph backward's
+/// (the naive reference above) on the same sequence.
+#[test]
+fn checkpointed_backward_matches_the_full_graph() {
+    let p = tiny_policy(6);
+    randomize_b(&p);
+    let s = seq(30, 2, &[6..11, 19..27]);
+    let norm = s.num_targets() + 5;
+    let full = token_logprobs(&p.model, &s).unwrap();
+    let detached = token_logprobs_detached(&p.model, &s).unwrap();
+    let full_v: Vec<f32> = full.to_vec1().unwrap();
+    assert_eq!(full_v.len(), detached.len());
+    for (a, b) in full_v.iter().zip(&detached) {
+        assert!((a - b).abs() < 1e-5, "log-prob {a} vs {b}");
+    }
+    let old: Vec<f32> = full_v.iter().map(|v| v + 0.1).collect();
+    let reference: Vec<f32> = full_v.iter().map(|v| v - 0.05).collect();
+    let cfg = GrpoConfig::default();
+    let losses: [Box<dyn Fn(&Tensor) -> Tensor>; 2] = [
+        Box::new(|lp: &Tensor| sft_loss(lp, norm).unwrap()),
+        Box::new(|lp: &Tensor| grpo_loss(lp, &old, Some(&reference), 0.7, norm, &cfg).unwrap().0),
+    ];
+    for (k, loss_of) in losses.iter().enumerate() {
+        let plain = loss_of(&token_logprobs(&p.model, &s).unwrap());
+        let want = grads(&p, &plain);
+        let mut acc = GradAccum::new();
+        let got = checkpointed_backward(&p.model, &s, &p.params, &mut acc, |lp| Ok(loss_of(lp)))
+            .unwrap();
+        let plain_v = plain.to_scalar::<f32>().unwrap() as f64;
+        assert!((got - plain_v).abs() < 1e-5, "loss {k}: {got} vs {plain_v}");
+        let mut compared = 0;
+        for (i, (name, _)) in p.params.iter().enumerate() {
+            let w = want[i].as_ref().unwrap_or_else(|| panic!("{name}: no plain gradient"));
+            let g = acc.get(i).unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
+            let scale = w.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            let d = max_abs_diff(g, w);
+            assert!(d <= 1e-4 * scale.max(1e-3), "loss {k} {name}: |d| {d} at scale {scale}");
+            compared += 1;
+        }
+        assert_eq!(compared, p.params.len());
+    }
 }
