@@ -47,15 +47,10 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
-    /// Both copies: f32 for training, quantized for fast rollouts.
+    /// f32 weights for training and packed copies for fast rollouts (the same as
+    /// [`LoadOptions::packed`]: LoRA training never changes the base weights).
     pub fn training() -> Self {
-        LoadOptions {
-            keep_f32: true,
-            keep_quantized: true,
-            requantize: None,
-            pack: false,
-            device: Device::Cpu,
-        }
+        Self::packed()
     }
     /// f32 only (no quantized matmuls).
     pub fn f32_only() -> Self {
