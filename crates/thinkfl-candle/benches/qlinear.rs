@@ -107,8 +107,77 @@ fn whole_model(kernels: &[Kernel], q4_layers: bool) {
     }
 }
 
+/// Prefill-sized products over all of SmolLM2's projections (4-bit layers, 8-bit head): candle's
+/// f32 matmul against the packed kernel, both on rayon's pool (set RAYON_NUM_THREADS).
+fn prefill() {
+    let mut shapes = Vec::new();
+    for _ in 0..30 {
+        shapes.extend([
+            (576, 576),
+            (192, 576),
+            (192, 576),
+            (576, 576),
+            (1536, 576),
+            (1536, 576),
+            (576, 1536),
+        ]);
+    }
+    shapes.push((49152, 576));
+    let weights: Vec<(PackedQ8, Tensor)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, k))| {
+            let w: Vec<f32> = (0..n * k)
+                .map(|j| (((i + j) * 7919 % 1000) as f32 % 16.0) / 1024.0 - 1.0 / 128.0)
+                .collect();
+            let p = PackedQ8::pack(&w, n, k).unwrap();
+            (p, Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap())
+        })
+        .collect();
+    let threads = rayon::current_num_threads();
+    for m in [16usize, 32, 64, 128, 512] {
+        // The head sees one row per sequence in prefill; the layers see all m.
+        let f32_s = time(
+            || {
+                for (i, (_, w)) in weights.iter().enumerate() {
+                    let rows = if i + 1 == weights.len() { 1 } else { m };
+                    let x = Tensor::ones(
+                        (rows, w.dim(1).unwrap()),
+                        candle_core::DType::F32,
+                        &Device::Cpu,
+                    )
+                    .unwrap();
+                    let _ = x.matmul(&w.t().unwrap()).unwrap();
+                }
+            },
+            2.0,
+        );
+        let packed_s = time(
+            || {
+                for (i, (p, _)) in weights.iter().enumerate() {
+                    let rows = if i + 1 == weights.len() { 1 } else { m };
+                    let x = vec![1f32; rows * p.in_features()];
+                    let mut y = vec![0f32; rows * p.out_features()];
+                    p.matmul_with(Kernel::best(), threads, &x, rows, &mut y)
+                        .unwrap();
+                }
+            },
+            2.0,
+        );
+        println!(
+            "prefill m={m:<4} {threads} threads: f32 {:8.1} tok/s | packed {:8.1} tok/s",
+            m as f64 / f32_s,
+            m as f64 / packed_s
+        );
+    }
+}
+
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref() == Some("prefill") {
+        prefill();
+        return;
+    }
     if filter.as_deref() == Some("whole") {
         let kernels: Vec<Kernel> = [Kernel::Avx512, Kernel::Avx2]
             .into_iter()

@@ -48,7 +48,7 @@ pub struct Linear {
     pub weight: Option<Tensor>,
     pub bias: Option<Tensor>,
     pub quantized: Option<QMatMul>,
-    /// Packed 8/4-bit copy of `weight` for decoding few rows ([`crate::qlinear`]); inference only.
+    /// Packed 8/4-bit copy of `weight` for the inference forward ([`crate::qlinear`]).
     pub packed: Option<std::sync::Arc<crate::qlinear::PackedQ8>>,
     pub lora: Option<LoraDelta>,
     out_features: usize,

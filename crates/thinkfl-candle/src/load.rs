@@ -35,12 +35,13 @@ pub struct LoadOptions {
 }
 
 impl Default for LoadOptions {
-    /// Inference with f32 weights dequantized once at load (prefill) plus their packed 8/4-bit
-    /// copies (decoding, [`crate::qlinear`]). On the 2-core x86 machine of this project f32
-    /// weights measured 6x (decode) to 17x (prefill) faster than candle's Q4_1 quantized matmuls,
-    /// which also round activations to 8 bits (that changed SmolLM2's answers); the packed copies
-    /// keep f32 activations, reproduce Q4_1/Q8_0 GGUF weights exactly and decode about 3.5x
-    /// faster than f32 weights; see `thinkfl bench model --weights`.
+    /// Inference on packed 8/4-bit copies of the weights ([`crate::qlinear`]), with the f32
+    /// weights (dequantized once at load) kept beside them. On the 2-core x86 machine of this
+    /// project f32 weights measured 6x (decode) to 17x (prefill) faster than candle's Q4_1
+    /// quantized matmuls, which also round activations to 8 bits (that changed SmolLM2's
+    /// answers); the packed copies keep f32 activations, reproduce Q4_1/Q8_0 GGUF weights
+    /// exactly, and decode several times faster than f32 weights; see `thinkfl bench model
+    /// --weights`.
     fn default() -> Self {
         Self::packed()
     }
@@ -82,7 +83,8 @@ impl LoadOptions {
             device: Device::Cpu,
         }
     }
-    /// f32 weights (for prefill) plus their packed copies (for decoding), see [`crate::qlinear`].
+    /// f32 weights plus their packed copies, which the inference forward uses (prefill and
+    /// decoding, see [`crate::qlinear`]); the f32 ones serve training and merged exports.
     pub fn packed() -> Self {
         LoadOptions {
             pack: true,

@@ -1,4 +1,4 @@
-//! Packed weights for decoding: `y[m, n] = x[m, k] · W[n, k]^T` with f32 activations and
+//! Packed weights for inference: `y[m, n] = x[m, k] · W[n, k]^T` with f32 activations and
 //! weights stored as 8-bit codes in blocks of [`BLOCK`] along `k`, each block with an f16 step
 //! and an f16 offset: `w = min + step * q`, `q` in `0..=255`.
 //!
@@ -6,7 +6,9 @@
 //! memory traffic of the weights. f32 weights are 4 bytes each; these are 1 byte plus 1/8 byte
 //! of step and offset, or half a byte plus 1/8 when every code of a matrix is below 16 (they are
 //! then stored two to a byte). The activations stay f32 (candle's `QMatMul` rounds them to 8
-//! bits too, which changed SmolLM2's answers).
+//! bits too, which changed SmolLM2's answers). With many rows (prefill) the product is bound by
+//! multiply-adds instead, and the kernel, converting each weight column once for 8 rows, still
+//! measured faster than candle's f32 matmul (see [`suits`]).
 //!
 //! Each block takes, of three grids, the one with the smallest largest error: min-max over 15
 //! steps, which reproduces 4-bit affine blocks (ggml's Q4_1, the layers of the default SmolLM2
@@ -85,15 +87,12 @@ pub fn default_threads() -> usize {
     rayon::current_num_threads()
 }
 
-/// Most rows of `x` that [`crate::llama::Linear::forward`] sends to the packed weights; more
-/// rows (prefill) go to candle's f32 matmul, which converts no weights and uses the full width
-/// of the FMA units (`cargo bench -p thinkfl-candle --bench qlinear`).
-pub const MAX_ROWS: usize = 16;
-
-/// Whether `x` (`[..., k]`) goes to the packed weights: f32 on the CPU, at most [`MAX_ROWS`] rows.
+/// Whether `x` goes to the packed weights: f32 on the CPU, any number of rows. Prefill too:
+/// candle's f32 matmul converts no weights but reads 4 to 6 times the bytes, and measured
+/// slower from 1 to 512 rows on the project's 2-core machine (`cargo bench -p thinkfl-candle
+/// --bench qlinear -- prefill`; `thinkfl bench model`: prefill of 512 tokens +25%).
 pub fn suits(x: &Tensor) -> bool {
-    let k = x.dims().last().copied().unwrap_or(0);
-    k > 0 && x.device().is_cpu() && x.dtype() == DType::F32 && x.elem_count() / k <= MAX_ROWS
+    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 impl crate::llama::Linear {
@@ -439,15 +438,31 @@ impl Job<'_> {
     /// No other thread writes the columns of `tiles`; `kernel` is available; `tiles` within
     /// `0..n_tiles`.
     unsafe fn tiles(&self, kernel: Kernel, tiles: std::ops::Range<usize>) {
-        match kernel {
-            Kernel::Scalar => scalar_tiles(self, tiles),
-            // SAFETY: availability checked by the caller.
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::avx512_tiles(self, tiles) },
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::avx2_tiles(self, tiles) },
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => scalar_tiles(self, tiles),
+        // Many rows (prefill) go in blocks whose activations stay in cache while every tile
+        // group of the range passes over them.
+        const ROW_BLOCK: usize = 64;
+        let (k, kb, n) = (self.p.k, self.p.k_blocks, self.p.n);
+        for r0 in (0..self.m).step_by(ROW_BLOCK) {
+            let rows = ROW_BLOCK.min(self.m - r0);
+            let job = Job {
+                p: self.p,
+                x: &self.x[r0 * k..(r0 + rows) * k],
+                xsum: &self.xsum[r0 * kb..(r0 + rows) * kb],
+                m: rows,
+                // SAFETY: row r0 < m of the `m * n` output.
+                out: OutPtr(unsafe { self.out.0.add(r0 * n) }),
+            };
+            let tiles = tiles.clone();
+            match kernel {
+                Kernel::Scalar => scalar_tiles(&job, tiles),
+                // SAFETY: availability checked by the caller.
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => unsafe { x86::avx512_tiles(&job, tiles) },
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => unsafe { x86::avx2_tiles(&job, tiles) },
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => scalar_tiles(&job, tiles),
+            }
         }
     }
 }
@@ -664,10 +679,12 @@ mod x86 {
         // Tile groups outermost, so that a group's weights stay in cache for every row chunk.
         let mut t = tiles.start;
         while t < tiles.end {
-            let nt = match m {
-                1 => 8,
-                2 => 4,
-                3 | 4 => 3,
+            // Enough accumulators (rows x tiles) to cover the multiply-add latency, few enough
+            // to stay in the 32 registers with the converted columns (twice as many for 4 bits).
+            let nt = match (m, Q4) {
+                (1, false) => 8,
+                (1, true) | (2, _) => 4,
+                (3 | 4, _) => 3,
                 _ => 2,
             }
             .min(tiles.end - t);
@@ -678,6 +695,7 @@ mod x86 {
                 unsafe {
                     match (rows, nt) {
                         (1, 8) => avx512_group::<1, 8, Q4>(job, r, t),
+                        (1, 4) => avx512_group::<1, 4, Q4>(job, r, t),
                         (2, 4) => avx512_group::<2, 4, Q4>(job, r, t),
                         (3, 3) => avx512_group::<3, 3, Q4>(job, r, t),
                         (4, 3) => avx512_group::<4, 3, Q4>(job, r, t),

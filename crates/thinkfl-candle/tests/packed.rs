@@ -1,5 +1,6 @@
 //! SmolLM2 with packed 8-bit weights (the decoding path) against the same model on its f32
-//! weights, over a prompt fed in chunks of at most 16 rows and a greedy continuation.
+//! weights, over a prompt fed in chunks of 1 to 16 rows (the kernels' row tilings) and a greedy
+//! continuation.
 //!
 //! The GGUF's weights are Q4_1 and Q8_0 blocks, which the packing reproduces exactly, so there
 //! the two agree to f32 rounding. Weights off those grids (as from bf16 safetensors) lose up to
@@ -66,7 +67,7 @@ struct Agreement {
     flips: Vec<(usize, f32)>,
 }
 
-/// Feed the prompt in chunks of at most 16 rows (the packed path's limit), then STEPS greedy
+/// Feed the prompt in chunks of 1 to 16 rows (every row tiling of the kernels), then STEPS greedy
 /// tokens of the f32 model one row at a time, to both models.
 fn agreement(packed: &Llama, plain: &Llama, prompt: &[u32]) -> Agreement {
     let layers = packed.config.num_hidden_layers;

@@ -31,9 +31,9 @@ struct ModelArgs {
     decode_tokens: usize,
     #[arg(long, default_value_t = BenchConfig::DEFAULT_BATCH)]
     batch: usize,
-    /// Weights for the inference path: `packed` (f32 for prefill plus packed 8/4-bit copies
-    /// for decoding, the default of `chat`), `f32` (dequantized once at load), `quantized` (the
-    /// GGUF's own quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
+    /// Weights for the inference path: `packed` (packed 8/4-bit copies with f32 activations,
+    /// the default of `chat`), `f32` (dequantized once at load), `quantized` (the GGUF's own
+    /// quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
     #[arg(long, default_value = "packed")]
     weights: String,
     /// Print the figures as JSON.
@@ -72,7 +72,7 @@ fn model(a: ModelArgs) -> anyhow::Result<()> {
         ..BenchConfig::default()
     };
     let r = bench(&loaded.model, &loaded.tokenizer, &cfg)?;
-    let threads = candle_threads();
+    let threads = matmul_threads();
     let peer = match (a.no_peer, find_llama_bench()) {
         (true, _) => None,
         (false, None) => {
@@ -100,9 +100,10 @@ fn model(a: ModelArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "model: {} ({} weights, {threads} threads)",
+        "model: {} ({} weights, {threads} matmul threads, elementwise CANDLE_NUM_THREADS={})",
         path.display(),
-        a.weights
+        a.weights,
+        std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     println!(
         "prefill ({} tokens):        {:8.1} tokens/s",
@@ -130,16 +131,17 @@ fn model(a: ModelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn candle_threads() -> usize {
-    candle_core_threads().unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
-}
-
-fn candle_core_threads() -> Option<usize> {
-    ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()))
+/// Threads of the matmuls (candle's f32 gemm and the packed kernels both use rayon's pool), and
+/// so of the llama.cpp peer. `CANDLE_NUM_THREADS` only sizes candle's elementwise pool, which
+/// `main` makes single-threaded on small machines.
+fn matmul_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
