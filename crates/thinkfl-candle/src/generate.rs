@@ -161,27 +161,29 @@ struct Row {
 }
 
 /// Sample one id from `logits` (one row) with `params`; returns (id, logprob).
+///
+/// Runs once per row and token over the whole vocabulary (49,152 for SmolLM2), so the
+/// exponentials are vectorized ([`exp_le0`], instead of a libm call each: 0.5 ms a row) and the
+/// nucleus is found among the top candidates, widened as needed, instead of by sorting every
+/// candidate (2 ms a row at temperature 0.7, top-p 0.9).
 pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> (u32, f32) {
     let t = params.temperature;
     if t <= 0.0 {
-        let (best, &bv) = logits
-            .iter()
-            .enumerate()
-            .fold((0, &f32::NEG_INFINITY), |acc, (i, v)| {
-                if *v > *acc.1 { (i, v) } else { acc }
-            });
+        // The first maximum, found by a vectorized max and a scan.
+        let bv = lane_max(logits);
+        let best = logits.iter().position(|&v| v == bv).unwrap_or(0);
         let lse = log_sum_exp(logits, 1.0);
         return (best as u32, bv - lse);
     }
     let inv = 1.0 / t;
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<f32> = logits.iter().map(|&l| ((l - max) * inv).exp()).collect();
-    let z: f32 = probs.iter().sum();
+    let max = lane_max(logits);
+    let mut probs: Vec<f32> = logits.iter().map(|&l| exp_le0((l - max) * inv)).collect();
+    let z = lane_sum(&probs, |p| p);
     probs.iter_mut().for_each(|p| *p /= z);
     let top_p = params.top_p.clamp(0.0, 1.0);
     let chosen = if top_p < 1.0 {
         // Tokens below (1 - top_p) / V cannot be in the nucleus (those above carry mass >= top_p),
-        // so only the rest need sorting.
+        // so only the rest are candidates.
         let floor = (1.0 - top_p) / probs.len() as f32;
         let mut cand: Vec<(u32, f32)> = probs
             .iter()
@@ -189,16 +191,34 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
             .filter(|(_, p)| **p >= floor)
             .map(|(i, p)| (i as u32, *p))
             .collect();
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut mass = 0.0;
-        let mut keep = 0;
-        for (_, p) in &cand {
-            mass += p;
-            keep += 1;
-            if mass >= top_p {
-                break;
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        // The nucleus is a prefix of the candidates in this order: sort only the top `k`,
+        // widening `k` until their mass reaches top_p (a total order, so the prefix is the one
+        // a full sort gives).
+        let mut k = cand.len().min(64);
+        let keep = loop {
+            if k < cand.len() {
+                cand.select_nth_unstable_by(k - 1, order);
             }
-        }
+            cand[..k].sort_unstable_by(order);
+            let mut mass = 0.0;
+            let mut keep = 0;
+            for (_, p) in &cand[..k] {
+                mass += p;
+                keep += 1;
+                if mass >= top_p {
+                    break;
+                }
+            }
+            if mass >= top_p || k == cand.len() {
+                break keep;
+            }
+            // The rest are at most the k-th probability each: at least this many more are
+            // needed (all of them for a flat distribution).
+            let least = cand[k - 1].1.max(f32::MIN_POSITIVE);
+            let more = ((top_p - mass) / least).ceil().min(cand.len() as f32) as usize;
+            k = cand.len().min((k * 8).max(k + more));
+        };
         cand.truncate(keep.max(1));
         let total: f32 = cand.iter().map(|c| c.1).sum();
         let mut u = rng.random::<f32>() * total;
@@ -227,8 +247,69 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
 }
 
 fn log_sum_exp(x: &[f32], scale: f32) -> f32 {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    m * scale + x.iter().map(|&v| ((v - m) * scale).exp()).sum::<f32>().ln()
+    let m = lane_max(x);
+    m * scale + lane_sum(x, |v| exp_le0((v - m) * scale)).ln()
+}
+
+/// `sum f(x)` in 16 independent lanes, which the compiler vectorizes (a single running sum
+/// cannot be reordered, so it stays scalar).
+#[inline(always)]
+fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = x.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// The largest value (NaN ignored, -inf for none), in 16 lanes like [`lane_sum`].
+fn lane_max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = x.chunks_exact(16);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    acc.iter().fold(rest, |a, &v| a.max(v))
+}
+
+/// `e^x` for `x <= 0` (what softmax needs after subtracting the maximum), within 2e-7 relative
+/// (Cephes' `expf` polynomial); 0 below -87 (and for -inf or NaN). Branch-free and without
+/// calls, so loops over it vectorize.
+#[inline(always)]
+pub fn exp_le0(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two so that n * C1 is exact.
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without `round`.
+    const ROUND: f32 = 12_582_912.0;
+    let live = x >= -87.0;
+    let x = if live { x } else { 0.0 };
+    let f = x * LOG2E + ROUND;
+    let n = f - ROUND;
+    // n as an integer, read from the mantissa of f (a float-to-int cast is not vectorized on
+    // baseline x86-64).
+    let ni = (f.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let r = x - n * C1 - n * C2;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
+    if live { e * scale } else { 0.0 }
 }
 
 /// Additive bias `[b, 1, t, s]`: query `j` of row `r` (at slot `s_old + j`) sees valid slots up to

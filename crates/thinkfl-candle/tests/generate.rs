@@ -230,15 +230,15 @@ fn seeded_sampling_repeats_itself() {
     assert_eq!(a.token_ids, b.token_ids);
 }
 
-/// Naive nucleus: all tokens sorted by probability, smallest prefix with mass >= top_p.
+/// Naive nucleus (in f64): all tokens sorted by probability, smallest prefix with mass >=
+/// top_p, plus any token whose inclusion is within rounding of the f32 sampler (mass short of
+/// top_p by less than 1e-5).
 fn naive_nucleus(logits: &[f32], t: f32, top_p: f32) -> Vec<u32> {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logits.iter().map(|l| ((l - m) / t).exp()).collect();
-    let z: f32 = e.iter().sum();
-    let mut idx: Vec<(u32, f32)> = e
+    let probs = softmax_f64(logits, t);
+    let mut idx: Vec<(u32, f64)> = probs
         .iter()
         .enumerate()
-        .map(|(i, p)| (i as u32, p / z))
+        .map(|(i, p)| (i as u32, *p))
         .collect();
     idx.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut mass = 0.0;
@@ -246,11 +246,98 @@ fn naive_nucleus(logits: &[f32], t: f32, top_p: f32) -> Vec<u32> {
     for (i, p) in idx {
         out.push(i);
         mass += p;
-        if mass >= top_p {
+        if mass >= top_p as f64 + 1e-5 {
             break;
         }
     }
     out
+}
+
+fn softmax_f64(logits: &[f32], t: f32) -> Vec<f64> {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let e: Vec<f64> = logits
+        .iter()
+        .map(|&l| ((l as f64 - m) / t as f64).exp())
+        .collect();
+    let z: f64 = e.iter().sum();
+    e.iter().map(|p| p / z).collect()
+}
+
+/// Logits shaped like a language model's over SmolLM2's vocabulary: a normal body and a few
+/// strong candidates.
+fn vocab_logits(seed: u64) -> Vec<f32> {
+    use rand::Rng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..49152)
+        .map(|i| {
+            let body: f32 = (0..4).map(|_| rng.random_range(-2.5f32..2.5)).sum();
+            if i % 9973 == 0 { body + 14.0 } else { body }
+        })
+        .collect()
+}
+
+#[test]
+fn exp_le0_is_close_to_exp() {
+    let mut worst = 0f64;
+    for i in 0..=870_000 {
+        let x = -(i as f32) * 1e-4;
+        let want = (x as f64).exp();
+        let got = thinkfl_candle::generate::exp_le0(x) as f64;
+        worst = worst.max((got - want).abs() / want);
+    }
+    assert!(worst < 3e-7, "relative error {worst}");
+    for x in [-87.5f32, -1000.0, f32::NEG_INFINITY, f32::NAN] {
+        assert_eq!(thinkfl_candle::generate::exp_le0(x), 0.0, "{x}");
+    }
+}
+
+/// Over a whole vocabulary (where the sampler narrows the candidates in steps): picks stay in
+/// the nucleus, log-probabilities match an f64 softmax, greedy takes the first maximum.
+#[test]
+fn sampler_on_a_full_vocabulary() {
+    for seed in 0..3u64 {
+        let mut logits = vocab_logits(seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        for (t, top_p) in [
+            (0.7f32, 0.9f32),
+            (1.0, 0.5),
+            (1.0, 0.99),
+            (1.5, 0.95),
+            (1.0, 1.0),
+        ] {
+            let params = SamplingParams {
+                temperature: t,
+                top_p,
+                max_tokens: 1,
+                stop: vec![],
+                seed,
+            };
+            let nucleus = naive_nucleus(&logits, t, top_p);
+            let probs = softmax_f64(&logits, t);
+            for _ in 0..20 {
+                let (id, lp) = thinkfl_candle::generate::sample(&logits, &params, &mut rng);
+                assert!(
+                    nucleus.contains(&id),
+                    "t {t} top_p {top_p}: {id} outside a nucleus of {}",
+                    nucleus.len()
+                );
+                let want = probs[id as usize].ln();
+                assert!((lp as f64 - want).abs() < 1e-4, "logprob {lp} vs {want}");
+            }
+        }
+        // A tie for the maximum: the first one wins.
+        let best = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let first = logits.iter().position(|&v| v == best).unwrap();
+        logits[40_000] = best;
+        let (id, lp) =
+            thinkfl_candle::generate::sample(&logits, &SamplingParams::greedy(1), &mut rng);
+        assert_eq!(id as usize, first.min(40_000));
+        let want = softmax_f64(&logits, 1.0)[id as usize].ln();
+        assert!(
+            (lp as f64 - want).abs() < 1e-5,
+            "greedy logprob {lp} vs {want}"
+        );
+    }
 }
 
 proptest! {
