@@ -93,7 +93,11 @@ fn head_logprobs(model: &Llama, x: &Tensor, seq: &Sequence, targets: &[usize]) -
 /// The input of every block and the last block's output, each detached: a forward whose memory
 /// is one block's activations, not all of them (attention alone is `heads x T^2` floats a block;
 /// at T = 2,048 the whole graph of SmolLM2-135M needed over 20 GB).
-fn block_inputs(model: &Llama, ids: &Tensor, ctx: &thinkfl_candle::LayerContext) -> Result<Vec<Tensor>> {
+fn block_inputs(
+    model: &Llama,
+    ids: &Tensor,
+    ctx: &thinkfl_candle::LayerContext,
+) -> Result<Vec<Tensor>> {
     let mut xs = Vec::with_capacity(model.layers.len() + 1);
     xs.push(model.embed_ids(ids)?.detach());
     for li in 0..model.layers.len() {

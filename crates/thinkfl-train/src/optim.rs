@@ -85,7 +85,11 @@ impl GradAccum {
     }
 
     /// Add the gradients of `params` found in `store` to the sums.
-    pub fn add(&mut self, store: &candle_core::backprop::GradStore, params: &[(String, Var)]) -> Result<()> {
+    pub fn add(
+        &mut self,
+        store: &candle_core::backprop::GradStore,
+        params: &[(String, Var)],
+    ) -> Result<()> {
         for (i, (_, v)) in params.iter().enumerate() {
             if let Some(g) = store.get(v.as_tensor()) {
                 let g = g.detach();

@@ -91,6 +91,18 @@ pub fn expert_trajectories(
     d_max: usize,
 ) -> Result<(Vec<Trajectory>, usize)> {
     let expert = ExpertPolicy::new(data.store.clone(), Default::default());
+    oracle_trajectories(data, cfg, d_max, Arc::new(expert))
+}
+
+/// Oracle trajectories of any chat model (the scripted expert, or a large model behind an
+/// OpenAI-compatible server) on the training queries, greedy, kept where the answer is right
+/// (rejection sampling); returns them and how many were run.
+pub fn oracle_trajectories(
+    data: &RunData,
+    cfg: &TrainConfig,
+    d_max: usize,
+    oracle: Arc<dyn thinkfl_llm::ChatModel>,
+) -> Result<(Vec<Trajectory>, usize)> {
     let stage = StageConfig {
         name: "oracle".into(),
         kind: StageKind::Sft,
@@ -103,7 +115,7 @@ pub fn expert_trajectories(
         temperature: 0.0,
         d_max,
     };
-    let actor = Actor::new(expert, actor_config(cfg, &stage, cfg.seed))?;
+    let actor = Actor::new(oracle, actor_config(cfg, &stage, cfg.seed))?;
     let seeds: Vec<u64> = (0..data.train_queries.len() as u64).collect();
     let trajs = actor.run_batch(&data.store, &data.baselines, &data.train_queries, &seeds)?;
     let gcfg = GraderConfig::default();

@@ -346,23 +346,42 @@ fn checkpointed_backward_matches_the_full_graph() {
     let cfg = GrpoConfig::default();
     let losses: [Box<dyn Fn(&Tensor) -> Tensor>; 2] = [
         Box::new(|lp: &Tensor| sft_loss(lp, norm).unwrap()),
-        Box::new(|lp: &Tensor| grpo_loss(lp, &old, Some(&reference), 0.7, norm, &cfg).unwrap().0),
+        Box::new(|lp: &Tensor| {
+            grpo_loss(lp, &old, Some(&reference), 0.7, norm, &cfg)
+                .unwrap()
+                .0
+        }),
     ];
     for (k, loss_of) in losses.iter().enumerate() {
         let plain = loss_of(&token_logprobs(&p.model, &s).unwrap());
         let want = grads(&p, &plain);
         let mut acc = GradAccum::new();
-        let got = checkpointed_backward(&p.model, &s, &p.params, &mut acc, |lp| Ok(loss_of(lp)))
-            .unwrap();
+        let got =
+            checkpointed_backward(&p.model, &s, &p.params, &mut acc, |lp| Ok(loss_of(lp))).unwrap();
         let plain_v = plain.to_scalar::<f32>().unwrap() as f64;
         assert!((got - plain_v).abs() < 1e-5, "loss {k}: {got} vs {plain_v}");
         let mut compared = 0;
         for (i, (name, _)) in p.params.iter().enumerate() {
-            let w = want[i].as_ref().unwrap_or_else(|| panic!("{name}: no plain gradient"));
-            let g = acc.get(i).unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
-            let scale = w.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            let w = want[i]
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: no plain gradient"));
+            let g = acc
+                .get(i)
+                .unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
+            let scale = w
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             let d = max_abs_diff(g, w);
-            assert!(d <= 1e-4 * scale.max(1e-3), "loss {k} {name}: |d| {d} at scale {scale}");
+            assert!(
+                d <= 1e-4 * scale.max(1e-3),
+                "loss {k} {name}: |d| {d} at scale {scale}"
+            );
             compared += 1;
         }
         assert_eq!(compared, p.params.len());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use thinkfl_store::{LoadOptions, TelemetryStore};
 use thinkfl_train::config::{StageKind, TrainConfig};
 use thinkfl_train::log::{LogWriter, StepLog};
-use thinkfl_train::run::{ModelParts, RunData, expert_trajectories, run_grpo_stage, tokenize};
+use thinkfl_train::run::{ModelParts, RunData, oracle_trajectories, run_grpo_stage, tokenize};
 use thinkfl_train::trainer::Trainer;
 
 #[derive(Debug, ClapArgs)]
@@ -26,6 +26,10 @@ pub struct Args {
     /// Base model: `default` (SmolLM2-135M-Instruct), a GGUF file or a Hugging Face directory.
     #[arg(long, default_value = "default")]
     pub model: String,
+    /// Who writes the stage-0 trajectories: `expert` (the scripted expert) or
+    /// `openai:URL#MODEL` (a model behind an OpenAI-compatible server); only right answers are kept.
+    #[arg(long, default_value = "expert")]
+    pub oracle: String,
     /// Run directory (created).
     #[arg(long)]
     pub out: PathBuf,
@@ -61,6 +65,12 @@ fn bar(quiet: bool, len: u64, name: &str) -> ProgressBar {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (cfg, text) = TrainConfig::load(&args.config)?;
+    if args.oracle != "expert" && !args.oracle.starts_with("openai:") {
+        bail!(
+            "--oracle {}: expected `expert` or `openai:URL#MODEL`",
+            args.oracle
+        );
+    }
     let ckpt = thinkfl_train::checkpoint::latest(&args.out)?;
     if ckpt.is_some() && !args.resume {
         bail!(
@@ -131,8 +141,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pb.set_position(trainer.state.stage_step as u64);
         match sc.kind {
             StageKind::Sft => {
-                pb.set_message("running the expert for oracle trajectories");
-                let (kept, ran) = expert_trajectories(&data, &cfg, sc.d_max)?;
+                pb.set_message(format!(
+                    "running the oracle ({}) for trajectories",
+                    args.oracle
+                ));
+                let oracle = super::models::build_model(&args.oracle, None, &data.store)?;
+                let (kept, ran) = oracle_trajectories(&data, &cfg, sc.d_max, oracle)?;
                 let template = parts.template()?;
                 let seqs = kept
                     .iter()
@@ -140,8 +154,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
                 eprintln!(
-                    "stage {stage}: {} of {ran} expert trajectories right (rejection sampling), {tokens} tokens, {} trained",
+                    "stage {stage}: {} of {ran} oracle ({}) trajectories right (rejection sampling), {tokens} tokens, {} trained",
                     seqs.len(),
+                    args.oracle,
                     seqs.iter().map(|s| s.num_targets()).sum::<usize>()
                 );
                 let mut step = trainer.state.stage_step;

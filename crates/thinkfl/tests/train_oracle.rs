@@ -1,0 +1,127 @@
+//! `thinkfl train --oracle openai:URL#MODEL`: stage 0 asks an OpenAI-compatible server for its
+//! trajectories (here a canned server in the test that always blames a pod that does not exist)
+//! and rejection sampling keeps none of its wrong answers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Answers every chat completion with a print_results naming `pod`; counts the requests.
+fn canned_server(pod: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            seen.fetch_add(1, Ordering::SeqCst);
+            let content = format!(
+                "<tool_call>{{\"name\": \"print_results\", \"arguments\": {{\"root_causes\": [{{\"pod\": \"{pod}\", \"service\": \"{}\"}}]}}}}</tool_call>",
+                pod.rsplit_once('-').unwrap().0
+            );
+            let reply = serde_json::json!({
+                "choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 20}
+            })
+            .to_string();
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn stage_zero_asks_an_openai_oracle_and_drops_its_wrong_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sim");
+    let bin = env!("CARGO_BIN_EXE_thinkfl");
+    let ok = Command::new(bin)
+        .args([
+            "simulate",
+            "--duration",
+            "60m",
+            "--faults",
+            "6",
+            "--seed",
+            "5",
+            "--traces-per-minute",
+            "20",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let (url, requests) = canned_server("nosuchservice-0");
+    let config = tmp.path().join("stages.toml");
+    std::fs::write(
+        &config,
+        "seed = 1\nheld_out_fraction = 0.3\n[[stage]]\nname = \"prime\"\nkind = \"sft\"\nsteps = 1\nbatch = 1\nlr = 1e-4\n",
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .args(["train", "--quiet", "--until-stage", "0", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .arg("--oracle")
+        .arg(format!("openai:{url}#canned"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        requests.load(Ordering::SeqCst) > 0,
+        "the oracle was never asked: {err}"
+    );
+    assert!(
+        err.contains(" 0 of ")
+            && err.contains(&format!("oracle (openai:{url}#canned) trajectories right")),
+        "{err}"
+    );
+    // Nothing right, nothing to prime on: a clear error, not an empty training run.
+    assert!(!out.status.success());
+    assert!(err.contains("no training sequences"), "{err}");
+
+    let bad = Command::new(bin)
+        .args(["train", "--oracle", "gpt", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("run2"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        e.contains("--oracle gpt") && e.contains("openai:URL#MODEL"),
+        "{e}"
+    );
+}
