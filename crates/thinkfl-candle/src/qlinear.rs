@@ -233,13 +233,13 @@ impl PackedQ8 {
             data,
         };
         if max_code < 16 {
-            packed.to_4_bits();
+            packed.repack_4_bits();
         }
         Ok(packed)
     }
 
     /// Rewrite 8-bit records whose codes are all below 16 as 4-bit ones.
-    fn to_4_bits(&mut self) {
+    fn repack_4_bits(&mut self) {
         let records = self.n_tiles * self.k_blocks;
         let mut data = vec![Line([0; LINE]); records * RECORD4 / LINE];
         let dst = data.as_mut_ptr() as *mut u8;
@@ -827,10 +827,7 @@ mod x86 {
                 }
             } else {
                 for kk in 0..width {
-                    let mut w = [_mm512_setzero_ps(); NT];
-                    for j in 0..NT {
-                        w[j] = scale(load(j, kk * LANES), j);
-                    }
+                    let w: [__m512; NT] = std::array::from_fn(|j| scale(load(j, kk * LANES), j));
                     fma(&w, lo + kk);
                 }
             }
@@ -985,12 +982,9 @@ mod x86 {
                 }
             } else {
                 for kk in 0..width {
-                    let mut w = [[_mm256_setzero_ps(); 2]; NT];
-                    for j in 0..NT {
-                        for h in 0..2 {
-                            w[j][h] = scale(load(j, kk * LANES + 8 * h), j, h);
-                        }
-                    }
+                    let w: [[__m256; 2]; NT] = std::array::from_fn(|j| {
+                        std::array::from_fn(|h| scale(load(j, kk * LANES + 8 * h), j, h))
+                    });
                     fma(&w, lo + kk);
                 }
             }

@@ -147,7 +147,7 @@ fn quantization_error_is_at_most_half_a_min_max_step() {
                 2 => *v = 0.0,
                 3 => *v *= 1e-7,
                 4 => *v *= 30.0,
-                _ => *v = 2.0 + *v,
+                _ => *v += 2.0,
             }
         }
         let p = PackedQ8::pack(&w, n, k).unwrap();
