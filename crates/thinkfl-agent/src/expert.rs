@@ -164,7 +164,9 @@ impl ExpertPolicy {
                 .node_of(last.cmdb_id())
                 .map(|n| self.deviating(&n, t))
                 .unwrap_or(0);
-            reason.push_str(&format!("; {pod_dev} metrics off on pod, {node_dev} on node"));
+            reason.push_str(&format!(
+                "; {pod_dev} metrics off on pod, {node_dev} on node"
+            ));
         }
         push(self.item(last.cmdb_id(), reason), &mut out);
         if let Some(callee) = self

@@ -40,11 +40,18 @@ impl CustomOp1 for FrozenMatmul {
         "frozen-matmul"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (out_f, in_f) = self.w.dims2()?;
         let dims = layout.shape().dims();
         if dims.last() != Some(&in_f) {
-            candle_core::bail!("frozen matmul: input {:?} for a weight of in = {in_f}", dims);
+            candle_core::bail!(
+                "frozen matmul: input {:?} for a weight of in = {in_f}",
+                dims
+            );
         }
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("frozen matmul: input must be contiguous");
@@ -104,7 +111,12 @@ impl CustomOp1 for FrozenMatmul {
         Ok((CpuStorage::F32(dst), Shape::from(shape)))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad_res.broadcast_matmul(&self.w)?))
     }
 }

@@ -470,7 +470,11 @@ impl Llama {
 
     /// What every block of one forward shares: rotary tables at `positions` (`[b, t]`) and the
     /// attention bias (`None`: causal when `t > 1`).
-    pub fn layer_context(&self, positions: &Tensor, bias: Option<&AttnBias>) -> Result<LayerContext> {
+    pub fn layer_context(
+        &self,
+        positions: &Tensor,
+        bias: Option<&AttnBias>,
+    ) -> Result<LayerContext> {
         let (b, t) = positions.dims2()?;
         let hd = self.config.head_dim();
         let flat_pos = positions.flatten_all()?;

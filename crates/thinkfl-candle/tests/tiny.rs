@@ -257,15 +257,32 @@ fn frozen_matmul_gives_the_plain_matmuls_loss_and_lora_gradients() {
     }
     let x = ids(2, 11, 4);
     let (lf, lp) = (loss(&frozen, &x), loss(&plain, &x));
-    let (a, b) = (lf.to_scalar::<f32>().unwrap(), lp.to_scalar::<f32>().unwrap());
+    let (a, b) = (
+        lf.to_scalar::<f32>().unwrap(),
+        lp.to_scalar::<f32>().unwrap(),
+    );
     assert!((a - b).abs() < 1e-5, "loss {a} vs {b}");
     let (gf, gp) = (lf.backward().unwrap(), lp.backward().unwrap());
     for ((name, vf), (_, vp)) in lora_f.iter().zip(&lora_p) {
-        let (df, dp) = (gf.get(vf.as_tensor()).unwrap(), gp.get(vp.as_tensor()).unwrap());
-        let scale = dp.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let (df, dp) = (
+            gf.get(vf.as_tensor()).unwrap(),
+            gp.get(vp.as_tensor()).unwrap(),
+        );
+        let scale = dp
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let d = max_abs(df, dp);
         assert!(scale > 0.0, "{name}: zero gradient");
-        assert!(d <= 1e-4 * scale.max(1.0), "{name}: |dgrad| {d} (scale {scale})");
+        assert!(
+            d <= 1e-4 * scale.max(1.0),
+            "{name}: |dgrad| {d} (scale {scale})"
+        );
     }
     // The frozen weights themselves collect no gradient.
     let w = frozen.layers[0].q_proj.weight.as_ref().unwrap();

@@ -343,10 +343,7 @@ fn enriched_fluctuating_metrics_orders_by_deviation() {
         )
         .unwrap();
     let lines: Vec<&str> = out.text.lines().collect();
-    assert_eq!(
-        lines[1],
-        "key,regular_mean,current_mean,sigma"
-    );
+    assert_eq!(lines[1], "key,regular_mean,current_mean,sigma");
     let sigmas: Vec<f64> = lines[2..]
         .iter()
         .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
