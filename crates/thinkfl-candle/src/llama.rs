@@ -416,8 +416,8 @@ impl Llama {
         Llama::new(config, embed, layers, ones, lm, device)
     }
 
-    /// Token embeddings, `ids`: `[b, t]` u32 -> `[b, t, hidden]`.
-    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+    /// Token embeddings, `ids`: `[b, t]` u32 -> `[b, t, hidden]`: the input of block 0.
+    pub fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let flat = ids.flatten_all()?;
         Ok(self
@@ -448,7 +448,7 @@ impl Llama {
             ));
         }
         let ctx = self.layer_context(positions, bias)?;
-        let mut x = self.embed(ids)?;
+        let mut x = self.embed_ids(ids)?;
         for li in 0..self.layers.len() {
             x = self.forward_block(li, &x, &ctx, cache.as_deref_mut(), mode)?;
         }
@@ -456,11 +456,6 @@ impl Llama {
             c.advance(t);
         }
         self.final_norm(&x, mode)
-    }
-
-    /// Token embeddings `[b, t, hidden]` of `ids` (`[b, t]` u32): the input of block 0.
-    pub fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
-        self.embed(ids)
     }
 
     /// The final RMSNorm over the last block's output.

@@ -10,7 +10,7 @@ use crate::loss::{Sequence, group_advantages};
 use crate::trainer::{Rollout, Trainer};
 use rand::Rng;
 use std::sync::Arc;
-use thinkfl_agent::{Actor, ActorConfig, ExpertPolicy};
+use thinkfl_agent::{Actor, ActorConfig};
 use thinkfl_candle::{CandleChatModel, ChatTemplate, EngineConfig, LoadedModel, Tok};
 use thinkfl_core::Trajectory;
 use thinkfl_grader::{DiversityCache, GraderConfig, Stage, grade, grade_with_diversity_for};
@@ -81,17 +81,6 @@ pub fn tokenize(
 ) -> Result<Sequence> {
     let (ids, mask) = template.render_with_mask(tok, &traj.messages, &[])?;
     Ok(Sequence { ids, mask }.truncated(max))
-}
-
-/// Oracle trajectories of the scripted expert on the training queries, kept where the first
-/// answer is right; returns them and how many were run.
-pub fn expert_trajectories(
-    data: &RunData,
-    cfg: &TrainConfig,
-    d_max: usize,
-) -> Result<(Vec<Trajectory>, usize)> {
-    let expert = ExpertPolicy::new(data.store.clone(), Default::default());
-    oracle_trajectories(data, cfg, d_max, Arc::new(expert))
 }
 
 /// Oracle trajectories of any chat model (the scripted expert, or a large model behind an
