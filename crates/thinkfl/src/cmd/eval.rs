@@ -147,8 +147,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let refs: Vec<&dyn Diagnoser> = methods.iter().map(|m| m.as_ref()).collect();
     let selected = match (&args.cases, &args.held_out) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(p)) => Some(held_out_cases(p, store.faults().len())?),
+        (Some(c), _) => Some(in_range(c.clone(), store.faults().len(), "--cases")?),
+        (None, Some(p)) => Some(in_range(
+            held_out_cases(p)?,
+            store.faults().len(),
+            &p.display().to_string(),
+        )?),
         (None, None) => None,
     };
     let cfg = EvalConfig {
@@ -206,7 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The `held_out_cases` of a training run's `split.json`, checked against the data set.
-fn held_out_cases(path: &std::path::Path, n_faults: usize) -> anyhow::Result<Vec<usize>> {
+fn held_out_cases(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: serde_json::Value =
@@ -220,11 +224,13 @@ fn held_out_cases(path: &std::path::Path, n_faults: usize) -> anyhow::Result<Vec
                 path.display()
             )
         })?;
+    Ok(cases)
+}
+
+/// Case indices that exist in a data set of `n_faults` cases; `from` names where they came from.
+fn in_range(cases: Vec<usize>, n_faults: usize, from: &str) -> anyhow::Result<Vec<usize>> {
     if let Some(bad) = cases.iter().find(|&&c| c >= n_faults) {
-        anyhow::bail!(
-            "{}: held-out case {bad} but the data set has {n_faults} fault cases (another data set?)",
-            path.display()
-        );
+        bail!("{from}: case {bad} but the data set has {n_faults} fault cases (another data set?)");
     }
     Ok(cases)
 }
