@@ -22,10 +22,9 @@ fn loss(m: &Llama, x: &Tensor) -> Tensor {
     candle_nn::loss::cross_entropy(&logits.reshape((b * (t - 1), 97)).unwrap(), &targets).unwrap()
 }
 
-fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+/// Largest absolute entry.
+fn abs_max(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -33,6 +32,10 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+    abs_max(&(a - b).unwrap())
 }
 
 #[test]
@@ -268,15 +271,7 @@ fn frozen_matmul_gives_the_plain_matmuls_loss_and_lora_gradients() {
             gf.get(vf.as_tensor()).unwrap(),
             gp.get(vp.as_tensor()).unwrap(),
         );
-        let scale = dp
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = abs_max(dp);
         let d = max_abs(df, dp);
         assert!(scale > 0.0, "{name}: zero gradient");
         assert!(

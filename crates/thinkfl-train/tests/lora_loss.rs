@@ -47,10 +47,9 @@ fn randomize_b(p: &Policy) {
     }
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+/// Largest absolute entry.
+fn abs_max(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -58,6 +57,10 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    abs_max(&(a - b).unwrap())
 }
 
 #[test]
@@ -368,15 +371,7 @@ fn checkpointed_backward_matches_the_full_graph() {
             let g = acc
                 .get(i)
                 .unwrap_or_else(|| panic!("{name}: no checkpointed gradient"));
-            let scale = w
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let scale = abs_max(w);
             let d = max_abs_diff(g, w);
             assert!(
                 d <= 1e-4 * scale.max(1e-3),
