@@ -91,6 +91,7 @@ impl Episode {
                 stop: cfg.prompt_set.stop_strings(),
                 // Each turn samples with its own stream, derived from the episode's seed.
                 seed: self.seed.wrapping_mul(1_000_003).wrapping_add(self.turn),
+                grammar: None,
             },
         })
     }
@@ -112,6 +113,7 @@ impl Episode {
         self.traj.timings.model_ms += model_ms;
         self.traj.tokens.prompt += resp.prompt_tokens as u64;
         self.traj.tokens.completion += resp.completion_tokens as u64;
+        self.traj.tokens.cached += resp.cached_prompt_tokens as u64;
 
         let mut assistant = Message::assistant(resp.text.clone());
         assistant.tool_calls = resp.tool_calls.clone();

@@ -258,6 +258,7 @@ impl ChatModel for ExpertPolicy {
             tool_calls: Vec::new(),
             stop: StopReason::EndOfTurn,
             prompt_tokens: 0,
+            cached_prompt_tokens: 0,
             completion_tokens: 0,
             logprobs: None,
             token_ids: None,

@@ -60,6 +60,7 @@ impl ChatModel for Scripted {
             tool_calls: vec![],
             stop: StopReason::EndOfTurn,
             prompt_tokens: 10,
+            cached_prompt_tokens: 0,
             completion_tokens: 5,
             logprobs: None,
             token_ids: None,

@@ -58,6 +58,7 @@ impl CandleChatModel {
             tool_calls: Vec::new(),
             stop: g.stop,
             prompt_tokens: prompt_len,
+            cached_prompt_tokens: g.reused_tokens,
             completion_tokens: g.ids.len(),
             logprobs: Some(g.logprobs),
             token_ids: Some(g.ids),

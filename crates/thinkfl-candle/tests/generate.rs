@@ -311,6 +311,7 @@ fn sampler_on_a_full_vocabulary() {
                 max_tokens: 1,
                 stop: vec![],
                 seed,
+                grammar: None,
             };
             let nucleus = naive_nucleus(&logits, t, top_p);
             let probs = softmax_f64(&logits, t);
@@ -343,7 +344,7 @@ fn sampler_on_a_full_vocabulary() {
 proptest! {
     #[test]
     fn sampler_stays_in_the_nucleus(logits in proptest::collection::vec(-8.0f32..8.0, 2..300), t in 0.2f32..2.0, top_p in 0.05f32..0.99, seed in 0u64..1000) {
-        let params = SamplingParams { temperature: t, top_p, max_tokens: 1, stop: vec![], seed };
+        let params = SamplingParams { temperature: t, top_p, max_tokens: 1, stop: vec![], seed, grammar: None };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let nucleus = naive_nucleus(&logits, t, top_p);
         for _ in 0..8 {

@@ -20,6 +20,10 @@ pub struct CallRecord {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCounts {
     pub prompt: u64,
+    /// Of `prompt`, the tokens served from the backend's prefix cache: prompt tokens that cost
+    /// compute are `prompt - cached`.
+    #[serde(default)]
+    pub cached: u64,
     pub completion: u64,
 }
 

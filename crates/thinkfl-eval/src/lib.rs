@@ -248,6 +248,7 @@ fn run_case(
         match method.diagnose(store, plan.window, q) {
             Ok(d) => {
                 tokens.prompt += d.tokens.prompt;
+                tokens.cached += d.tokens.cached;
                 tokens.completion += d.tokens.completion;
                 rankings.push(d.ranking);
             }

@@ -69,6 +69,7 @@ impl MethodReport {
             .iter()
             .fold(TokenCounts::default(), |a, c| TokenCounts {
                 prompt: a.prompt + c.tokens.prompt,
+                cached: a.cached + c.tokens.cached,
                 completion: a.completion + c.tokens.completion,
             });
         Self {

@@ -2,6 +2,7 @@
 //! OpenAI-compatible servers implement, sampling parameters, and the parsing of tool calls out of
 //! model text.
 
+pub mod grammar;
 pub mod openai;
 pub mod parse;
 
@@ -46,6 +47,10 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Seed of the sampler; with the same seed and prompt a local backend repeats itself.
     pub seed: u64,
+    /// Constrains the completion to strings of this grammar (constrained decoding). Local
+    /// backends enforce it token by token; OpenAI-compatible backends ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<grammar::Grammar>,
 }
 
 impl SamplingParams {
@@ -58,6 +63,7 @@ impl SamplingParams {
             max_tokens,
             stop: Vec::new(),
             seed: 0,
+            grammar: None,
         }
     }
 }
@@ -101,6 +107,10 @@ pub struct ChatResponse {
     pub tool_calls: Vec<ToolCall>,
     pub stop: StopReason,
     pub prompt_tokens: usize,
+    /// Prompt tokens the backend served from its cache of earlier prompts (the local prefix
+    /// cache; OpenAI's `usage.prompt_tokens_details.cached_tokens`), 0 where it does not say.
+    #[serde(default)]
+    pub cached_prompt_tokens: usize,
     pub completion_tokens: usize,
     /// Log-probability of each generated token under the sampling distribution, where the
     /// backend has them.

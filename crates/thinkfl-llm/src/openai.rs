@@ -306,6 +306,10 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse> {
         tool_calls,
         stop,
         prompt_tokens: count("prompt_tokens"),
+        cached_prompt_tokens: usage
+            .and_then(|u| u.pointer("/prompt_tokens_details/cached_tokens"))
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0) as usize,
         completion_tokens: count("completion_tokens"),
         logprobs: None,
         token_ids: None,
@@ -360,9 +364,11 @@ mod tests {
         let v = json!({"choices": [{"message": {"content": null, "tool_calls": [
             {"id": "1", "type": "function", "function": {"name": "a", "arguments": "{\"k\": 1}"}},
             {"id": "2", "type": "function", "function": {"name": "b", "arguments": {"k": 2}}}]},
-            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}});
+            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 5}}});
         let r = decode_response(&v).unwrap();
         assert_eq!(r.text, "");
+        assert_eq!(r.cached_prompt_tokens, 5);
         assert_eq!(r.tool_calls[0].arguments, json!({"k": 1}));
         assert_eq!(r.tool_calls[1].name, "b");
         assert_eq!((r.prompt_tokens, r.completion_tokens), (7, 3));

@@ -54,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_tokens: args.max_tokens,
         stop: args.stop,
         seed: args.seed,
+        grammar: None,
     };
     let t1 = std::time::Instant::now();
     let resp = model.chat(&ChatRequest {

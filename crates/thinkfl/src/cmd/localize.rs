@@ -207,11 +207,12 @@ pub fn summary(q: &Query, case: Option<&FaultCase>, t: &Trajectory, model: &str)
     );
     let _ = writeln!(
         s,
-        "time: model {:.0} ms, tools {:.1} ms, total {:.0} ms; tokens: prompt {}, completion {}",
+        "time: model {:.0} ms, tools {:.1} ms, total {:.0} ms; tokens: prompt {} ({} cached), completion {}",
         t.timings.model_ms,
         t.timings.tool_ms,
         t.timings.total_ms,
         t.tokens.prompt,
+        t.tokens.cached,
         t.tokens.completion
     );
     s
