@@ -12,7 +12,8 @@ use crate::tokenizer::Tok;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use thinkfl_llm::grammar::Matcher;
 use thinkfl_llm::{SamplingParams, StopReason};
 
 /// Settings of the generation engine.
@@ -158,6 +159,64 @@ struct Row {
     params: SamplingParams,
     reused: usize,
     done: Option<(StopReason, String)>,
+    /// Where the text so far stands in the request's grammar, if it has one.
+    matcher: Option<Matcher>,
+}
+
+/// The vocabulary as bytes, for constrained decoding: built on the first request with a
+/// grammar.
+#[derive(Debug)]
+struct TokenIndex {
+    bytes: Vec<Option<Vec<u8>>>,
+    /// Ids by first byte: only the tokens that start with an allowed byte need a full check.
+    by_first: Vec<Vec<u32>>,
+}
+
+impl TokenIndex {
+    fn new(tok: &Tok) -> Self {
+        let bytes = tok.token_bytes();
+        let mut by_first = vec![Vec::new(); 256];
+        for (id, b) in bytes.iter().enumerate() {
+            if let Some(&first) = b.as_ref().and_then(|b| b.first()) {
+                by_first[first as usize].push(id as u32);
+            }
+        }
+        Self { bytes, by_first }
+    }
+
+    fn allows(&self, m: &Matcher, id: u32) -> bool {
+        match self.bytes.get(id as usize) {
+            Some(Some(b)) if !b.is_empty() => m.allows(b),
+            _ => false,
+        }
+    }
+
+    /// `logits` with every token the grammar does not allow next set to -inf (end of turn is
+    /// allowed once the text is complete).
+    fn mask(&self, m: &Matcher, logits: &[f32], tok: &Tok) -> Vec<f32> {
+        let mut out = vec![f32::NEG_INFINITY; logits.len()];
+        let next = m.next_bytes();
+        for (first, ids) in self.by_first.iter().enumerate() {
+            if !next[first] {
+                continue;
+            }
+            for &id in ids {
+                if (id as usize) < logits.len()
+                    && m.allows(self.bytes[id as usize].as_ref().expect("indexed"))
+                {
+                    out[id as usize] = logits[id as usize];
+                }
+            }
+        }
+        if m.is_complete() {
+            for &id in &tok.eos_ids {
+                if let Some(v) = out.get_mut(id as usize) {
+                    *v = logits[id as usize];
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Sample one id from `logits` (one row) with `params`; returns (id, logprob).
@@ -343,6 +402,7 @@ pub struct Engine {
     pub tokenizer: Tok,
     pub config: EngineConfig,
     store: Mutex<PrefixStore>,
+    tokens: OnceLock<TokenIndex>,
 }
 
 impl Engine {
@@ -353,6 +413,7 @@ impl Engine {
             tokenizer,
             config,
             store: Mutex::new(PrefixStore::default()),
+            tokens: OnceLock::new(),
         })
     }
 
@@ -406,6 +467,17 @@ impl Engine {
                 )));
             }
         }
+        let mut matchers = Vec::with_capacity(params.len());
+        for (i, sp) in params.iter().enumerate() {
+            matchers.push(match &sp.grammar {
+                Some(g) => Some(
+                    g.compile()
+                        .map_err(|e| Error::Config(format!("grammar of request {i}: {e}")))?
+                        .matcher(),
+                ),
+                None => None,
+            });
+        }
         // Reuse cached prefixes. A batch-1 request takes its entry out and extends it in place.
         let mut parts: Vec<KvCache> = Vec::with_capacity(prompts.len());
         {
@@ -458,6 +530,7 @@ impl Engine {
                     params: sp.clone(),
                     reused: n,
                     done: None,
+                    matcher: matchers[idx].take(),
                 }
             })
             .collect();
@@ -507,7 +580,13 @@ impl Engine {
             let lv: Vec<Vec<f32>> = logits.to_vec2()?;
             let mut feed = Vec::new();
             for (row, l) in rows.iter_mut().zip(&lv) {
-                let (id, lp) = sample(l, &row.params, &mut row.rng);
+                let (id, lp) = self.pick(row, l);
+                if let Some(m) = &mut row.matcher {
+                    if !self.tokenizer.is_eos(id) {
+                        let bytes = self.token_index().bytes[id as usize].as_deref();
+                        m.advance(bytes.expect("picked tokens are allowed ones"));
+                    }
+                }
                 if self.tokenizer.is_eos(id) {
                     let text = self.tokenizer.decode(&row.generated, false)?;
                     row.done = Some((StopReason::EndOfTurn, text));
@@ -521,6 +600,11 @@ impl Engine {
                     continue;
                 }
                 row.text_len_checked = text.len();
+                if row.matcher.as_ref().is_some_and(|m| !m.can_continue()) {
+                    // The grammar's string is complete and nothing may follow it.
+                    row.done = Some((StopReason::EndOfTurn, text));
+                    continue;
+                }
                 if row.generated.len() >= row.params.max_tokens || row.next_pos + 1 >= max_ctx {
                     row.done = Some((StopReason::Length, text));
                     continue;
@@ -579,6 +663,48 @@ impl Engine {
                 }
             })
             .collect())
+    }
+
+    fn token_index(&self) -> &TokenIndex {
+        self.tokens.get_or_init(|| TokenIndex::new(&self.tokenizer))
+    }
+
+    /// The next token of `row`: sampled from `logits`, among the tokens its grammar allows when
+    /// it has one.
+    ///
+    /// Greedy decoding tries the unconstrained choice first, which is usually allowed, and
+    /// masks the vocabulary only when it is not; its log-probability is the model's, as without
+    /// a grammar. Sampling draws from the masked distribution, and reports the log-probability
+    /// under it: the distribution the token actually came from.
+    fn pick(&self, row: &mut Row, logits: &[f32]) -> (u32, f32) {
+        let Some(m) = &row.matcher else {
+            return sample(logits, &row.params, &mut row.rng);
+        };
+        let index = self.token_index();
+        let greedy = row.params.temperature <= 0.0;
+        if greedy {
+            let (id, lp) = sample(logits, &row.params, &mut row.rng);
+            let ok = if self.tokenizer.is_eos(id) {
+                m.is_complete()
+            } else {
+                index.allows(m, id)
+            };
+            if ok {
+                return (id, lp);
+            }
+        }
+        let masked = index.mask(m, logits, &self.tokenizer);
+        if masked.iter().all(|v| *v == f32::NEG_INFINITY) {
+            // Nothing the vocabulary can spell continues the grammar: end the turn.
+            let eos = self.tokenizer.eos_ids.first().copied().unwrap_or(0);
+            return (eos, 0.0);
+        }
+        let (id, lp) = sample(&masked, &row.params, &mut row.rng);
+        if greedy {
+            (id, logits[id as usize] - log_sum_exp(logits, 1.0))
+        } else {
+            (id, lp)
+        }
     }
 
     /// One forward of `t` new tokens per row; returns the last position's logits `[rows, vocab]`.

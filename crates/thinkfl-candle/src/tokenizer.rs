@@ -230,4 +230,54 @@ impl Tok {
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_ids.contains(&id)
     }
+
+    /// The bytes each token id stands for, `None` for special tokens (chat markup, EOS) and for
+    /// pieces that are not whole bytes. Constrained decoding matches these against a grammar.
+    ///
+    /// Byte-level vocabularies store byte `b` as a printable stand-in character (GPT-2's
+    /// `bytes_to_unicode`); other vocabularies are read through the decoder, one token at a time.
+    pub fn token_bytes(&self) -> Vec<Option<Vec<u8>>> {
+        let unicode_to_byte = gpt2_unicode_to_byte();
+        let byte_level = matches!(
+            self.inner.get_decoder(),
+            Some(tokenizers::DecoderWrapper::ByteLevel(_))
+        );
+        let vocab = self.inner.get_vocab_size(true);
+        (0..vocab as u32)
+            .map(|id| {
+                let added = self.inner.get_added_vocabulary();
+                let piece = self.inner.id_to_token(id)?;
+                if added.is_special_token(&piece) || self.is_eos(id) {
+                    return None;
+                }
+                if byte_level {
+                    piece
+                        .chars()
+                        .map(|c| unicode_to_byte.get(&c).copied())
+                        .collect::<Option<Vec<u8>>>()
+                } else {
+                    let text = self.inner.decode(&[id], false).ok()?;
+                    (!text.contains('\u{fffd}')).then(|| text.into_bytes())
+                }
+            })
+            .collect()
+    }
+}
+
+/// The inverse of GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the others
+/// (controls, space, 127-160, 173) for the characters from U+0100 on, in byte order.
+fn gpt2_unicode_to_byte() -> std::collections::HashMap<char, u8> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xa1..=0xac | 0xae..=0xff);
+    let mut next = 256u32;
+    (0..=255u8)
+        .map(|b| {
+            let c = if printable(b) {
+                char::from(b)
+            } else {
+                next += 1;
+                char::from_u32(next - 1).expect("U+0100..U+0143 are chars")
+            };
+            (c, b)
+        })
+        .collect()
 }

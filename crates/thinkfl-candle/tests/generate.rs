@@ -217,6 +217,68 @@ fn stop_strings_end_generation_and_stay_in_the_text() {
     );
 }
 
+fn span_call_grammar() -> thinkfl_llm::grammar::Grammar {
+    use thinkfl_llm::grammar::{CharClass, Grammar};
+    Grammar::seq([
+        Grammar::lit(r#"<tool_call>{"name": "search_traces", "arguments": {"parent_span_id": "#),
+        Grammar::json_enum(["d1b3f238e544e3f0", "5c1f0a2b9e7d4c3a", "0a9b8c7d6e5f4a3b"]),
+        Grammar::lit(r#", "note": "#),
+        Grammar::json_string(1, 24),
+        Grammar::lit(r#"}}</tool_call>"#),
+        Grammar::opt(Grammar::chars(CharClass::Digit, 1, 2)),
+    ])
+}
+
+#[test]
+fn grammar_constrains_greedy_and_sampled_completions() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let m = model();
+    let g = span_call_grammar();
+    let nfa = g.compile().unwrap();
+    let prompt = "Name three planets of the solar system.";
+    // Unconstrained, the model answers the question: not a string of the grammar.
+    let free = m.chat(&req(prompt, 60)).unwrap();
+    assert!(!nfa.accepts(&free.text), "{:?}", free.text);
+    let mut greedy = req(prompt, 200);
+    greedy.params.grammar = Some(g.clone());
+    let a = m.chat(&greedy).unwrap();
+    assert!(nfa.accepts(&a.text), "{:?}", a.text);
+    assert_eq!(a.stop, StopReason::EndOfTurn);
+    assert!(a.logprobs.as_ref().unwrap().iter().all(|&l| l <= 0.0));
+    for seed in 0..4 {
+        let mut r = req(prompt, 200);
+        r.params = SamplingParams {
+            temperature: 1.2,
+            top_p: 0.95,
+            seed,
+            ..r.params
+        };
+        r.params.grammar = Some(g.clone());
+        let b = m.chat(&r).unwrap();
+        assert!(nfa.accepts(&b.text), "seed {seed}: {:?}", b.text);
+        assert!(
+            b.logprobs
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|&l| l <= 0.0 && l.is_finite())
+        );
+    }
+    // A constrained row beside a free one: each as it was alone.
+    let batch = m.chat_batch(&[greedy.clone(), req(prompt, 60)]).unwrap();
+    assert_eq!(batch[0].text, a.text);
+    assert_eq!(batch[1].text, free.text);
+}
+
+#[test]
+fn a_bad_grammar_is_an_error_not_a_panic() {
+    use thinkfl_llm::grammar::Grammar;
+    let mut r = req("Hi", 4);
+    r.params.grammar = Some(Grammar::repeat(Grammar::lit("a"), 2, 1));
+    let e = model().chat(&r).unwrap_err().to_string();
+    assert!(e.contains("grammar of request 0"), "{e}");
+}
+
 #[test]
 fn seeded_sampling_repeats_itself() {
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());

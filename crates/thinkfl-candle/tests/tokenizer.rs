@@ -61,11 +61,40 @@ fn digits_are_split_one_by_one() {
     }
 }
 
+fn token_bytes() -> &'static [Option<Vec<u8>>] {
+    static B: OnceLock<Vec<Option<Vec<u8>>>> = OnceLock::new();
+    B.get_or_init(|| tok().token_bytes())
+}
+
+#[test]
+fn token_bytes_leave_out_special_tokens() {
+    let bytes = token_bytes();
+    assert_eq!(bytes.len(), tok().vocab_size());
+    for special in ["<|im_start|>", "<|im_end|>", "<|endoftext|>"] {
+        let id = tok().token_to_id(special).unwrap();
+        assert_eq!(bytes[id as usize], None, "{special}");
+    }
+    let id = tok().encode(" the").unwrap();
+    assert_eq!(bytes[id[0] as usize].as_deref(), Some(&b" the"[..]));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
     fn decode_encode_round_trip(s in "\\PC{0,40}|[ \\n\\ta-z0-9{}\":,.]{0,60}") {
         let ids = tok().encode(&s).unwrap();
         prop_assert_eq!(tok().decode(&ids, false).unwrap(), s);
+    }
+
+    /// The bytes of a text's tokens, concatenated, are the text: what constrained decoding
+    /// matches is what the model wrote.
+    #[test]
+    fn token_bytes_concatenate_to_the_text(s in "\\PC{0,40}|[ \\n\\ta-z0-9{}\":,.]{0,60}") {
+        let ids = tok().encode(&s).unwrap();
+        let mut joined = Vec::new();
+        for id in ids {
+            joined.extend(token_bytes()[id as usize].clone().unwrap());
+        }
+        prop_assert_eq!(joined, s.as_bytes().to_vec());
     }
 }

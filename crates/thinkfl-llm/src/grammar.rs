@@ -545,7 +545,9 @@ mod tests {
     #[test]
     fn bad_grammars_are_errors() {
         assert_eq!(
-            Grammar::repeat(Grammar::lit("a"), 3, 2).compile().unwrap_err(),
+            Grammar::repeat(Grammar::lit("a"), 3, 2)
+                .compile()
+                .unwrap_err(),
             GrammarError::MinAboveMax { min: 3, max: 2 }
         );
         assert_eq!(
@@ -565,7 +567,11 @@ mod tests {
         let grammars = [
             call_grammar(),
             Grammar::seq([
-                Grammar::repeat(Grammar::choice([Grammar::lit("ab"), Grammar::lit("a")]), 0, 3),
+                Grammar::repeat(
+                    Grammar::choice([Grammar::lit("ab"), Grammar::lit("a")]),
+                    0,
+                    3,
+                ),
                 Grammar::chars(CharClass::Digit, 1, 3),
                 Grammar::opt(Grammar::lit("b")),
             ]),
