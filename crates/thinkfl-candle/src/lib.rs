@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod fetch;
 pub mod frozen;

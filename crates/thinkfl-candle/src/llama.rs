@@ -10,7 +10,8 @@
 //!
 //! Two modes share this code: [`Mode::Train`] runs every projection on f32 weights with only
 //! differentiable operations; [`Mode::Infer`] uses the quantized matmuls where the weights came
-//! quantized and the fused kernels, with a KV cache.
+//! quantized and the fused kernels, with a KV cache; its decode steps (a few new tokens per row
+//! over the cache) take the fused path of [`crate::decode`] instead of [`Llama::forward_block`].
 
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
@@ -82,6 +83,20 @@ impl Linear {
 
     /// `x`: `[..., in]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let y = self.base_forward(x, mode)?;
+        match &self.lora {
+            Some(l) if l.enabled => {
+                let d = x
+                    .broadcast_matmul(&l.a.as_tensor().t()?)?
+                    .broadcast_matmul(&l.b.as_tensor().t()?)?;
+                Ok((y + (d * l.scale)?)?)
+            }
+            _ => Ok(y),
+        }
+    }
+
+    /// `x W^T + b` without the LoRA delta (the fused decode path adds that itself).
+    pub(crate) fn base_forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let packed = match (mode, &self.packed) {
             (Mode::Infer, Some(p)) if crate::qlinear::suits(x) => Some(p.forward(x)?),
             _ => None,
@@ -103,19 +118,10 @@ impl Linear {
             }
             (_, None, None) => return Err(Error::Config("linear layer without weights".into())),
         };
-        let y = match &self.bias {
+        Ok(match &self.bias {
             Some(b) => base.broadcast_add(b)?,
             None => base,
-        };
-        match &self.lora {
-            Some(l) if l.enabled => {
-                let d = x
-                    .broadcast_matmul(&l.a.as_tensor().t()?)?
-                    .broadcast_matmul(&l.b.as_tensor().t()?)?;
-                Ok((y + (d * l.scale)?)?)
-            }
-            _ => Ok(y),
-        }
+        })
     }
 }
 
@@ -182,36 +188,62 @@ impl KvCache {
             .map(|(k, _)| k.dim(0).unwrap_or(0))
     }
 
-    /// Append `k`, `v` (`[b, kvh, t, hd]`) to layer `i` and return the filled views. The caller
-    /// advances `len` once per forward through [`KvCache::advance`].
-    fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let t = k.dim(2)?;
-        let need = self.len + t;
-        let slot = &mut self.layers[i];
+    /// Layer `i`'s whole buffers (`[b, h, capacity, d]`, contiguous), grown in chunks (copying
+    /// the filled slots) until they hold `need` slots. Writes into them land in the cache.
+    pub(crate) fn buffers(
+        &mut self,
+        i: usize,
+        (b, h, d): (usize, usize, usize),
+        dtype: DType,
+        device: &Device,
+        need: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let len = self.len;
+        let n_layers = self.layers.len();
+        let slot = self
+            .layers
+            .get_mut(i)
+            .ok_or_else(|| Error::Config(format!("no cache layer {i} of {n_layers}")))?;
+        if let Some((ck, _)) = slot.as_ref() {
+            let (cb, ch, _, cd) = ck.dims4()?;
+            if (cb, ch, cd) != (b, h, d) {
+                return Err(Error::Config(format!(
+                    "cache rows of shape ({cb}, {ch}, _, {cd}) for keys of ({b}, {h}, _, {d})"
+                )));
+            }
+        }
         let grow = match slot {
-            Some((ck, _)) => ck.dim(2)? < need,
+            Some((ck, cv)) => ck.dim(2)? < need || !ck.is_contiguous() || !cv.is_contiguous(),
             None => true,
         };
         if grow {
-            let (b, h, _, d) = k.dims4()?;
             let cap = need.div_ceil(Self::GROW) * Self::GROW;
-            let nk = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
-            let nv = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+            let nk = Tensor::zeros((b, h, cap, d), dtype, device)?;
+            let nv = Tensor::zeros((b, h, cap, d), dtype, device)?;
             if let Some((ck, cv)) = slot.as_ref() {
-                if self.len > 0 {
-                    nk.slice_set(&ck.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
-                    nv.slice_set(&cv.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                if len > 0 {
+                    nk.slice_set(&ck.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                    nv.slice_set(&cv.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
                 }
             }
             *slot = Some((nk, nv));
         }
         let (ck, cv) = slot.as_ref().expect("allocated above");
+        Ok((ck.clone(), cv.clone()))
+    }
+
+    /// Append `k`, `v` (`[b, kvh, t, hd]`) to layer `i` and return the filled views. The caller
+    /// advances `len` once per forward through [`KvCache::advance`].
+    fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, t, d) = k.dims4()?;
+        let need = self.len + t;
+        let (ck, cv) = self.buffers(i, (b, h, d), k.dtype(), k.device(), need)?;
         ck.slice_set(&k.contiguous()?, 2, self.len)?;
         cv.slice_set(&v.contiguous()?, 2, self.len)?;
         Ok((ck.narrow(2, 0, need)?, cv.narrow(2, 0, need)?))
     }
 
-    fn advance(&mut self, t: usize) {
+    pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;
     }
 
@@ -318,9 +350,11 @@ pub struct Llama {
     pub norm: Tensor,
     pub lm_head: Linear,
     /// `[max_positions, head_dim / 2]`.
-    cos: Tensor,
-    sin: Tensor,
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
     device: Device,
+    /// Whether [`Mode::Infer`] forwards of few tokens over a cache take [`crate::decode`].
+    fused_decode: bool,
 }
 
 /// Additive attention bias (0 or -inf) of shape `[batch, 1, t, s]`.
@@ -363,11 +397,22 @@ impl Llama {
             cos,
             sin,
             device: device.clone(),
+            fused_decode: true,
         })
     }
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Route [`Mode::Infer`] steps of at most [`crate::decode::MAX_FUSED_TOKENS`] new tokens per
+    /// row over a KV cache through the fused decode path (on by default; off gives the
+    /// block-by-block candle forward, which the tests compare it with).
+    pub fn set_fused_decode(&mut self, on: bool) {
+        self.fused_decode = on;
+    }
+    pub fn fused_decode(&self) -> bool {
+        self.fused_decode
     }
 
     /// A randomly initialised model (normal, std 0.02), f32, for tests.
@@ -446,6 +491,11 @@ impl Llama {
             return Err(Error::Config(
                 "a forward over a non-empty cache needs an attention bias".into(),
             ));
+        }
+        if let Some(c) = cache.as_deref_mut() {
+            if mode == Mode::Infer && self.fused_decode && crate::decode::suits(self, t) {
+                return self.forward_hidden_fused(ids, positions, bias, c);
+            }
         }
         let ctx = self.layer_context(positions, bias)?;
         let mut x = self.embed_ids(ids)?;

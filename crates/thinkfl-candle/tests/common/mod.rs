@@ -14,3 +14,35 @@ pub fn smollm2_path() -> PathBuf {
     })
     .clone()
 }
+
+/// A tiny random llama (2 layers, hidden 32, grouped-query attention) over `vocab` ids;
+/// `attention_bias` adds biases to the q/k/v projections (Qwen2's layout).
+pub fn tiny_model(vocab: usize, seed: u64, attention_bias: bool) -> thinkfl_candle::Llama {
+    let mut cfg = thinkfl_candle::LlamaConfig::tiny(vocab);
+    cfg.attention_bias = attention_bias;
+    thinkfl_candle::Llama::random(cfg, seed, &candle_core::Device::Cpu).unwrap()
+}
+
+/// LoRA adapters of rank 4 on every projection of `model`, with non-zero `B` (a fresh adapter
+/// is the identity, which would hide a missing delta).
+pub fn add_active_lora(model: &mut thinkfl_candle::Llama, seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let targets = [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ];
+    let vars = model.add_lora(4, 8.0, &targets, seed).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 1);
+    for (_, v) in vars.iter().filter(|(n, _)| n.contains("lora_B")) {
+        let vals: Vec<f32> = (0..v.elem_count())
+            .map(|_| rng.random_range(-0.05f32..0.05))
+            .collect();
+        v.set(&candle_core::Tensor::from_vec(vals, v.shape(), &candle_core::Device::Cpu).unwrap())
+            .unwrap();
+    }
+}
