@@ -1,8 +1,10 @@
 //! The Recursion-of-Thought actor: a model, the tools, and the episode loop.
 
 use crate::config::ActorConfig;
+use crate::constrain::Components;
 use crate::episode::Episode;
 use crate::prompts::QuestionSpan;
+use std::sync::Arc;
 use std::time::Instant;
 use thinkfl_core::Trajectory;
 use thinkfl_llm::ChatModel;
@@ -93,9 +95,16 @@ impl<M: ChatModel> Actor<M> {
         assert_eq!(queries.len(), seeds.len(), "one seed per query");
         let cfg = &self.config;
         let mut episodes = Vec::with_capacity(queries.len());
+        let components = Arc::new(Components::of(env.store));
         for (q, &seed) in queries.iter().zip(seeds) {
             let question = question_span(env, q)?;
-            episodes.push(Episode::new(cfg, &self.registry, &question, seed));
+            episodes.push(Episode::new(
+                cfg,
+                &self.registry,
+                &question,
+                components.clone(),
+                seed,
+            ));
         }
         let started = Instant::now();
         loop {

@@ -1,5 +1,6 @@
 //! Settings of the actor.
 
+use crate::constrain::Constrain;
 use crate::prompts::PromptSet;
 use thinkfl_tools::OutputMode;
 
@@ -29,6 +30,9 @@ pub struct ActorConfig {
     pub native_tools: bool,
     /// Seed of the sampler; episode `i` of a batch uses `seed + i`.
     pub seed: u64,
+    /// Which turns are decoded under a grammar of the admissible calls (backends that support
+    /// it: the local models). See [`crate::constrain`].
+    pub constrain: Constrain,
 }
 
 impl ActorConfig {
@@ -99,6 +103,7 @@ impl Default for ActorConfig {
             max_tokens_per_turn: Self::DEFAULT_MAX_TOKENS_PER_TURN,
             native_tools: false,
             seed: 0,
+            constrain: Constrain::default(),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! all of them at once (GRPO rollouts, evaluation).
 
 use crate::config::ActorConfig;
-use crate::prompts::{Phase, QuestionSpan};
+use crate::constrain::{Components, Constrain, span_ids_in, turn_grammar};
+use crate::prompts::{Phase, PromptSet, QuestionSpan};
+use std::sync::Arc;
 use std::time::Instant;
 use thinkfl_core::{CallRecord, Message, RootCause, ToolCall, Trajectory};
 use thinkfl_llm::parse::{ParsedCall, parse_tool_calls};
@@ -23,6 +25,12 @@ pub struct Episode {
     done: bool,
     seed: u64,
     turn: u64,
+    /// Span ids seen so far (the entry span, then result rows), in order.
+    known_spans: Vec<String>,
+    /// Span ids already passed to `search_traces`.
+    queried_spans: Vec<String>,
+    /// Component names of the data, for constrained turns.
+    components: Arc<Components>,
 }
 
 impl Episode {
@@ -30,6 +38,7 @@ impl Episode {
         cfg: &ActorConfig,
         registry: &ToolRegistry,
         question: &QuestionSpan,
+        components: Arc<Components>,
         seed: u64,
     ) -> Self {
         let set = cfg.prompt_set;
@@ -56,7 +65,33 @@ impl Episode {
             done: false,
             seed,
             turn: 0,
+            known_spans: vec![question.span_id.clone()],
+            queried_spans: Vec::new(),
+            components,
         }
+    }
+
+    /// The grammar of the next turn, where the settings constrain it.
+    fn grammar(&self, cfg: &ActorConfig) -> Option<thinkfl_llm::grammar::Grammar> {
+        let applies = match cfg.constrain {
+            Constrain::Off => false,
+            Constrain::Final => self.phase == Phase::FinalReview,
+            Constrain::Calls => true,
+        };
+        if !applies || cfg.prompt_set != PromptSet::Ours || cfg.native_tools {
+            return None;
+        }
+        let unqueried: Vec<String> = self
+            .known_spans
+            .iter()
+            .filter(|s| !self.queried_spans.contains(s))
+            .cloned()
+            .collect();
+        turn_grammar(
+            cfg.prompt_set.tools(self.phase),
+            &self.components,
+            &unqueried,
+        )
     }
 
     pub fn is_done(&self) -> bool {
@@ -81,17 +116,24 @@ impl Episode {
         } else {
             Vec::new()
         };
+        let grammar = self.grammar(cfg);
+        let max_tokens = if grammar.is_some() {
+            cfg.max_tokens_per_turn
+                .max(crate::constrain::MIN_CONSTRAINED_TOKENS)
+        } else {
+            cfg.max_tokens_per_turn
+        };
         Some(ChatRequest {
             messages: self.messages.clone(),
             tools,
             params: SamplingParams {
                 temperature: cfg.temperature,
                 top_p: cfg.top_p,
-                max_tokens: cfg.max_tokens_per_turn,
+                max_tokens,
                 stop: cfg.prompt_set.stop_strings(),
                 // Each turn samples with its own stream, derived from the episode's seed.
                 seed: self.seed.wrapping_mul(1_000_003).wrapping_add(self.turn),
-                grammar: None,
+                grammar,
             },
         })
     }
@@ -204,6 +246,18 @@ impl Episode {
                     for c in &out.touched {
                         self.traj.touch(c);
                     }
+                    if name == "search_traces" {
+                        if let Some(id) = parent_span_arg(&call.arguments) {
+                            if !self.queried_spans.contains(&id) {
+                                self.queried_spans.push(id);
+                            }
+                        }
+                        for id in span_ids_in(&out.text, env.store) {
+                            if !self.known_spans.contains(&id) {
+                                self.known_spans.push(id);
+                            }
+                        }
+                    }
                     self.traj.calls.push(CallRecord {
                         call: Some(call),
                         raw: p.raw,
@@ -245,6 +299,11 @@ impl Episode {
         }
     }
 
+    /// Span ids the episode has passed to `search_traces`, in order.
+    pub fn queried_spans(&self) -> &[String] {
+        &self.queried_spans
+    }
+
     fn record_error(&mut self, call: Option<ToolCall>, raw: String, error: String, tool: &str) {
         self.messages.push(Message::tool(tool, error.clone()));
         self.traj.calls.push(CallRecord {
@@ -273,4 +332,15 @@ impl Episode {
         self.traj.timings.total_ms = self.traj.timings.model_ms + self.traj.timings.tool_ms;
         self.traj
     }
+}
+
+/// The span id a `search_traces` call asked for (arguments as an object or a JSON string).
+fn parent_span_arg(args: &serde_json::Value) -> Option<String> {
+    let obj = match args {
+        serde_json::Value::String(s) => serde_json::from_str(s).ok()?,
+        other => other.clone(),
+    };
+    obj.get("parent_span_id")?
+        .as_str()
+        .map(|s| s.trim().to_string())
 }

@@ -11,12 +11,14 @@
 
 pub mod actor;
 pub mod config;
+pub mod constrain;
 pub mod episode;
 pub mod expert;
 pub mod prompts;
 
 pub use actor::{Actor, question_span};
 pub use config::ActorConfig;
+pub use constrain::Constrain;
 pub use episode::Episode;
 pub use expert::ExpertPolicy;
 pub use prompts::{Phase, PromptSet, QuestionSpan};

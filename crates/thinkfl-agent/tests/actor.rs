@@ -246,3 +246,127 @@ fn thinkfl_prompt_set_restricts_tools_per_phase() {
     );
     assert!(seen[0].messages[1].content.contains("d1b3f238e544e3f0"));
 }
+
+/// Passes requests to a model and keeps each request with its reply.
+struct Recording<M> {
+    inner: M,
+    seen: Mutex<Vec<(ChatRequest, ChatResponse)>>,
+}
+
+impl<M: ChatModel> ChatModel for Recording<M> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn chat(&self, request: &ChatRequest) -> thinkfl_llm::Result<ChatResponse> {
+        let r = self.inner.chat(request)?;
+        self.seen.lock().unwrap().push((request.clone(), r.clone()));
+        Ok(r)
+    }
+}
+
+/// Under the default constraints every turn carries a grammar, the expert's own calls (the
+/// format the default model was primed on) are strings of it, and the slips of a small model
+/// are not: the question's timestamp as a span id, a span queried twice, a repeated key.
+#[test]
+fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
+    let store = sample();
+    let q = entry_query(&store);
+    let model = Recording {
+        inner: ExpertPolicy::new(store.clone(), ExpertConfig::default()),
+        seen: Mutex::new(Vec::new()),
+    };
+    let actor = Actor::new(model, ActorConfig::default()).unwrap();
+    let t = actor.run(&store, &q).unwrap();
+    assert!(t.calls.iter().all(|c| c.valid), "{:?}", t.calls);
+    let seen = actor.model().seen.lock().unwrap();
+    assert_eq!(
+        seen.len(),
+        8,
+        "4 descents, a print, a metrics call, a print, the final print"
+    );
+    for (req, resp) in seen.iter() {
+        let g = req
+            .params
+            .grammar
+            .as_ref()
+            .expect("a grammar on every turn");
+        assert!(g.compile().unwrap().accepts(&resp.text), "{}", resp.text);
+        assert!(req.params.max_tokens >= thinkfl_agent::constrain::MIN_CONSTRAINED_TOKENS);
+    }
+    let first = seen[0]
+        .0
+        .params
+        .grammar
+        .as_ref()
+        .unwrap()
+        .compile()
+        .unwrap();
+    let call = |id: &str| {
+        format!(
+            r#"<tool_call>{{"name": "search_traces", "arguments": {{"parent_span_id":"{id}"}}}}</tool_call>"#
+        )
+    };
+    assert!(first.accepts(&call("d1b3f238e544e3f0")));
+    let ts = (q.timestamp_ms / 1000).to_string();
+    assert!(!first.accepts(&call(&ts)));
+    // The second turn may go down to a child, not back to the entry span.
+    let second = seen[1]
+        .0
+        .params
+        .grammar
+        .as_ref()
+        .unwrap()
+        .compile()
+        .unwrap();
+    assert!(!second.accepts(&call("d1b3f238e544e3f0")));
+    assert!(second.accepts(&call("a21065d052ec52ab")));
+    let last = seen[7]
+        .0
+        .params
+        .grammar
+        .as_ref()
+        .unwrap()
+        .compile()
+        .unwrap();
+    let print = |items: &str| {
+        format!(
+            r#"<tool_call>{{"name": "print_results", "arguments": {{"root_causes":[{items}]}}}}</tool_call>"#
+        )
+    };
+    let item =
+        r#"{"pod":"recommendationservice-1","reason":"slow","service":"recommendationservice"}"#;
+    assert!(last.accepts(&print(item)));
+    assert!(!last.accepts(&print(
+        r#"{"pod":"frontend-2","pod":"frontend-2","reason":"x","service":"frontend"}"#
+    )));
+    assert!(!last.accepts(&print(
+        r#"{"pod":"no-such-pod","reason":"x","service":"frontend"}"#
+    )));
+    // Only print_results in the final review.
+    assert!(!last.accepts(&call("a21065d052ec52ab")));
+}
+
+#[test]
+fn constraints_can_be_turned_off_or_limited_to_the_final_print() {
+    let store = sample();
+    let q = entry_query(&store);
+    for (mode, expect) in [("off", 0), ("final", 1)] {
+        let model = Recording {
+            inner: ExpertPolicy::new(store.clone(), ExpertConfig::default()),
+            seen: Mutex::new(Vec::new()),
+        };
+        let cfg = ActorConfig {
+            constrain: mode.parse().unwrap(),
+            ..ActorConfig::default()
+        };
+        let actor = Actor::new(model, cfg).unwrap();
+        actor.run(&store, &q).unwrap();
+        let seen = actor.model().seen.lock().unwrap();
+        let with = seen
+            .iter()
+            .filter(|(r, _)| r.params.grammar.is_some())
+            .count();
+        assert_eq!(with, expect, "{mode}");
+    }
+    assert!("sometimes".parse::<thinkfl_agent::Constrain>().is_err());
+}

@@ -42,6 +42,8 @@ pub struct Args {
     /// Most tool rounds per episode (the demo keeps it short: a 135M model on 2 cores is slow).
     #[arg(long, default_value_t = 4)]
     pub d_max: usize,
+    #[arg(long, default_value = "calls", help = super::models::CONSTRAIN_HELP)]
+    pub constrain: String,
 }
 
 fn home() -> PathBuf {
@@ -108,7 +110,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let t_load = Instant::now();
     let model = build_model(&args.model, args.adapter.as_deref(), &store)?;
-    let actor_cfg = actor_config("ours", args.d_max, 0.0, args.seed)?;
+    let actor_cfg = actor_config("ours", args.d_max, 0.0, args.seed, &args.constrain)?;
     let actor = Actor::new(model, actor_cfg.clone())?;
     let expert = Actor::new(
         ExpertPolicy::new(store.clone(), ExpertConfig::default()),

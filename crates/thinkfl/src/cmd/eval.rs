@@ -34,6 +34,8 @@ pub struct Args {
     /// Most tool rounds per episode of the `thinkfl` and `expert` methods.
     #[arg(long, default_value_t = 10)]
     pub d_max: usize,
+    #[arg(long, default_value = "calls", help = super::models::CONSTRAIN_HELP)]
+    pub constrain: String,
     /// Directory the reports are written to (created if needed).
     #[arg(long)]
     pub out: PathBuf,
@@ -141,7 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.adapter.as_deref()
         };
         let model = super::models::build_model(spec, adapter, &store)?;
-        let cfg = super::models::actor_config(prompts, args.d_max, 0.0, args.seed)?;
+        let cfg =
+            super::models::actor_config(prompts, args.d_max, 0.0, args.seed, &args.constrain)?;
         let actor = thinkfl_agent::Actor::new(model, cfg)?.with_name(n);
         methods.push(Box::new(actor));
     }

@@ -33,6 +33,8 @@ pub struct Args {
     /// Most tool rounds before the forced final answer.
     #[arg(long, default_value_t = 10)]
     pub d_max: usize,
+    #[arg(long, default_value = "calls", help = super::models::CONSTRAIN_HELP)]
+    pub constrain: String,
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
     #[arg(long, default_value_t = 0)]
@@ -54,7 +56,13 @@ pub fn run(args: Args) -> Result<()> {
     let store = Arc::new(store);
     let (query, case) = pick_query(&store, &args)?;
     let model = build_model(&args.model, args.adapter.as_deref(), &store)?;
-    let cfg = actor_config(&args.prompts, args.d_max, args.temperature, args.seed)?;
+    let cfg = actor_config(
+        &args.prompts,
+        args.d_max,
+        args.temperature,
+        args.seed,
+        &args.constrain,
+    )?;
     let actor = Actor::new(model, cfg)?;
     let traj = actor.run(&store, &query)?;
     if let Some(path) = &args.trajectory {

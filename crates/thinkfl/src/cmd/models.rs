@@ -79,12 +79,18 @@ pub fn build_model(
     Ok(Arc::new(model))
 }
 
+/// Help of the `--constrain` flag.
+pub const CONSTRAIN_HELP: &str = "Decode the model's turns under a grammar of the admissible tool calls (local models): \
+`calls` (every turn: spans seen and not yet queried, components of the data, a short final list), \
+`final` (only the final print) or `off`";
+
 /// Actor settings from the common flags.
 pub fn actor_config(
     prompts: &str,
     d_max: usize,
     temperature: f32,
     seed: u64,
+    constrain: &str,
 ) -> Result<ActorConfig> {
     let set: PromptSet = prompts.parse()?;
     let mut cfg = match set {
@@ -94,6 +100,7 @@ pub fn actor_config(
     cfg.d_max = d_max;
     cfg.temperature = temperature;
     cfg.seed = seed;
+    cfg.constrain = constrain.parse()?;
     cfg.validate()?;
     Ok(cfg)
 }
