@@ -28,6 +28,9 @@ pub struct EngineConfig {
     pub prefill_chunk_tokens: usize,
     /// Shortest common prefix worth reusing.
     pub min_reuse_tokens: usize,
+    /// Under a grammar, feed the bytes it forces (the fixed parts of a tool call) as one chunk
+    /// instead of decoding them token by token ("jump-forward" decoding, as in SGLang).
+    pub jump_forward: bool,
 }
 
 impl EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             max_batch: Self::DEFAULT_MAX_BATCH,
             prefill_chunk_tokens: Self::DEFAULT_PREFILL_CHUNK_TOKENS,
             min_reuse_tokens: Self::DEFAULT_MIN_REUSE_TOKENS,
+            jump_forward: true,
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct Generation {
     pub logprobs: Vec<f32>,
     /// Prompt tokens served from the prefix cache.
     pub reused_tokens: usize,
+    /// Of `ids`, those a grammar forced and that were fed without being sampled (their
+    /// log-probability under the constrained distribution, 0, is in `logprobs`).
+    pub forced_tokens: usize,
 }
 
 #[derive(Debug)]
@@ -161,6 +168,7 @@ struct Row {
     done: Option<(StopReason, String)>,
     /// Where the text so far stands in the request's grammar, if it has one.
     matcher: Option<Matcher>,
+    forced: usize,
 }
 
 /// The vocabulary as bytes, for constrained decoding: built on the first request with a
@@ -531,10 +539,12 @@ impl Engine {
                     reused: n,
                     done: None,
                     matcher: matchers[idx].take(),
+                    forced: 0,
                 }
             })
             .collect();
         // Prefill the uncached tails, right-aligned, in chunks.
+        let t_prefill = std::time::Instant::now();
         let tails: Vec<&[u32]> = rows.iter().map(|r| &prompts[r.idx][r.next_pos..]).collect();
         let tail_len = tails.iter().map(|t| t.len()).max().unwrap_or(0);
         let padded: Vec<Vec<Option<u32>>> = tails
@@ -574,11 +584,13 @@ impl Engine {
             start += t;
         }
         let mut logits = last_logits.ok_or_else(|| Error::Config("nothing to prefill".into()))?;
+        let prefill_ms = t_prefill.elapsed().as_secs_f64() * 1e3;
+        let t_decode = std::time::Instant::now();
         // Decode.
         let mut finished: Vec<Row> = Vec::new();
         loop {
             let lv: Vec<Vec<f32>> = logits.to_vec2()?;
-            let mut feed = Vec::new();
+            let mut feed: Vec<Vec<u32>> = Vec::new();
             for (row, l) in rows.iter_mut().zip(&lv) {
                 let (id, lp) = self.pick(row, l);
                 if let Some(m) = &mut row.matcher {
@@ -594,6 +606,16 @@ impl Engine {
                 }
                 row.generated.push(id);
                 row.logprobs.push(lp);
+                let mut fed = vec![id];
+                if self.config.jump_forward {
+                    let room = row.params.max_tokens.saturating_sub(row.generated.len());
+                    let forced = self
+                        .forced_tokens(row, room.min(max_ctx.saturating_sub(row.next_pos + 2)))?;
+                    row.forced += forced.len();
+                    row.logprobs.extend(std::iter::repeat_n(0.0, forced.len()));
+                    row.generated.extend(&forced);
+                    fed.extend(forced);
+                }
                 let text = self.tokenizer.decode(&row.generated, false)?;
                 if let Some((s, end)) = find_stop(&text, &row.params.stop, row.text_len_checked) {
                     row.done = Some((StopReason::StopString(s), text[..end].to_string()));
@@ -605,11 +627,13 @@ impl Engine {
                     row.done = Some((StopReason::EndOfTurn, text));
                     continue;
                 }
-                if row.generated.len() >= row.params.max_tokens || row.next_pos + 1 >= max_ctx {
+                if row.generated.len() >= row.params.max_tokens
+                    || row.next_pos + fed.len() >= max_ctx
+                {
                     row.done = Some((StopReason::Length, text));
                     continue;
                 }
-                feed.push(id);
+                feed.push(fed);
             }
             // Keep the finished rows' caches, then drop them from the batch.
             if rows.iter().any(|r| r.done.is_some()) {
@@ -639,16 +663,37 @@ impl Engine {
                 }
                 cache = cache.select_rows(&keep)?;
             }
-            let mut pos = Vec::with_capacity(rows.len());
-            for (row, &id) in rows.iter_mut().zip(&feed) {
-                pos.push(row.next_pos as u32);
-                row.next_pos += 1;
-                row.valid.push(true);
-                row.cached_tokens.push(id);
+            // Rows that fed forced tokens feed several; the others are padded on the left, as
+            // in the prefill.
+            let t = feed.iter().map(Vec::len).max().unwrap_or(1);
+            let mut ids = Vec::with_capacity(rows.len() * t);
+            let mut pos = Vec::with_capacity(rows.len() * t);
+            for (row, fed) in rows.iter_mut().zip(&feed) {
+                for _ in fed.len()..t {
+                    ids.push(0);
+                    pos.push(0);
+                    row.valid.push(false);
+                }
+                for &id in fed {
+                    ids.push(id);
+                    pos.push(row.next_pos as u32);
+                    row.next_pos += 1;
+                    row.valid.push(true);
+                    row.cached_tokens.push(id);
+                }
             }
-            logits = self.step(&rows, feed, pos, 1, &mut cache, &dev)?;
+            logits = self.step(&rows, ids, pos, t, &mut cache, &dev)?;
         }
         finished.sort_by_key(|r| r.idx);
+        tracing::debug!(
+            rows = finished.len(),
+            prompt = finished.iter().map(|r| r.prompt_len).sum::<usize>(),
+            reused = finished.iter().map(|r| r.reused).sum::<usize>(),
+            generated = finished.iter().map(|r| r.generated.len()).sum::<usize>(),
+            prefill_ms = format!("{prefill_ms:.0}"),
+            decode_ms = format!("{:.0}", t_decode.elapsed().as_secs_f64() * 1e3),
+            "generate"
+        );
         Ok(finished
             .into_iter()
             .map(|r| {
@@ -660,9 +705,50 @@ impl Engine {
                     stop,
                     logprobs: r.logprobs,
                     reused_tokens: r.reused,
+                    forced_tokens: r.forced,
                 }
             })
             .collect())
+    }
+
+    /// Tokens for the bytes `row`'s grammar forces next, at most `room` of them, with the
+    /// matcher moved past them. Empty without a grammar, when nothing is forced, or when the
+    /// forced bytes end where nothing can follow (the call is complete: no forward is needed).
+    fn forced_tokens(&self, row: &mut Row, room: usize) -> Result<Vec<u32>> {
+        let Some(m) = &mut row.matcher else {
+            return Ok(Vec::new());
+        };
+        let bytes = m.forced_bytes();
+        // Cut at a character boundary: a token is made of whole characters' bytes here.
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("valid prefix"),
+        };
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = self.tokenizer.encode(text)?;
+        ids.truncate(room);
+        let index = self.token_index();
+        let mut probe = m.clone();
+        for (k, &id) in ids.iter().enumerate() {
+            // A tokenizer that spelled the text otherwise (special tokens) stops the jump.
+            let ok = index
+                .bytes
+                .get(id as usize)
+                .and_then(|b| b.as_deref())
+                .is_some_and(|b| probe.advance(b));
+            if !ok {
+                ids.truncate(k);
+                break;
+            }
+        }
+        let mut moved = m.clone();
+        for &id in &ids {
+            moved.advance(index.bytes[id as usize].as_deref().expect("checked"));
+        }
+        *m = moved;
+        Ok(ids)
     }
 
     fn token_index(&self) -> &TokenIndex {

@@ -270,6 +270,45 @@ fn grammar_constrains_greedy_and_sampled_completions() {
     assert_eq!(batch[1].text, free.text);
 }
 
+/// Jump-forward feeds the bytes a grammar forces as chunks; without it they are decoded token
+/// by token. Both ways the completion is a string of the grammar.
+#[test]
+fn jump_forward_feeds_forced_bytes_without_sampling_them() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let g = span_call_grammar();
+    let nfa = g.compile().unwrap();
+    let on = model();
+    let off = thinkfl_candle::CandleChatModel::from_loaded(
+        thinkfl_candle::load(
+            &common::smollm2_path(),
+            &thinkfl_candle::LoadOptions::default(),
+        )
+        .unwrap(),
+        thinkfl_candle::EngineConfig {
+            jump_forward: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut r = req("Name three planets of the solar system.", 200);
+    r.params.grammar = Some(g);
+    let mut forced = Vec::new();
+    for m in [on, &off] {
+        let ids = m.prompt_ids(&r).unwrap();
+        let out = m
+            .engine
+            .generate(&[ids], &[r.params.clone()])
+            .unwrap()
+            .remove(0);
+        assert!(nfa.accepts(&out.text), "{:?}", out.text);
+        assert_eq!(out.logprobs.len(), out.ids.len());
+        forced.push(out.forced_tokens);
+    }
+    // The call's fixed head alone is a dozen tokens.
+    assert!(forced[0] >= 12, "{forced:?}");
+    assert_eq!(forced[1], 0);
+}
+
 #[test]
 fn a_bad_grammar_is_an_error_not_a_panic() {
     use thinkfl_llm::grammar::Grammar;

@@ -375,6 +375,24 @@ impl Matcher {
         self.clone().advance(bytes)
     }
 
+    /// The bytes the grammar forces next: while exactly one byte may follow and the string
+    /// could not end here, that byte. A backend feeds them without sampling them one by one
+    /// ("jump-forward" decoding).
+    pub fn forced_bytes(&self) -> Vec<u8> {
+        let mut m = self.clone();
+        let mut out = Vec::new();
+        while !m.is_complete() {
+            let next = m.next_bytes();
+            let mut allowed = (0..256).filter(|&b| next[b]);
+            let (Some(b), None) = (allowed.next(), allowed.next()) else {
+                break;
+            };
+            out.push(b as u8);
+            m.step(b as u8);
+        }
+        out
+    }
+
     /// The prefix so far is a whole string of the grammar.
     pub fn is_complete(&self) -> bool {
         self.states.binary_search(&self.nfa.inner.accept).is_ok()
@@ -540,6 +558,24 @@ mod tests {
         assert!(m.is_complete());
         assert!(!m.can_continue());
         assert!(!m.allows(b" "));
+    }
+
+    #[test]
+    fn forced_bytes_run_to_the_next_choice() {
+        let nfa = call_grammar().compile().unwrap();
+        let mut m = nfa.matcher();
+        assert_eq!(m.forced_bytes(), br#"[{"service":""#);
+        assert!(m.advance(br#"[{"service":""#));
+        // "cart" and "cartservice" share "cart"; "frontend" starts otherwise: nothing forced.
+        assert!(m.forced_bytes().is_empty());
+        assert!(m.advance(b"f"));
+        assert_eq!(m.forced_bytes(), br#"rontend","reason":""#);
+        assert!(m.advance(br#"rontend","reason":"x"#));
+        // A reason may go on or end: nothing forced.
+        assert!(m.forced_bytes().is_empty());
+        assert!(m.advance(br#""}]"#));
+        assert!(m.is_complete());
+        assert!(m.forced_bytes().is_empty());
     }
 
     #[test]
