@@ -400,82 +400,89 @@ fn attention(
     let (sv, lv) = cv.storage_and_layout();
     let (kc, vc) = (cpu_f32(&sk, lk)?, cpu_f32(&sv, lv)?);
     let cap = lk.dims()[2];
-    let (hd, s, nh) = (d.hd, d.s, d.nh);
-    let rep = nh / d.kvh;
-    let mut y = vec![0f32; d.b * d.t * nh * hd];
-    // One task per (row, new token, head), in the order of `y`'s head slices.
+    let (hd, s, kvh) = (d.hd, d.s, d.kvh);
+    let group = d.nh / kvh * hd;
+    let mut y = vec![0f32; d.b * d.t * d.nh * hd];
+    // One task per (row, new token, key/value head): the query heads sharing that key/value
+    // head, adjacent in `q` and `y`, go together so that its keys and values are read once.
     let task = |idx: usize, out: &mut [f32], scores: &mut Vec<f32>| {
-        let (row, head) = (idx / nh, idx % nh);
-        let base = ((row / d.t) * d.kvh + head / rep) * cap * hd;
-        attend(
-            &q[idx * hd..(idx + 1) * hd],
+        let row = idx / kvh;
+        let base = ((row / d.t) * kvh + idx % kvh) * cap * hd;
+        attend_group(
+            &q[idx * group..(idx + 1) * group],
             &kc[base..base + s * hd],
             &vc[base..base + s * hd],
+            hd,
             scale,
             mask.map(|mk| &mk[row * s..(row + 1) * s]),
             scores,
             out,
         );
     };
-    let tasks = d.b * d.t * nh;
+    let tasks = d.b * d.t * kvh;
     let threads = rayon::current_num_threads();
-    if threads == 1 || tasks * s * hd < PARALLEL_MIN_MACS {
-        let mut scores = Vec::with_capacity(s);
-        for (idx, out) in y.chunks_exact_mut(hd).enumerate() {
+    if threads == 1 || tasks * group * s < PARALLEL_MIN_MACS {
+        let mut scores = Vec::new();
+        for (idx, out) in y.chunks_exact_mut(group).enumerate() {
             task(idx, out, &mut scores);
         }
     } else {
         use rayon::prelude::*;
-        y.par_chunks_exact_mut(hd)
+        y.par_chunks_exact_mut(group)
             .enumerate()
             .with_min_len(tasks.div_ceil(threads * 4).max(1))
-            .for_each_init(
-                || Vec::with_capacity(s),
-                |scores, (idx, out)| task(idx, out, scores),
-            );
+            .for_each_init(Vec::new, |scores, (idx, out)| task(idx, out, scores));
     }
     Ok(y)
 }
 
-/// One query `q` over keys `k` and values `v` (`[s, hd]` each) into `out` (`[hd]`).
-fn attend(
-    q: &[f32],
+/// The queries `qs` (`[rep, hd]`) of one key/value head over its keys `k` and values `v`
+/// (`[s, hd]` each) into `out` (`[rep, hd]`); `scores` is scratch.
+#[allow(clippy::too_many_arguments)]
+fn attend_group(
+    qs: &[f32],
     k: &[f32],
     v: &[f32],
+    hd: usize,
     scale: f32,
     mask: Option<&[f32]>,
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    let hd = q.len();
+    let s = k.len() / hd.max(1);
     scores.clear();
-    scores.resize(k.len() / hd.max(1), 0.0);
+    scores.resize(qs.len() / hd.max(1) * s, 0.0);
     #[cfg(target_arch = "x86_64")]
     if hd % 8 == 0 && x86::available() {
-        // SAFETY: the CPU has AVX2 and FMA (checked); `hd` is a multiple of 8.
-        unsafe { x86::attend(q, k, v, scale, mask, scores, out) };
+        // SAFETY: the CPU has AVX2 and FMA (checked); `hd` is a multiple of 8; the slices
+        // have the sizes `x86::attend_group` documents.
+        unsafe { x86::attend_group(qs, k, v, hd, scale, mask, scores, out) };
         return;
     }
-    for (sc, kr) in scores.iter_mut().zip(k.chunks_exact(hd)) {
-        *sc = dot(q, kr);
-    }
-    out.fill(0.0);
-    if let Some(inv) = softmax(scores, scale, mask) {
-        for (&p, vr) in scores.iter().zip(v.chunks_exact(hd)) {
-            let p = p * inv;
-            for (o, &x) in out.iter_mut().zip(vr) {
-                *o += p * x;
+    for ((q, sc), o) in qs
+        .chunks_exact(hd)
+        .zip(scores.chunks_exact_mut(s))
+        .zip(out.chunks_exact_mut(hd))
+    {
+        for (x, kr) in sc.iter_mut().zip(k.chunks_exact(hd)) {
+            *x = dot(q, kr);
+        }
+        softmax(sc, scale, mask);
+        o.fill(0.0);
+        for (&p, vr) in sc.iter().zip(v.chunks_exact(hd)) {
+            for (a, &x) in o.iter_mut().zip(vr) {
+                *a += p * x;
             }
         }
     }
 }
 
 /// Raw products in `scores` to probabilities: scaled, biased by `mask`, exponentiated after
-/// subtracting the maximum; returns `1 / sum` (None when no slot is visible, which never
-/// happens for a query that sees its own slot: zeros then, not NaN). Loops without a running
-/// reduction, so that they vectorize.
+/// subtracting the maximum and normalized; all zeros when no slot is visible (never for a
+/// query that sees its own slot), not NaN. Loops without a running reduction, so that they
+/// vectorize.
 #[inline(always)]
-fn softmax(scores: &mut [f32], scale: f32, mask: Option<&[f32]>) -> Option<f32> {
+fn softmax(scores: &mut [f32], scale: f32, mask: Option<&[f32]>) {
     match mask {
         Some(mk) => {
             for (sc, &b) in scores.iter_mut().zip(mk) {
@@ -493,7 +500,10 @@ fn softmax(scores: &mut [f32], scale: f32, mask: Option<&[f32]>) -> Option<f32> 
         *sc = exp_le0(*sc - max);
     }
     let sum = lanes(scores, 0.0, |a, v| a + v);
-    (sum > 0.0).then(|| 1.0 / sum)
+    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+    for sc in scores.iter_mut() {
+        *sc *= inv;
+    }
 }
 
 /// A reduction of `x` in 16 independent lanes, which the compiler vectorizes.
@@ -515,34 +525,51 @@ fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Slots per block: the block's keys or values (16 KiB at `hd` 64) stay in L1 while every
+    /// query of the group passes over them.
+    const SLOTS: usize = 64;
+
     pub(super) fn available() -> bool {
         static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
     }
 
-    /// [`super::attend`] for `hd % 8 == 0`; `scores` holds `s` values.
+    /// [`super::attend_group`] for `hd % 8 == 0`.
     ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA; `q.len() % 8 == 0`; `k`, `v` hold `scores.len()` rows of
-    /// `q.len()`; `out.len() == q.len()`.
+    /// The CPU supports AVX2 and FMA; `hd % 8 == 0`; `qs` and `out` hold `rep * hd` values,
+    /// `k` and `v` `s * hd`, `scores` `rep * s`.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn attend(
-        q: &[f32],
+    pub(super) unsafe fn attend_group(
+        qs: &[f32],
         k: &[f32],
         v: &[f32],
+        hd: usize,
         scale: f32,
         mask: Option<&[f32]>,
         scores: &mut [f32],
         out: &mut [f32],
     ) {
-        let (hd, s) = (q.len(), scores.len());
-        debug_assert!(k.len() >= s * hd && v.len() >= s * hd && out.len() == hd);
-        // SAFETY: bounds as documented.
-        unsafe {
-            dots(q, k, hd, scores);
-            match super::softmax(scores, scale, mask) {
-                Some(inv) => weighted_sum(scores, v, hd, inv, out),
-                None => out.fill(0.0),
+        let rep = qs.len() / hd;
+        let s = scores.len() / rep.max(1);
+        debug_assert!(k.len() == s * hd && v.len() == s * hd && out.len() == rep * hd);
+        for b0 in (0..s).step_by(SLOTS) {
+            let n = SLOTS.min(s - b0);
+            for (q, sc) in qs.chunks_exact(hd).zip(scores.chunks_exact_mut(s)) {
+                // SAFETY: `q` has `hd` values, the block of `k` `n * hd`, the slice `n`.
+                unsafe { dots(q, &k[b0 * hd..(b0 + n) * hd], hd, &mut sc[b0..b0 + n]) };
+            }
+        }
+        for sc in scores.chunks_exact_mut(s) {
+            super::softmax(sc, scale, mask);
+        }
+        out.fill(0.0);
+        for b0 in (0..s).step_by(SLOTS) {
+            let n = SLOTS.min(s - b0);
+            for (p, o) in scores.chunks_exact(s).zip(out.chunks_exact_mut(hd)) {
+                // SAFETY: `n` weights, `n * hd` values, `hd` outputs.
+                unsafe { weighted_sum(&p[b0..b0 + n], &v[b0 * hd..(b0 + n) * hd], hd, o) };
             }
         }
     }
@@ -595,19 +622,22 @@ mod x86 {
         }
     }
 
-    /// `out = inv * sum over slots of p[slot] * v[slot]`: blocks of 64 outputs held in eight
+    /// `out += sum over slots of p[slot] * v[slot]`: blocks of 64 outputs held in eight
     /// registers while the rows of `v` stream past in order; a narrower tail eight at a time.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn weighted_sum(p: &[f32], v: &[f32], hd: usize, inv: f32, out: &mut [f32]) {
+    unsafe fn weighted_sum(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
         const W: usize = 64;
         let s = p.len();
         let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), out.as_mut_ptr());
-        let scale = _mm256_set1_ps(inv);
-        // SAFETY (whole body): reads within `p` (`s`) and `v` (`s * hd`), writes within `out`.
+        // SAFETY (whole body): reads within `p` (`s`) and `v` (`s * hd`), reads and writes
+        // within `out` (`hd`).
         unsafe {
             let mut c0 = 0;
             while c0 + W <= hd {
                 let mut acc = [_mm256_setzero_ps(); W / 8];
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_loadu_ps(op.add(c0 + 8 * j));
+                }
                 for slot in 0..s {
                     let w = _mm256_set1_ps(*pp.add(slot));
                     let r = vp.add(slot * hd + c0);
@@ -616,17 +646,17 @@ mod x86 {
                     }
                 }
                 for (j, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(op.add(c0 + 8 * j), _mm256_mul_ps(*a, scale));
+                    _mm256_storeu_ps(op.add(c0 + 8 * j), *a);
                 }
                 c0 += W;
             }
             while c0 < hd {
-                let mut a = _mm256_setzero_ps();
+                let mut a = _mm256_loadu_ps(op.add(c0));
                 for slot in 0..s {
                     let w = _mm256_set1_ps(*pp.add(slot));
                     a = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp.add(slot * hd + c0)), a);
                 }
-                _mm256_storeu_ps(op.add(c0), _mm256_mul_ps(a, scale));
+                _mm256_storeu_ps(op.add(c0), a);
                 c0 += 8;
             }
         }

@@ -15,11 +15,17 @@ pub fn smollm2_path() -> PathBuf {
     .clone()
 }
 
-/// A tiny random llama (2 layers, hidden 32, grouped-query attention) over `vocab` ids;
-/// `attention_bias` adds biases to the q/k/v projections (Qwen2's layout).
-pub fn tiny_model(vocab: usize, seed: u64, attention_bias: bool) -> thinkfl_candle::Llama {
+/// A tiny random llama (2 layers, 4 query heads of `head_dim`, 2 key/value heads) over `vocab`
+/// ids; `attention_bias` adds biases to the q/k/v projections (Qwen2's layout).
+pub fn tiny_model(
+    vocab: usize,
+    seed: u64,
+    attention_bias: bool,
+    head_dim: usize,
+) -> thinkfl_candle::Llama {
     let mut cfg = thinkfl_candle::LlamaConfig::tiny(vocab);
     cfg.attention_bias = attention_bias;
+    cfg.hidden_size = 4 * head_dim;
     thinkfl_candle::Llama::random(cfg, seed, &candle_core::Device::Cpu).unwrap()
 }
 
