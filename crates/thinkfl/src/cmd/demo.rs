@@ -39,8 +39,8 @@ pub struct Args {
     /// Where the simulated data set goes (reused when it is already there with the same settings).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Most tool rounds per episode (the demo keeps it short: a 135M model on 2 cores is slow).
-    #[arg(long, default_value_t = 4)]
+    /// Most tool rounds per episode.
+    #[arg(long, default_value_t = thinkfl_agent::ActorConfig::DEFAULT_D_MAX)]
     pub d_max: usize,
     #[arg(long, default_value = "calls", help = super::models::CONSTRAIN_HELP)]
     pub constrain: String,
