@@ -1,10 +1,12 @@
-//! The fused inference forward of decoding: [`Mode::Infer`] steps of at most
-//! [`MAX_FUSED_TOKENS`] new tokens per row over a KV cache.
+//! The fused inference forward: [`Mode::Infer`] forwards over a KV cache (decoding, and the
+//! prefill of prompts).
 //!
 //! Why: at batch 8 a decode step of SmolLM2 spent 30-34 ms in the packed matmuls and another
 //! 10-13 ms in some twenty small candle operations per block, each allocating its output and
 //! dispatching on its own; the two attention matmuls also ask candle for a thread count, which
-//! it finds by reading `/proc/cpuinfo`, sixty times a step. Here the hidden states stay one
+//! it finds by reading `/proc/cpuinfo`, sixty times a step. A prefill spends less of its time
+//! there, but its single-threaded elementwise operations (SiLU through libm's `expf` over
+//! every intermediate activation) cost a quarter of it on the 2-core machine. Here the hidden states stay one
 //! contiguous `[rows, hidden]` buffer through all the blocks: rms-norm, rotary embedding,
 //! attention over the cache under the mask, softmax, SwiGLU and the residuals are loops over
 //! slices, the new keys and values are written in place into the cache's preallocated buffers
@@ -20,19 +22,35 @@ use crate::generate::exp_le0;
 use crate::llama::{AttnBias, KvCache, Linear, Llama, LoraDelta, Mode};
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
 
-/// Most new tokens per row that take the fused path. Decoding feeds one; longer chunks
-/// (prefill) are bound by the matmuls, where candle's batched attention does as well.
-pub const MAX_FUSED_TOKENS: usize = 4;
-
 /// Below this many multiply-adds the attention of one block runs on one thread: handing work
 /// to another costs a few microseconds.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 
-/// Whether a forward of `t` new tokens per row can take the fused path.
+/// Whether a forward of `t` new tokens per row takes the fused path.
+///
+/// Not when a projection runs candle's quantized matmul (`LoadOptions::quantized`, no packed
+/// copy): that matmul rounds activations to 8 bits, so this path's other f32 rounding flips
+/// some of those roundings and moves SmolLM2's logits by up to ~1 (against 2e-4 with f32 or
+/// packed weights), further from candle-transformers' quantized llama than the block forward,
+/// which shares its operations (`tests/forward.rs`).
 pub fn suits(model: &Llama, t: usize) -> bool {
-    (1..=MAX_FUSED_TOKENS).contains(&t)
+    let candle_quantized = |l: &Linear| l.packed.is_none() && l.quantized.is_some();
+    t > 0
         && model.device().is_cpu()
         && model.embed_tokens.dtype() == DType::F32
+        && !model.layers.iter().any(|b| {
+            [
+                &b.q_proj,
+                &b.k_proj,
+                &b.v_proj,
+                &b.o_proj,
+                &b.gate_proj,
+                &b.up_proj,
+                &b.down_proj,
+            ]
+            .into_iter()
+            .any(candle_quantized)
+        })
 }
 
 /// Sizes of one step's attention.
@@ -217,7 +235,7 @@ fn project(lin: &Linear, x: &[f32], m: usize, dev: &Device) -> Result<Vec<f32>> 
             }
             y
         }
-        // Quantized-only or f32-only weights: the layer's own forward on a tensor.
+        // f32 weights only (see `suits`): the layer's own forward on a tensor.
         None => lin
             .base_forward(&Tensor::from_slice(x, (m, k), dev)?, Mode::Infer)?
             .flatten_all()?
@@ -408,13 +426,24 @@ fn attention(
     let task = |idx: usize, out: &mut [f32], scores: &mut Vec<f32>| {
         let row = idx / kvh;
         let base = ((row / d.t) * kvh + idx % kvh) * cap * hd;
+        let mask = mask.map(|mk| &mk[row * s..(row + 1) * s]);
+        // Only the span from the first to the last visible slot: a right-aligned row's padding
+        // and, in a prefill, the later tokens are never read.
+        let (lo, hi) = match mask {
+            Some(mr) => {
+                let seen = |b: &f32| *b != f32::NEG_INFINITY;
+                let lo = mr.iter().position(seen).unwrap_or(0);
+                (lo, mr.iter().rposition(seen).map_or(lo, |i| i + 1))
+            }
+            None => (0, s),
+        };
         attend_group(
             &q[idx * group..(idx + 1) * group],
-            &kc[base..base + s * hd],
-            &vc[base..base + s * hd],
+            &kc[base + lo * hd..base + hi * hd],
+            &vc[base + lo * hd..base + hi * hd],
             hd,
             scale,
-            mask.map(|mk| &mk[row * s..(row + 1) * s]),
+            mask.map(|mr| &mr[lo..hi]),
             scores,
             out,
         );
@@ -450,6 +479,11 @@ fn attend_group(
     out: &mut [f32],
 ) {
     let s = k.len() / hd.max(1);
+    if s == 0 {
+        // Nothing visible (never for a query that sees its own slot): zeros, not NaN.
+        out.fill(0.0);
+        return;
+    }
     scores.clear();
     scores.resize(qs.len() / hd.max(1) * s, 0.0);
     #[cfg(target_arch = "x86_64")]

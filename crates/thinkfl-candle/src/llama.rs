@@ -10,8 +10,8 @@
 //!
 //! Two modes share this code: [`Mode::Train`] runs every projection on f32 weights with only
 //! differentiable operations; [`Mode::Infer`] uses the quantized matmuls where the weights came
-//! quantized and the fused kernels, with a KV cache; its decode steps (a few new tokens per row
-//! over the cache) take the fused path of [`crate::decode`] instead of [`Llama::forward_block`].
+//! quantized and the fused kernels, with a KV cache; its forwards over a cache (decoding,
+//! prefill) take the fused path of [`crate::decode`] instead of [`Llama::forward_block`].
 
 use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
@@ -353,8 +353,8 @@ pub struct Llama {
     pub(crate) cos: Tensor,
     pub(crate) sin: Tensor,
     device: Device,
-    /// Whether [`Mode::Infer`] forwards of few tokens over a cache take [`crate::decode`].
-    fused_decode: bool,
+    /// Whether [`Mode::Infer`] forwards over a cache take [`crate::decode`].
+    fused_infer: bool,
 }
 
 /// Additive attention bias (0 or -inf) of shape `[batch, 1, t, s]`.
@@ -397,7 +397,7 @@ impl Llama {
             cos,
             sin,
             device: device.clone(),
-            fused_decode: true,
+            fused_infer: true,
         })
     }
 
@@ -405,14 +405,14 @@ impl Llama {
         &self.device
     }
 
-    /// Route [`Mode::Infer`] steps of at most [`crate::decode::MAX_FUSED_TOKENS`] new tokens per
-    /// row over a KV cache through the fused decode path (on by default; off gives the
-    /// block-by-block candle forward, which the tests compare it with).
-    pub fn set_fused_decode(&mut self, on: bool) {
-        self.fused_decode = on;
+    /// Route [`Mode::Infer`] forwards over a KV cache through the fused path of
+    /// [`crate::decode`] (on by default; off gives the block-by-block candle forward, which the
+    /// tests compare it with).
+    pub fn set_fused_infer(&mut self, on: bool) {
+        self.fused_infer = on;
     }
-    pub fn fused_decode(&self) -> bool {
-        self.fused_decode
+    pub fn fused_infer(&self) -> bool {
+        self.fused_infer
     }
 
     /// A randomly initialised model (normal, std 0.02), f32, for tests.
@@ -493,7 +493,7 @@ impl Llama {
             ));
         }
         if let Some(c) = cache.as_deref_mut() {
-            if mode == Mode::Infer && self.fused_decode && crate::decode::suits(self, t) {
+            if mode == Mode::Infer && self.fused_infer && crate::decode::suits(self, t) {
                 return self.forward_hidden_fused(ids, positions, bias, c);
             }
         }

@@ -1,8 +1,9 @@
-//! The fused decode path (`decode.rs`) against the block-by-block candle forward it replaces
-//! for `Mode::Infer` steps over a KV cache, and against the full (cache-free) forward: logits at
-//! batch 1 and at batch 8 with ragged, right-aligned caches under the attention bias, one and
-//! several new tokens per row, with and without q/k/v biases, packed or f32 weights and a LoRA
-//! adapter; and greedy generations of the engine, on a tiny random model and on SmolLM2.
+//! The fused inference path (`decode.rs`) against the block-by-block candle forward it replaces
+//! for `Mode::Infer` forwards over a KV cache, and against the full (cache-free) forward: logits
+//! of prefills and of steps at batch 1 and at batch 8 with ragged, right-aligned caches under the
+//! attention bias, one and several new tokens per row, with and without q/k/v biases, packed or
+//! f32 weights and a LoRA adapter; and greedy generations of the engine, on a tiny random model
+//! and on SmolLM2.
 
 mod common;
 
@@ -140,7 +141,7 @@ fn abs_max(a: &[Vec<Vec<f32>>]) -> f32 {
 /// The same model with the fused path off: the reference.
 fn unfused(model: &Llama) -> Llama {
     let mut m = model.clone();
-    m.set_fused_decode(false);
+    m.set_fused_infer(false);
     m
 }
 
@@ -162,7 +163,7 @@ fn tiny_fused_logits_equal_the_block_forward_and_the_full_forward() {
                 if packed {
                     model.pack_for_inference().unwrap();
                 }
-                assert!(model.fused_decode());
+                assert!(model.fused_infer());
                 let reference = unfused(&model);
                 let what =
                     format!("head {head_dim}, bias {attention_bias}, lora {lora}, packed {packed}");
@@ -174,9 +175,9 @@ fn tiny_fused_logits_equal_the_block_forward_and_the_full_forward() {
                                 .collect()
                         })
                         .collect();
-                    // Single tokens (decoding), then 3 and 4 per row (the fused path's short
-                    // chunks), then single tokens again.
-                    let chunks = feeds(b, &[1, 1, 3, 1, 4, 1, 1], vocab);
+                    // Single tokens (decoding), chunks of 3 and 20 per row (a prefill's tail
+                    // after a cached prefix, under padding), single tokens again.
+                    let chunks = feeds(b, &[1, 1, 3, 1, 20, 1, 1], vocab);
                     let (fused, seqs) = ragged_run(&model, &prompts, &chunks);
                     let (plain, _) = ragged_run(&reference, &prompts, &chunks);
                     let d = max_diff(&fused, &plain);
@@ -303,7 +304,7 @@ fn smollm2_fused_logits_and_greedy_generation_equal_the_block_forward() {
         }
         let reference = unfused(&model);
         for b in [1usize, 8] {
-            let chunks = feeds(b, &[1, 1, 1, 3, 1, 1], 49_152);
+            let chunks = feeds(b, &[1, 1, 1, 24, 1, 1], 49_152);
             let (fused, _) = ragged_run(&model, &prompts[..b], &chunks);
             let (plain, _) = ragged_run(&reference, &prompts[..b], &chunks);
             let d = max_diff(&fused, &plain);
@@ -321,4 +322,24 @@ fn smollm2_fused_logits_and_greedy_generation_equal_the_block_forward() {
         }
         assert_same_greedy(model, &tok, &prompts, 32);
     }
+}
+
+#[test]
+fn models_on_candle_quantized_matmuls_keep_the_block_forward() {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    let mut model = common::tiny_model(97, 4, false, 8);
+    assert!(thinkfl_candle::decode::suits(&model, 1));
+    for blk in &mut model.layers {
+        for (_, lin) in blk.projections_mut() {
+            let w = lin.weight.as_ref().unwrap();
+            let q = QTensor::quantize(w, GgmlDType::Q8_0).unwrap();
+            lin.quantized = Some(QMatMul::from_qtensor(q).unwrap());
+        }
+    }
+    // Their 8-bit activation rounding is the block forward's (see `decode::suits`).
+    assert!(!thinkfl_candle::decode::suits(&model, 1));
+    // Packed copies take precedence over the quantized matmuls, and the fused path with them.
+    model.pack_for_inference().unwrap();
+    assert!(thinkfl_candle::decode::suits(&model, 1));
+    assert!(!thinkfl_candle::decode::suits(&model, 0));
 }
