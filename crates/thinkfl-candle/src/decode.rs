@@ -10,7 +10,7 @@
 //! contiguous `[rows, hidden]` buffer through all the blocks: rms-norm, rotary embedding,
 //! attention over the cache under the mask, softmax, SwiGLU and the residuals are loops over
 //! slices, the new keys and values are written in place into the cache's preallocated buffers
-//! ([`KvCache::buffers`]), and the projections call the packed kernels on the slices
+//! (`KvCache::buffers`), and the projections call the packed kernels on the slices
 //! ([`crate::qlinear::PackedQ8::matmul`]), adding the bias and any enabled LoRA delta.
 //!
 //! The arithmetic is [`Llama::forward_block`]'s in [`Mode::Infer`] up to f32 rounding: other
@@ -131,7 +131,7 @@ impl Llama {
 
     /// Rotary `cos` and `sin` at each of `positions` (`[b, t]`): two `[b * t, head_dim / 2]`.
     fn rope_rows(&self, positions: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
-        let pos: Vec<u32> = positions.flatten_all()?.to_vec1()?;
+        let pos: Vec<u32> = positions.to_dtype(DType::U32)?.flatten_all()?.to_vec1()?;
         let half = self.config.head_dim() / 2;
         let gather = |table: &Tensor| -> Result<Vec<f32>> {
             with_f32(table, |tab| {
