@@ -247,10 +247,10 @@ impl Episode {
                         self.traj.touch(c);
                     }
                     if name == "search_traces" {
-                        if let Some(id) = parent_span_arg(&call.arguments) {
-                            if !self.queried_spans.contains(&id) {
-                                self.queried_spans.push(id);
-                            }
+                        if let Some(id) = parent_span_arg(&call.arguments)
+                            && !self.queried_spans.contains(&id)
+                        {
+                            self.queried_spans.push(id);
                         }
                         for id in span_ids_in(&out.text, env.store) {
                             if !self.known_spans.contains(&id) {

@@ -140,7 +140,7 @@ fn client_and_actor_against_llama_server() {
 
     // A tool-call round trip in the text protocol: the server's reply is parsed into a call, the
     // tool result goes back as a `tool` message, and the server answers it.
-    let c = client(&server.url, Some(grammar.clone()));
+    let c = client(&server.url, Some(grammar));
     let mut messages = vec![
         Message::system("You diagnose failures. Call a tool as <tool_call>{...}</tool_call>."),
         Message::user("List the child spans of span d1b3f238e544e3f0."),
@@ -177,7 +177,8 @@ fn client_and_actor_against_llama_server() {
         .expect("the server accepts the tool result");
     assert!(r2.completion_tokens > 0, "{r2:?}");
 
-    // An episode of the actor on the real sample over the same server.
+    // An episode of the actor on the real sample over the same server, each turn under the
+    // actor's own grammar of admissible calls, sent as GBNF in llama.cpp's `grammar` field.
     let dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
     let (store, _) = TelemetryStore::load(&dir, &LoadOptions::default()).unwrap();
@@ -195,14 +196,18 @@ fn client_and_actor_against_llama_server() {
         max_tokens_per_turn: 96,
         ..ActorConfig::default()
     };
-    let actor = Actor::new(client(&server.url, Some(grammar)), cfg).unwrap();
+    let mut per_turn =
+        OpenAiConfig::from_spec(&format!("openai:{}#smollm2#grammar", server.url)).unwrap();
+    per_turn.timeout = Duration::from_secs(300);
+    let actor = Actor::new(OpenAiClient::new(per_turn).unwrap(), cfg).unwrap();
     let t = actor.run(&store, &q).expect("the episode completes");
     assert!(!t.calls.is_empty(), "{t:#?}");
     assert!(
-        t.calls.iter().any(|c| c.valid),
-        "at least one valid tool call: {:#?}",
+        t.calls.iter().all(|c| c.valid),
+        "every call valid under the grammars: {:#?}",
         t.calls
     );
+    assert!(t.prediction.is_some(), "a final list: {t:#?}");
     assert!(
         t.messages
             .iter()

@@ -593,11 +593,11 @@ impl Engine {
             let mut feed: Vec<Vec<u32>> = Vec::new();
             for (row, l) in rows.iter_mut().zip(&lv) {
                 let (id, lp) = self.pick(row, l);
-                if let Some(m) = &mut row.matcher {
-                    if !self.tokenizer.is_eos(id) {
-                        let bytes = self.token_index().bytes[id as usize].as_deref();
-                        m.advance(bytes.expect("picked tokens are allowed ones"));
-                    }
+                if let Some(m) = &mut row.matcher
+                    && !self.tokenizer.is_eos(id)
+                {
+                    let bytes = self.token_index().bytes[id as usize].as_deref();
+                    m.advance(bytes.expect("picked tokens are allowed ones"));
                 }
                 if self.tokenizer.is_eos(id) {
                     let text = self.tokenizer.decode(&row.generated, false)?;

@@ -150,6 +150,71 @@ impl Grammar {
         ])
     }
 
+    /// The grammar in llama.cpp's GBNF (its server's `grammar` field), one `root` rule.
+    pub fn to_gbnf(&self) -> String {
+        let mut out = String::from("root ::= ");
+        self.write_gbnf(&mut out);
+        out.push('\n');
+        out
+    }
+
+    fn write_gbnf(&self, out: &mut String) {
+        match self {
+            Grammar::Literal { text } => {
+                out.push('"');
+                for c in text.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        '\t' => out.push_str("\\t"),
+                        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                            out.push_str(&format!("\\x{:02X}", c as u32))
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+            Grammar::Seq { items } if items.is_empty() => out.push_str("\"\""),
+            Grammar::Seq { items } => {
+                out.push('(');
+                for (i, g) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    g.write_gbnf(out);
+                }
+                out.push(')');
+            }
+            Grammar::Choice { options } => {
+                out.push('(');
+                for (i, g) in options.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" | ");
+                    }
+                    g.write_gbnf(out);
+                }
+                out.push(')');
+            }
+            Grammar::Repeat { item, min, max } => {
+                out.push('(');
+                item.write_gbnf(out);
+                out.push(')');
+                push_count(out, *min, *max);
+            }
+            Grammar::Chars { class, min, max } => {
+                out.push('[');
+                for &(lo, hi) in class.ranges() {
+                    out.push_str(&format!("\\x{lo:02X}-\\x{hi:02X}"));
+                }
+                out.push(']');
+                push_count(out, *min, *max);
+            }
+        }
+    }
+
     /// The byte automaton of this grammar.
     pub fn compile(&self) -> Result<Nfa, GrammarError> {
         let mut b = Builder::default();
@@ -249,6 +314,14 @@ impl Builder {
                 Ok(end)
             }
         }
+    }
+}
+
+fn push_count(out: &mut String, min: usize, max: usize) {
+    match (min, max) {
+        (0, 1) => out.push('?'),
+        (m, n) if m == n => out.push_str(&format!("{{{m}}}")),
+        (m, n) => out.push_str(&format!("{{{m},{n}}}")),
     }
 }
 
@@ -655,6 +728,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn gbnf_spells_the_same_grammar() {
+        let g = Grammar::seq([
+            Grammar::lit("<a \"q\"\\\n>"),
+            Grammar::json_enum(["x", "y"]),
+            Grammar::opt(Grammar::lit("z")),
+            Grammar::chars(CharClass::Digit, 1, 3),
+            Grammar::repeat(Grammar::lit("w"), 2, 2),
+        ]);
+        assert_eq!(
+            g.to_gbnf(),
+            "root ::= (\"<a \\\"q\\\"\\\\\\n>\" (\"\\\"\" (\"x\" | \"y\") \"\\\"\") (\"z\")? [\\x30-\\x39]{1,3} (\"w\"){2})\n"
+        );
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct OpenAiConfig {
     /// Extra fields merged into every request body, for server extensions (vLLM's
     /// `guided_json`, llama.cpp's `grammar`, `top_k`...).
     pub extra_body: serde_json::Map<String, Value>,
+    /// The body field that carries a request's grammar in GBNF (`grammar` for llama.cpp's
+    /// server and llama-cpp-python's); unset, grammars are not sent (OpenAI's API has none).
+    pub grammar_field: Option<String>,
 }
 
 impl OpenAiConfig {
@@ -67,13 +70,18 @@ impl OpenAiConfig {
             tool_choice: None,
             tool_role: ToolRole::Tool,
             extra_body: Default::default(),
+            grammar_field: None,
         }
     }
 
-    /// Parses the CLI form `openai:URL#MODEL` (the `openai:` prefix is optional).
+    /// Parses the CLI form `openai:URL#MODEL[#grammar[=FIELD]]` (the `openai:` prefix is
+    /// optional). `#grammar` sends grammars in the `grammar` field, as llama.cpp's server takes
+    /// them; `#grammar=FIELD` in another field.
     pub fn from_spec(spec: &str) -> Result<Self> {
         let spec = spec.strip_prefix("openai:").unwrap_or(spec);
-        let (url, model) = spec.rsplit_once('#').ok_or_else(|| {
+        let mut parts = spec.split('#');
+        let url = parts.next().unwrap_or_default();
+        let model = parts.next().ok_or_else(|| {
             Error::Request(format!(
                 "expected openai:URL#MODEL, got {spec:?} (no '#MODEL')"
             ))
@@ -83,7 +91,21 @@ impl OpenAiConfig {
                 "expected openai:http(s)://HOST[:PORT]#MODEL, got {spec:?}"
             )));
         }
-        Ok(Self::new(url, model))
+        let mut cfg = Self::new(url, model);
+        for opt in parts {
+            match opt.split_once('=') {
+                None if opt == "grammar" => cfg.grammar_field = Some("grammar".into()),
+                Some(("grammar", field)) if !field.is_empty() => {
+                    cfg.grammar_field = Some(field.to_string())
+                }
+                _ => {
+                    return Err(Error::Request(format!(
+                        "unknown option {opt:?} in {spec:?} (known: #grammar, #grammar=FIELD)"
+                    )));
+                }
+            }
+        }
+        Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -145,6 +167,9 @@ impl OpenAiClient {
         });
         if !p.stop.is_empty() {
             body["stop"] = json!(p.stop);
+        }
+        if let (Some(field), Some(g)) = (&self.config.grammar_field, &p.grammar) {
+            body[field.as_str()] = json!(g.to_gbnf());
         }
         for (k, v) in &self.config.extra_body {
             body[k] = v.clone();
@@ -333,6 +358,32 @@ mod tests {
         assert_eq!(c.endpoint(), "http://h:1/v1/chat/completions");
         assert!(OpenAiConfig::from_spec("openai:http://h:1").is_err());
         assert!(OpenAiConfig::from_spec("openai:ftp://h#m").is_err());
+        assert_eq!(c.grammar_field, None);
+        let c = OpenAiConfig::from_spec("openai:http://h:1#m#grammar").unwrap();
+        assert_eq!(
+            (c.model.as_str(), c.grammar_field.as_deref()),
+            ("m", Some("grammar"))
+        );
+        let c = OpenAiConfig::from_spec("openai:http://h:1#m#grammar=guided_grammar").unwrap();
+        assert_eq!(c.grammar_field.as_deref(), Some("guided_grammar"));
+        let e = OpenAiConfig::from_spec("openai:http://h:1#m#fast").unwrap_err();
+        assert!(e.to_string().contains("unknown option \"fast\""), "{e}");
+    }
+
+    #[test]
+    fn grammars_are_sent_only_where_configured() {
+        let mut cfg = OpenAiConfig::new("http://h:1", "m");
+        let mut req = ChatRequest {
+            messages: vec![Message::user("q")],
+            tools: vec![],
+            params: crate::SamplingParams::greedy(8),
+        };
+        req.params.grammar = Some(crate::grammar::Grammar::lit("yes"));
+        let body = OpenAiClient::new(cfg.clone()).unwrap().request_body(&req);
+        assert!(body.get("grammar").is_none());
+        cfg.grammar_field = Some("grammar".into());
+        let body = OpenAiClient::new(cfg).unwrap().request_body(&req);
+        assert_eq!(body["grammar"], "root ::= \"yes\"\n");
     }
 
     #[test]

@@ -12,8 +12,7 @@ use thinkfl_llm::openai::{OpenAiClient, OpenAiConfig};
 use thinkfl_store::TelemetryStore;
 
 /// Help text of `--model`.
-pub const MODEL_HELP: &str =
-    "default | expert | PATH (GGUF file or HF directory) | openai:URL#MODEL";
+pub const MODEL_HELP: &str = "default | expert | PATH (GGUF file or HF directory) | openai:URL#MODEL (append #grammar to send the actor's grammars to a llama.cpp server as GBNF)";
 
 /// Builds the chat model named by `spec`, with a PEFT LoRA `adapter` (a directory with
 /// `adapter_config.json` and `adapter_model.safetensors`, as `thinkfl train` exports) on local
