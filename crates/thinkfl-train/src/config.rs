@@ -114,6 +114,11 @@ pub struct EpisodeConfig {
     pub max_tokens_per_turn: usize,
     #[serde(default = "EpisodeConfig::default_top_p")]
     pub top_p: f32,
+    /// Constrained decoding of rollouts: `calls` (the default, as at inference: train as the
+    /// model will be used), `final` or `off` (the model must learn the call format by itself;
+    /// the format reward F then has something to score).
+    #[serde(default = "EpisodeConfig::default_constrain")]
+    pub constrain: String,
 }
 
 impl EpisodeConfig {
@@ -129,6 +134,9 @@ impl EpisodeConfig {
     fn default_top_p() -> f32 {
         1.0
     }
+    fn default_constrain() -> String {
+        "calls".into()
+    }
 }
 
 impl Default for EpisodeConfig {
@@ -138,6 +146,7 @@ impl Default for EpisodeConfig {
             max_tool_output_bytes: Self::default_max_tool_output_bytes(),
             max_tokens_per_turn: Self::default_max_tokens_per_turn(),
             top_p: Self::default_top_p(),
+            constrain: Self::default_constrain(),
         }
     }
 }
@@ -195,6 +204,9 @@ impl TrainConfig {
             return Err(Error::Config(
                 "queries_per_case and checkpoint_every must be >= 1, max_seq_tokens >= 16".into(),
             ));
+        }
+        if let Err(e) = self.episode.constrain.parse::<thinkfl_agent::Constrain>() {
+            return Err(Error::Config(format!("[episode] {e}")));
         }
         if self.stages.is_empty() {
             return Err(Error::Config("no [[stage]]".into()));

@@ -67,6 +67,8 @@ pub fn actor_config(cfg: &TrainConfig, stage: &StageConfig, seed: u64) -> ActorC
         max_tokens_per_turn: cfg.episode.max_tokens_per_turn,
         max_rows: cfg.episode.max_rows,
         max_tool_output_bytes: cfg.episode.max_tool_output_bytes,
+        // Checked by TrainConfig::validate.
+        constrain: cfg.episode.constrain.parse().unwrap_or_default(),
         seed,
         ..ActorConfig::default()
     }

@@ -152,6 +152,11 @@ fn config_errors_name_the_file_and_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("reward"), "{e}");
+    let bad = CONFIG.replace("[lora]", "[episode]\nconstrain = \"sometimes\"\n[lora]");
+    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("constrain") && e.contains("sometimes"), "{e}");
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../configs/stages.toml"
@@ -159,6 +164,7 @@ fn config_errors_name_the_file_and_field() {
     .unwrap();
     let cfg = TrainConfig::from_toml(&shipped, Path::new("configs/stages.toml")).unwrap();
     assert_eq!(cfg.stages.len(), 4);
+    assert_eq!(cfg.episode.constrain, "calls");
 }
 
 #[test]
