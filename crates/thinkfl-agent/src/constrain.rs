@@ -28,9 +28,6 @@ pub const MAX_ITEMS: usize = 3;
 /// Characters a constrained reason may have: enough for the expert's longest reasons
 /// ("deepest slow span, 13330 ms; 0 metrics off on pod, 0 on node").
 pub const MAX_REASON_CHARS: usize = 80;
-/// Tokens a constrained turn may use at least: the longest list the grammar admits must fit,
-/// or the cap would cut it into invalid JSON.
-pub const MIN_CONSTRAINED_TOKENS: usize = 320;
 
 /// Which turns are decoded under a grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -90,6 +87,13 @@ impl Components {
                 .flat_map(|s| s.pods.iter().cloned())
                 .collect(),
         };
+        // A span's cmdb_id the topology does not list (a service that runs without replica
+        // suffixes) is what the expert names as the pod.
+        for id in store.span_components() {
+            if !c.all().any(|n| n == id) {
+                c.pods.push(id.to_string());
+            }
+        }
         for v in [&mut c.nodes, &mut c.services, &mut c.pods] {
             // Names that would need escaping inside a JSON string cannot be spelled by the
             // grammar's literal; no real component name has them.

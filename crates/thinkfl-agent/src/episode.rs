@@ -117,11 +117,11 @@ impl Episode {
             Vec::new()
         };
         let grammar = self.grammar(cfg);
-        let max_tokens = if grammar.is_some() {
-            cfg.max_tokens_per_turn
-                .max(crate::constrain::MIN_CONSTRAINED_TOKENS)
-        } else {
-            cfg.max_tokens_per_turn
+        // A cap below the grammar's longest string would cut a valid call into invalid JSON;
+        // the grammar bounds the output anyway.
+        let max_tokens = match &grammar {
+            Some(g) => cfg.max_tokens_per_turn.max(g.max_len()),
+            None => cfg.max_tokens_per_turn,
         };
         Some(ChatRequest {
             messages: self.messages.clone(),

@@ -300,7 +300,12 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
         pick
     } else {
         let mut u = rng.random::<f32>();
-        let mut pick = (probs.len() - 1) as u32;
+        // Rounding can leave `u` above the last probability: fall back to the last token that
+        // has any (a masked-out token has none).
+        let mut pick = probs
+            .iter()
+            .rposition(|p| *p > 0.0)
+            .unwrap_or(probs.len() - 1) as u32;
         for (i, p) in probs.iter().enumerate() {
             if u < *p {
                 pick = i as u32;
@@ -592,12 +597,19 @@ impl Engine {
             let lv: Vec<Vec<f32>> = logits.to_vec2()?;
             let mut feed: Vec<Vec<u32>> = Vec::new();
             for (row, l) in rows.iter_mut().zip(&lv) {
-                let (id, lp) = self.pick(row, l);
+                let Some((id, lp)) = self.pick(row, l) else {
+                    // A grammar nothing in the vocabulary continues: end the turn here.
+                    let text = self.tokenizer.decode(&row.generated, false)?;
+                    row.done = Some((StopReason::EndOfTurn, text));
+                    continue;
+                };
                 if let Some(m) = &mut row.matcher
                     && !self.tokenizer.is_eos(id)
                 {
                     let bytes = self.token_index().bytes[id as usize].as_deref();
-                    m.advance(bytes.expect("picked tokens are allowed ones"));
+                    // `pick` only returns tokens the grammar allows, which all have bytes.
+                    let moved = bytes.is_some_and(|b| m.advance(b));
+                    debug_assert!(moved, "picked token {id} leaves the grammar");
                 }
                 if self.tokenizer.is_eos(id) {
                     let text = self.tokenizer.decode(&row.generated, false)?;
@@ -617,7 +629,11 @@ impl Engine {
                     fed.extend(forced);
                 }
                 let text = self.tokenizer.decode(&row.generated, false)?;
-                if let Some((s, end)) = find_stop(&text, &row.params.stop, row.text_len_checked) {
+                // Under a grammar the grammar says where the text ends: a stop string inside it
+                // (a reason that quotes `</tool_call>`) must not cut it.
+                if let Some((s, end)) = find_stop(&text, &row.params.stop, row.text_len_checked)
+                    .filter(|_| row.matcher.is_none())
+                {
                     row.done = Some((StopReason::StopString(s), text[..end].to_string()));
                     continue;
                 }
@@ -762,9 +778,12 @@ impl Engine {
     /// masks the vocabulary only when it is not; its log-probability is the model's, as without
     /// a grammar. Sampling draws from the masked distribution, and reports the log-probability
     /// under it: the distribution the token actually came from.
-    fn pick(&self, row: &mut Row, logits: &[f32]) -> (u32, f32) {
+    ///
+    /// `None` when no token can continue the grammar (the vocabulary cannot spell it): the row
+    /// ends there.
+    fn pick(&self, row: &mut Row, logits: &[f32]) -> Option<(u32, f32)> {
         let Some(m) = &row.matcher else {
-            return sample(logits, &row.params, &mut row.rng);
+            return Some(sample(logits, &row.params, &mut row.rng));
         };
         let index = self.token_index();
         let greedy = row.params.temperature <= 0.0;
@@ -776,20 +795,25 @@ impl Engine {
                 index.allows(m, id)
             };
             if ok {
-                return (id, lp);
+                return Some((id, lp));
             }
         }
         let masked = index.mask(m, logits, &self.tokenizer);
-        if masked.iter().all(|v| *v == f32::NEG_INFINITY) {
-            // Nothing the vocabulary can spell continues the grammar: end the turn.
-            let eos = self.tokenizer.eos_ids.first().copied().unwrap_or(0);
-            return (eos, 0.0);
+        let best = lane_max(&masked);
+        if best == f32::NEG_INFINITY {
+            return None;
         }
-        let (id, lp) = sample(&masked, &row.params, &mut row.rng);
+        let (mut id, mut lp) = sample(&masked, &row.params, &mut row.rng);
+        if masked[id as usize] == f32::NEG_INFINITY {
+            // Cannot happen with exact arithmetic; take the best allowed token rather than
+            // leave the grammar.
+            id = masked.iter().position(|&v| v == best).unwrap_or(0) as u32;
+            lp = best - log_sum_exp(&masked, 1.0);
+        }
         if greedy {
-            (id, logits[id as usize] - log_sum_exp(logits, 1.0))
+            Some((id, logits[id as usize] - log_sum_exp(logits, 1.0)))
         } else {
-            (id, lp)
+            Some((id, lp))
         }
     }
 

@@ -255,9 +255,15 @@ impl Tok {
                         .chars()
                         .map(|c| unicode_to_byte.get(&c).copied())
                         .collect::<Option<Vec<u8>>>()
+                } else if let Some(hex) =
+                    piece.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'))
+                {
+                    // SentencePiece byte fallback: `<0x0A>` is the byte 0x0A.
+                    u8::from_str_radix(hex, 16).ok().map(|b| vec![b])
                 } else {
-                    let text = self.inner.decode(&[id], false).ok()?;
-                    (!text.contains('\u{fffd}')).then(|| text.into_bytes())
+                    // SentencePiece marks a space as U+2581; decoding one token alone would
+                    // drop a leading one.
+                    Some(piece.replace('\u{2581}', " ").into_bytes())
                 }
             })
             .collect()

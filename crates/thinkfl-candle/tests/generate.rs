@@ -309,6 +309,20 @@ fn jump_forward_feeds_forced_bytes_without_sampling_them() {
     assert_eq!(forced[1], 0);
 }
 
+/// A stop string inside a grammar's string (a reason quoting `</tool_call>`) does not cut the
+/// call short: under a grammar, the grammar ends the text.
+#[test]
+fn stop_strings_inside_a_grammar_do_not_cut_it() {
+    use thinkfl_llm::grammar::Grammar;
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let call = r#"<tool_call>{"reason": "slow</tool_call>"}</tool_call>"#;
+    let mut r = req("Name three planets of the solar system.", 100);
+    r.params.grammar = Some(Grammar::lit(call));
+    r.params.stop = vec!["</tool_call>".into()];
+    let out = model().chat(&r).unwrap();
+    assert_eq!(out.text, call);
+}
+
 #[test]
 fn a_bad_grammar_is_an_error_not_a_panic() {
     use thinkfl_llm::grammar::Grammar;

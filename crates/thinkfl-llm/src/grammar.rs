@@ -150,6 +150,18 @@ impl Grammar {
         ])
     }
 
+    /// Bytes of the longest string of the grammar: a bound on the tokens a completion under it
+    /// needs (a token is at least one byte).
+    pub fn max_len(&self) -> usize {
+        match self {
+            Grammar::Literal { text } => text.len(),
+            Grammar::Choice { options } => options.iter().map(Grammar::max_len).max().unwrap_or(0),
+            Grammar::Seq { items } => items.iter().map(Grammar::max_len).sum(),
+            Grammar::Repeat { item, max, .. } => item.max_len() * max,
+            Grammar::Chars { max, .. } => *max,
+        }
+    }
+
     /// The grammar in llama.cpp's GBNF (its server's `grammar` field), one `root` rule.
     pub fn to_gbnf(&self) -> String {
         let mut out = String::from("root ::= ");
@@ -616,6 +628,13 @@ mod tests {
         let one = r#"{"service":"cart","reason":"x"}"#;
         assert!(nfa.accepts(&format!("[{one}, {one}, {one}]")));
         assert!(!nfa.accepts(&format!("[{one}, {one}, {one}, {one}]")));
+        // The longest member: three items, each with the longest name and reason.
+        let longest = r#"{"service":"cartservice","reason":"12345678"}"#;
+        assert!(nfa.accepts(&format!("[{longest}, {longest}, {longest}]")));
+        assert_eq!(
+            call_grammar().max_len(),
+            format!("[{longest}, {longest}, {longest}]").len()
+        );
     }
 
     #[test]

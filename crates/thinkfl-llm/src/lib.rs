@@ -48,7 +48,8 @@ pub struct SamplingParams {
     /// Seed of the sampler; with the same seed and prompt a local backend repeats itself.
     pub seed: u64,
     /// Constrains the completion to strings of this grammar (constrained decoding). Local
-    /// backends enforce it token by token; OpenAI-compatible backends ignore it.
+    /// backends enforce it token by token, and the grammar, not `stop`, ends the text;
+    /// OpenAI-compatible backends send it where configured (`grammar_field`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar: Option<grammar::Grammar>,
 }
