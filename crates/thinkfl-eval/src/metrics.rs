@@ -52,6 +52,8 @@ pub struct Latency {
     pub mean_ms: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
+    #[serde(default)]
+    pub p95_ms: f64,
     pub max_ms: f64,
     pub total_ms: f64,
 }
@@ -69,6 +71,7 @@ impl Latency {
             mean_ms: total / s.len() as f64,
             p50_ms: q(0.5),
             p90_ms: q(0.9),
+            p95_ms: q(0.95),
             max_ms: s[s.len() - 1],
             total_ms: total,
         }
@@ -104,5 +107,8 @@ mod tests {
             (3.0, 3.0, 5.0, 15.0)
         );
         assert_eq!(l.p90_ms, 5.0);
+        let twenty: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        let l = Latency::from_ms(&twenty);
+        assert_eq!((l.p50_ms, l.p90_ms, l.p95_ms), (11.0, 18.0, 19.0));
     }
 }

@@ -262,21 +262,23 @@ impl Report {
         let _ = writeln!(s, "\n## Time per case\n");
         let _ = writeln!(
             s,
-            "| method | mean ms | p50 ms | p90 ms | max ms | total s | tokens | cases with errors |"
+            "| method | mean ms | p50 ms | p90 ms | p95 ms | max ms | total s | tokens | prompt tokens from cache | cases with errors |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.methods {
             let l = &m.latency;
             let _ = writeln!(
                 s,
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
                 m.method,
                 l.mean_ms,
                 l.p50_ms,
                 l.p90_ms,
+                l.p95_ms,
                 l.max_ms,
                 l.total_ms / 1e3,
                 m.tokens.prompt + m.tokens.completion,
+                m.tokens.cached,
                 m.cases_with_errors
             );
         }
