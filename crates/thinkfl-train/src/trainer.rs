@@ -227,6 +227,12 @@ impl Trainer {
             let mut loss_sum = 0.0;
             let mut terms = GrpoTerms::default();
             for (i, r) in rollouts.iter().enumerate() {
+                // A rollout scored at its group's mean has no advantage: without a KL term its
+                // loss is a constant (candle drops the graph of a product with 0), so there is
+                // nothing to backpropagate. Its tokens still count in the normalization.
+                if r.advantage == 0.0 && cfg.beta == 0.0 {
+                    continue;
+                }
                 let mut t = GrpoTerms::default();
                 loss_sum += checkpointed_backward(
                     &self.policy.model,

@@ -123,8 +123,15 @@ fn grpo_update_moves_probability_toward_positive_advantages() {
             .unwrap()
     };
     let (g0, b0) = (lp(&t, &good.seq), lp(&t, &bad.seq));
+    // A rollout at its group's mean (advantage 0) is no error, and does not move.
+    let mean = Rollout {
+        seq: ex[2].clone(),
+        advantage: 0.0,
+    };
     for _ in 0..5 {
-        let s = t.grpo_update(&[good.clone(), bad.clone()], 0.01).unwrap();
+        let s = t
+            .grpo_update(&[good.clone(), mean.clone(), bad.clone()], 0.01)
+            .unwrap();
         assert!(s.kl >= 0.0 && (0.0..=1.0).contains(&s.clip_fraction));
     }
     assert!(
