@@ -100,8 +100,13 @@ fn resume_equals_uninterrupted_run() {
 
 #[test]
 fn grpo_update_moves_probability_toward_positive_advantages() {
-    let text = CONFIG.replace("kind = \"sft\"", "kind = \"grpo\"\nreward = 1\ngroup = 2");
+    // Without the KL term (beta 0, as configs/stages.toml runs), as the zero-advantage case
+    // below needs.
+    let text = CONFIG
+        .replace("kind = \"sft\"", "kind = \"grpo\"\nreward = 1\ngroup = 2")
+        .replace("[lora]", "[grpo]\nbeta = 0.0\n[lora]");
     let cfg = TrainConfig::from_toml(&text, Path::new("t.toml")).unwrap();
+    assert_eq!(cfg.grpo.beta, 0.0);
     let model = Llama::random(LlamaConfig::tiny(VOCAB), 5, &Device::Cpu).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut t = Trainer::new(cfg, text, model, dir.path()).unwrap();
