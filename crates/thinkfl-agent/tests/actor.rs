@@ -294,14 +294,11 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
         // Room for the longest call the grammar admits.
         assert!(req.params.max_tokens >= g.max_len());
     }
-    let first = seen[0]
-        .0
-        .params
-        .grammar
-        .as_ref()
-        .unwrap()
-        .compile()
-        .unwrap();
+    let nfa_of = |turn: usize| {
+        let g = seen[turn].0.params.grammar.as_ref().expect("a grammar");
+        g.compile().unwrap()
+    };
+    let first = nfa_of(0);
     let call = |id: &str| {
         format!(
             r#"<tool_call>{{"name": "search_traces", "arguments": {{"parent_span_id":"{id}"}}}}</tool_call>"#
@@ -311,24 +308,10 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     let ts = (q.timestamp_ms / 1000).to_string();
     assert!(!first.accepts(&call(&ts)));
     // The second turn may go down to a child, not back to the entry span.
-    let second = seen[1]
-        .0
-        .params
-        .grammar
-        .as_ref()
-        .unwrap()
-        .compile()
-        .unwrap();
+    let second = nfa_of(1);
     assert!(!second.accepts(&call("d1b3f238e544e3f0")));
     assert!(second.accepts(&call("a21065d052ec52ab")));
-    let last = seen[7]
-        .0
-        .params
-        .grammar
-        .as_ref()
-        .unwrap()
-        .compile()
-        .unwrap();
+    let last = nfa_of(7);
     let print = |items: &str| {
         format!(
             r#"<tool_call>{{"name": "print_results", "arguments": {{"root_causes":[{items}]}}}}</tool_call>"#

@@ -263,6 +263,28 @@ impl Builder {
         Ok((self.states.len() - 1) as u32)
     }
 
+    /// `min..=max` copies of what `one` adds (from a state, returning where it ends), unrolled:
+    /// after the `min`-th copy every copy may be skipped to the end.
+    fn counted(
+        &mut self,
+        from: u32,
+        min: usize,
+        max: usize,
+        mut one: impl FnMut(&mut Self, u32) -> Result<u32, GrammarError>,
+    ) -> Result<u32, GrammarError> {
+        check_repeat(min, max)?;
+        let end = self.state()?;
+        let mut at = from;
+        for i in 0..max {
+            if i >= min {
+                self.states[at as usize].eps.push(end);
+            }
+            at = one(self, at)?;
+        }
+        self.states[at as usize].eps.push(end);
+        Ok(end)
+    }
+
     /// Adds `g` starting at `from`; returns the state where it ends.
     fn build(&mut self, g: &Grammar, from: u32) -> Result<u32, GrammarError> {
         match g {
@@ -296,35 +318,15 @@ impl Builder {
                 Ok(end)
             }
             Grammar::Repeat { item, min, max } => {
-                check_repeat(*min, *max)?;
-                let end = self.state()?;
-                let mut at = from;
-                for i in 0..*max {
-                    if i >= *min {
-                        self.states[at as usize].eps.push(end);
-                    }
-                    at = self.build(item, at)?;
-                }
-                self.states[at as usize].eps.push(end);
-                Ok(end)
+                self.counted(from, *min, *max, |b, at| b.build(item, at))
             }
-            Grammar::Chars { class, min, max } => {
-                check_repeat(*min, *max)?;
-                let end = self.state()?;
-                let mut at = from;
-                for i in 0..*max {
-                    if i >= *min {
-                        self.states[at as usize].eps.push(end);
-                    }
-                    let next = self.state()?;
-                    for &(lo, hi) in class.ranges() {
-                        self.states[at as usize].edges.push((lo, hi, next));
-                    }
-                    at = next;
+            Grammar::Chars { class, min, max } => self.counted(from, *min, *max, |b, at| {
+                let next = b.state()?;
+                for &(lo, hi) in class.ranges() {
+                    b.states[at as usize].edges.push((lo, hi, next));
                 }
-                self.states[at as usize].eps.push(end);
-                Ok(end)
-            }
+                Ok(next)
+            }),
         }
     }
 }

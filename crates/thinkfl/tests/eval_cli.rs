@@ -1,21 +1,11 @@
 //! `thinkfl eval` through the binary: on the real AIOps 2022 sample, and on a small simulated
 //! data set twice with one seed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn thinkfl(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
-        .args(args)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "thinkfl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{sample, thinkfl};
+use std::path::Path;
+use std::process::Command;
 
 fn report_without_timings(dir: &Path) -> serde_json::Value {
     let mut v: serde_json::Value =
@@ -31,8 +21,7 @@ fn report_without_timings(dir: &Path) -> serde_json::Value {
 
 #[test]
 fn eval_on_the_real_sample() {
-    let data =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+    let data = sample();
     let out = tempfile::tempdir().unwrap();
     let text = thinkfl(&[
         "eval",
@@ -61,8 +50,7 @@ fn eval_on_the_real_sample() {
 
 #[test]
 fn eval_unknown_method_is_a_clear_error() {
-    let data =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+    let data = sample();
     let out = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
         .args([
             "eval",

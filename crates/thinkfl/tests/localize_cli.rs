@@ -1,40 +1,25 @@
 //! `thinkfl localize` and `thinkfl demo` through the binary, with the default local model (the
 //! SmolLM2 GGUF from the model cache, and the committed adapter).
 
+mod common;
+
+use common::{sample, thinkfl};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 
-fn thinkfl(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
-        .args(args)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "thinkfl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn sample() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample")
+/// `thinkfl localize` on the sample's case 0 with `extra` flags: the trajectory as JSON.
+fn localize_sample(extra: &[&str]) -> serde_json::Value {
+    let data = sample();
+    let mut args = vec!["localize", "--data", data.to_str().unwrap(), "--case", "0"];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    serde_json::from_str(&thinkfl(&args)).unwrap()
 }
 
 /// The sample's fault case: the local model runs to a valid final list within D_max rounds,
 /// naming components of the data, with every call valid.
 #[test]
 fn default_model_prints_a_valid_final_list_on_the_sample() {
-    let text = thinkfl(&[
-        "localize",
-        "--data",
-        sample().to_str().unwrap(),
-        "--case",
-        "0",
-        "--json",
-    ]);
-    let t: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let t = localize_sample(&[]);
     let pred = t["prediction"].as_array().expect("a final list");
     assert!(!pred.is_empty() && pred.len() <= 3, "{pred:?}");
     // The sample's components (its spans' cmdb_ids and their services).
@@ -69,19 +54,7 @@ fn default_model_prints_a_valid_final_list_on_the_sample() {
 /// as a span id, and names it as a node): what the default constraints are for.
 #[test]
 fn unconstrained_model_fails_on_the_sample() {
-    let text = thinkfl(&[
-        "localize",
-        "--data",
-        sample().to_str().unwrap(),
-        "--case",
-        "0",
-        "--constrain",
-        "off",
-        "--d-max",
-        "3",
-        "--json",
-    ]);
-    let t: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let t = localize_sample(&["--constrain", "off", "--d-max", "3"]);
     assert_eq!(t["forced_final"], true);
     assert!(
         t["calls"]

@@ -1,0 +1,25 @@
+//! Shared by the CLI tests: running the binary, and the real AIOps 2022 sample.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Runs the `thinkfl` binary; its standard output, after asserting that it succeeded.
+pub fn thinkfl(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_thinkfl"))
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "thinkfl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The real AIOps 2022 fault case in `../shared/fixtures`.
+pub fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample")
+}
