@@ -209,9 +209,7 @@ impl TokenIndex {
                 continue;
             }
             for &id in ids {
-                if (id as usize) < logits.len()
-                    && m.allows(self.bytes[id as usize].as_ref().expect("indexed"))
-                {
+                if (id as usize) < logits.len() && self.allows(m, id) {
                     out[id as usize] = logits[id as usize];
                 }
             }
@@ -746,24 +744,18 @@ impl Engine {
         let mut ids = self.tokenizer.encode(text)?;
         ids.truncate(room);
         let index = self.token_index();
-        let mut probe = m.clone();
         for (k, &id) in ids.iter().enumerate() {
             // A tokenizer that spelled the text otherwise (special tokens) stops the jump.
-            let ok = index
-                .bytes
-                .get(id as usize)
-                .and_then(|b| b.as_deref())
-                .is_some_and(|b| probe.advance(b));
-            if !ok {
+            if !index.allows(m, id) {
                 ids.truncate(k);
                 break;
             }
+            m.advance(
+                index.bytes[id as usize]
+                    .as_deref()
+                    .expect("allowed tokens have bytes"),
+            );
         }
-        let mut moved = m.clone();
-        for &id in &ids {
-            moved.advance(index.bytes[id as usize].as_deref().expect("checked"));
-        }
-        *m = moved;
         Ok(ids)
     }
 

@@ -190,26 +190,8 @@ impl Grammar {
                 out.push('"');
             }
             Grammar::Seq { items } if items.is_empty() => out.push_str("\"\""),
-            Grammar::Seq { items } => {
-                out.push('(');
-                for (i, g) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(' ');
-                    }
-                    g.write_gbnf(out);
-                }
-                out.push(')');
-            }
-            Grammar::Choice { options } => {
-                out.push('(');
-                for (i, g) in options.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(" | ");
-                    }
-                    g.write_gbnf(out);
-                }
-                out.push(')');
-            }
+            Grammar::Seq { items } => write_gbnf_group(out, items, " "),
+            Grammar::Choice { options } => write_gbnf_group(out, options, " | "),
             Grammar::Repeat { item, min, max } => {
                 out.push('(');
                 item.write_gbnf(out);
@@ -329,6 +311,18 @@ impl Builder {
             }),
         }
     }
+}
+
+/// `(a SEP b SEP c)` in GBNF.
+fn write_gbnf_group(out: &mut String, items: &[Grammar], sep: &str) {
+    out.push('(');
+    for (i, g) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        g.write_gbnf(out);
+    }
+    out.push(')');
 }
 
 fn push_count(out: &mut String, min: usize, max: usize) {

@@ -109,19 +109,7 @@ fn eval_same_seed_same_report() {
 fn eval_selects_cases_and_held_out_splits() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("sim");
-    thinkfl(&[
-        "simulate",
-        "--duration",
-        "60m",
-        "--faults",
-        "6",
-        "--seed",
-        "5",
-        "--traces-per-minute",
-        "20",
-        "--out",
-        data.to_str().unwrap(),
-    ]);
+    common::simulate_small(&data);
     let cases_of = |dir: &Path| -> Vec<u64> {
         let r = report_without_timings(dir);
         r["methods"][0]["cases"]

@@ -2,6 +2,8 @@
 //! trajectories (here a canned server in the test that always blames a pod that does not exist)
 //! and rejection sampling keeps none of its wrong answers.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
@@ -55,28 +57,8 @@ fn canned_server(pod: &'static str) -> (String, Arc<AtomicUsize>) {
 fn stage_zero_asks_an_openai_oracle_and_drops_its_wrong_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("sim");
+    common::simulate_small(&data);
     let bin = env!("CARGO_BIN_EXE_thinkfl");
-    let ok = Command::new(bin)
-        .args([
-            "simulate",
-            "--duration",
-            "60m",
-            "--faults",
-            "6",
-            "--seed",
-            "5",
-            "--traces-per-minute",
-            "20",
-            "--out",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
     let (url, requests) = canned_server("nosuchservice-0");
     let config = tmp.path().join("stages.toml");
     std::fs::write(

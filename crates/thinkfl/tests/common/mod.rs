@@ -23,3 +23,20 @@ pub fn thinkfl(args: &[&str]) -> String {
 pub fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample")
 }
+
+/// A small simulated Online Boutique data set in `dir`: one hour, six faults, seed 5.
+pub fn simulate_small(dir: &std::path::Path) {
+    thinkfl(&[
+        "simulate",
+        "--duration",
+        "60m",
+        "--faults",
+        "6",
+        "--seed",
+        "5",
+        "--traces-per-minute",
+        "20",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+}
