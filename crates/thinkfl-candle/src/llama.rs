@@ -695,6 +695,18 @@ impl Llama {
     /// (`q_proj`, `k_proj`, `v_proj`, `o_proj`, `gate_proj`, `up_proj`, `down_proj`). `A` is
     /// Kaiming-uniform-like from `seed`, `B` is zero. Returns the adapter Vars by PEFT name
     /// (`...q_proj.lora_A.weight`).
+    /// The projection suffixes LoRA adapters attach to (`targets` of [`Llama::add_lora`]), as
+    /// Hugging Face and PEFT name them.
+    pub const PROJECTIONS: [&'static str; 7] = [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    ];
+
     pub fn add_lora(
         &mut self,
         rank: usize,

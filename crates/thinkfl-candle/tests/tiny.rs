@@ -66,20 +66,7 @@ fn lora_starts_as_identity_and_trains() {
     let x = ids(2, 8, 3);
     let before = m.forward_logits(&x).unwrap();
     let vars = m
-        .add_lora(
-            4,
-            8.0,
-            &[
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ],
-            11,
-        )
+        .add_lora(4, 8.0, &thinkfl_candle::Llama::PROJECTIONS, 11)
         .unwrap();
     assert_eq!(vars.len(), 2 * 7 * 2);
     assert!(

@@ -9,15 +9,7 @@ use serde::{Deserialize, Serialize};
 use thinkfl_candle::Llama;
 
 /// The projections LoRA can attach to, by their Hugging Face suffix.
-pub const ALL_TARGETS: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
+pub const ALL_TARGETS: [&str; 7] = Llama::PROJECTIONS;
 
 /// Settings of the adapters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -33,16 +33,9 @@ pub fn tiny_model(
 /// is the identity, which would hide a missing delta).
 pub fn add_active_lora(model: &mut thinkfl_candle::Llama, seed: u64) {
     use rand::{Rng, SeedableRng};
-    let targets = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ];
-    let vars = model.add_lora(4, 8.0, &targets, seed).unwrap();
+    let vars = model
+        .add_lora(4, 8.0, &thinkfl_candle::Llama::PROJECTIONS, seed)
+        .unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 1);
     for (_, v) in vars.iter().filter(|(n, _)| n.contains("lora_B")) {
         let vals: Vec<f32> = (0..v.elem_count())
