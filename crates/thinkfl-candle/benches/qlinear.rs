@@ -35,23 +35,28 @@ fn time<F: FnMut()>(mut f: F, min_s: f64) -> f64 {
     t.elapsed().as_secs_f64() / n as f64
 }
 
+/// (out, in) of every projection of SmolLM2-135M's 30 layers (q, k, v, o, gate, up, down),
+/// then its head.
+fn smollm2_shapes() -> Vec<(usize, usize)> {
+    let layer = [
+        (576, 576),
+        (192, 576),
+        (192, 576),
+        (576, 576),
+        (1536, 576),
+        (1536, 576),
+        (576, 1536),
+    ];
+    let mut shapes: Vec<(usize, usize)> = (0..30).flat_map(|_| layer).collect();
+    shapes.push((49152, 576));
+    shapes
+}
+
 /// All projections of SmolLM2-135M (30 layers) and its head, one row after another as in
 /// decoding: the weights (98 MB packed with 4-bit layers, 152 MB with 8-bit ones) do not stay
 /// in cache between uses. `q4_layers`: layer weights on Q4_1 grids, as in the default GGUF.
 fn whole_model(kernels: &[Kernel], q4_layers: bool) {
-    let mut shapes = Vec::new();
-    for _ in 0..30 {
-        shapes.extend([
-            (576, 576),
-            (192, 576),
-            (192, 576),
-            (576, 576),
-            (1536, 576),
-            (1536, 576),
-            (576, 1536),
-        ]);
-    }
-    shapes.push((49152, 576));
+    let shapes = smollm2_shapes();
     let packed: Vec<PackedQ8> = shapes
         .iter()
         .enumerate()
@@ -110,19 +115,7 @@ fn whole_model(kernels: &[Kernel], q4_layers: bool) {
 /// Prefill-sized products over all of SmolLM2's projections (4-bit layers, 8-bit head): candle's
 /// f32 matmul against the packed kernel, both on rayon's pool (set RAYON_NUM_THREADS).
 fn prefill() {
-    let mut shapes = Vec::new();
-    for _ in 0..30 {
-        shapes.extend([
-            (576, 576),
-            (192, 576),
-            (192, 576),
-            (576, 576),
-            (1536, 576),
-            (1536, 576),
-            (576, 1536),
-        ]);
-    }
-    shapes.push((49152, 576));
+    let shapes = smollm2_shapes();
     let weights: Vec<(PackedQ8, Tensor)> = shapes
         .iter()
         .enumerate()
