@@ -73,6 +73,8 @@ pub struct Components {
     pub nodes: Vec<String>,
     pub services: Vec<String>,
     pub pods: Vec<String>,
+    /// The node hosting each pod, where the data says.
+    pub node_of: std::collections::BTreeMap<String, String>,
 }
 
 impl Components {
@@ -86,6 +88,7 @@ impl Components {
                 .iter()
                 .flat_map(|s| s.pods.iter().cloned())
                 .collect(),
+            node_of: Default::default(),
         };
         // A span's cmdb_id the topology does not list (a service that runs without replica
         // suffixes) is what the expert names as the pod.
@@ -101,6 +104,11 @@ impl Components {
             v.sort();
             v.dedup();
         }
+        for p in &c.pods {
+            if let Some(n) = topo.node_of(p).filter(|n| c.nodes.iter().any(|x| x == n)) {
+                c.node_of.insert(p.clone(), n.to_string());
+            }
+        }
         c
     }
 
@@ -109,19 +117,38 @@ impl Components {
     }
 }
 
+/// What an episode knows at a turn, beyond the data's components.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnFacts {
+    /// Span ids seen and not yet passed to `search_traces`.
+    pub unqueried_spans: Vec<String>,
+    /// The question's time (s): every timestamp argument is this one, so a model never has to
+    /// copy (or invent) digits.
+    pub question_ts: Option<i64>,
+    /// Whether `search_anomalous_components` was called already (it answers the same twice).
+    pub global_done: bool,
+    /// Components the episode touched (its reasoning path). A final list names touched pods:
+    /// what the episode found, not any of the data's components.
+    pub touched: Vec<String>,
+}
+
 /// The grammar of one turn: a single `<tool_call>` naming one of `tools`, or `None` when no
 /// call is admissible (then the turn is left free).
-pub fn turn_grammar(
-    tools: &[&str],
-    components: &Components,
-    unqueried_spans: &[String],
-) -> Option<Grammar> {
+pub fn turn_grammar(tools: &[&str], components: &Components, facts: &TurnFacts) -> Option<Grammar> {
     let json_enum = |names: &[String]| (!names.is_empty()).then(|| Grammar::json_enum(names));
     let close = || Grammar::lit("}}</tool_call>");
+    let timestamp = || match facts.question_ts {
+        Some(t) => Grammar::lit(t.to_string()),
+        None => Grammar::chars(CharClass::Digit, 1, 13),
+    };
+    let unqueried_spans = &facts.unqueried_spans;
     let mut calls = Vec::new();
     for &tool in tools {
         let head = Grammar::lit(format!("{tool}\", \"arguments\": {{"));
         let call = match tool {
+            "search_anomalous_components" => (!facts.global_done).then(|| {
+                Grammar::seq([head, Grammar::lit("\"timestamp\":"), timestamp(), close()])
+            }),
             "search_traces" => json_enum(unqueried_spans).map(|spans| {
                 Grammar::seq([head, Grammar::lit("\"parent_span_id\":"), spans, close()])
             }),
@@ -133,12 +160,12 @@ pub fn turn_grammar(
                         Grammar::lit("\"service_name\":"),
                         names,
                         Grammar::lit(",\"timestamp\":"),
-                        Grammar::chars(CharClass::Digit, 1, 13),
+                        timestamp(),
                         close(),
                     ])
                 })
             }
-            "print_results" => print_item(components).map(|item| {
+            "print_results" => print_item(components, &facts.touched).map(|item| {
                 Grammar::seq([
                     head,
                     Grammar::lit("\"root_causes\":["),
@@ -159,31 +186,35 @@ pub fn turn_grammar(
     })
 }
 
-/// One root cause as the expert writes it (keys sorted, as serde_json writes them): an
-/// optional node, the pod, the reason, the service.
-fn print_item(c: &Components) -> Option<Grammar> {
-    if c.pods.is_empty() || c.services.is_empty() {
+/// One root cause as the expert writes it: the pod, then its node and service, which are facts
+/// of the data and so forced by the grammar once the pod is chosen, then a short reason. The pods
+/// are those the episode touched (all of the data's when it touched none).
+fn print_item(c: &Components, touched: &[String]) -> Option<Grammar> {
+    let mut pods: Vec<&String> = c.pods.iter().filter(|p| touched.contains(p)).collect();
+    if pods.is_empty() {
+        pods = c.pods.iter().collect();
+    }
+    if pods.is_empty() {
         return None;
     }
-    let mut parts = Vec::new();
-    parts.push(Grammar::lit("{"));
-    if !c.nodes.is_empty() {
-        parts.push(Grammar::opt(Grammar::seq([
-            Grammar::lit("\"node\":"),
-            Grammar::json_enum(&c.nodes),
-            Grammar::lit(","),
-        ])));
-    }
-    parts.extend([
-        Grammar::lit("\"pod\":"),
-        Grammar::json_enum(&c.pods),
-        Grammar::lit(",\"reason\":"),
+    let heads: Vec<Grammar> = pods
+        .iter()
+        .map(|p| {
+            let q = |s: &str| serde_json::Value::from(s).to_string();
+            let mut head = format!("{{\"pod\":{}", q(p));
+            if let Some(n) = c.node_of.get(p.as_str()) {
+                head.push_str(&format!(",\"node\":{}", q(n)));
+            }
+            head.push_str(&format!(",\"service\":{}", q(thinkfl_core::service_of(p))));
+            head.push_str(",\"reason\":");
+            Grammar::lit(head)
+        })
+        .collect();
+    Some(Grammar::seq([
+        Grammar::choice(heads),
         Grammar::json_string(1, MAX_REASON_CHARS),
-        Grammar::lit(",\"service\":"),
-        Grammar::json_enum(&c.services),
         Grammar::lit("}"),
-    ]);
-    Some(Grammar::seq(parts))
+    ]))
 }
 
 /// Span ids written in `text` that are spans of the data: the rows of a `search_traces` result,

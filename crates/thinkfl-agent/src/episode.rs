@@ -3,7 +3,7 @@
 //! all of them at once (GRPO rollouts, evaluation).
 
 use crate::config::ActorConfig;
-use crate::constrain::{Components, Constrain, span_ids_in, turn_grammar};
+use crate::constrain::{Components, Constrain, TurnFacts, span_ids_in, turn_grammar};
 use crate::prompts::{Phase, PromptSet, QuestionSpan};
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,8 @@ pub struct Episode {
     queried_spans: Vec<String>,
     /// Component names of the data, for constrained turns.
     components: Arc<Components>,
+    /// The question's time, s.
+    question_ts: i64,
 }
 
 impl Episode {
@@ -68,6 +70,7 @@ impl Episode {
             known_spans: vec![question.span_id.clone()],
             queried_spans: Vec::new(),
             components,
+            question_ts: question.timestamp_ms.div_euclid(1000),
         }
     }
 
@@ -87,11 +90,18 @@ impl Episode {
             .filter(|s| !self.queried_spans.contains(s))
             .cloned()
             .collect();
-        turn_grammar(
-            cfg.prompt_set.tools(self.phase),
-            &self.components,
-            &unqueried,
-        )
+        let facts = TurnFacts {
+            unqueried_spans: unqueried,
+            question_ts: Some(self.question_ts),
+            global_done: self.traj.calls.iter().any(|c| {
+                c.valid
+                    && c.call
+                        .as_ref()
+                        .is_some_and(|c| c.name == "search_anomalous_components")
+            }),
+            touched: self.traj.path.clone(),
+        };
+        turn_grammar(cfg.prompt_set.tools(self.phase), &self.components, &facts)
     }
 
     pub fn is_done(&self) -> bool {

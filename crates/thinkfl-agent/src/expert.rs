@@ -1,20 +1,27 @@
 //! A scripted expert that plays the actor's protocol through the same tools, without a language
-//! model: it descends the trace tree into the child that carries the most excess latency (or
-//! failed), checks the metrics of the suspect's service (they come with its nodes'), and ranks the suspect, its
-//! callee and its caller.
+//! model. Where the prompt set offers `search_anomalous_components` (ours), it first takes the
+//! global view of the incident (every pod scored by its metrics, self latency, own errors and
+//! error logs, and its node's metrics, against their recent normal: [`thinkfl_tools::suspects`]),
+//! then descends the trace tree into the child that carries the most excess latency (or failed),
+//! checks the metrics of its top suspect, and ranks the suspects with the descent's deepest pod
+//! as extra evidence. Without the global tool (the paper's prompt set) it ranks the descent's
+//! deepest pod, its callee and its callers, as the paper's walk does.
 //!
 //! It is a [`ChatModel`], so it drops into the actor in place of a model: a strong non-LLM
 //! reference, a test double for the actor, and the oracle whose trajectories prime a model
 //! before GRPO (stage 0). It reads the conversation only to know where it stands; its decisions
 //! come from the store (the same facts the tools print).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use thinkfl_core::{Message, Role, RootCause, service_of};
 use thinkfl_llm::parse::parse_tool_calls;
 use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse, StopReason};
 use thinkfl_store::{SpanRef, TelemetryStore};
 use thinkfl_tools::Baselines;
 use thinkfl_tools::nsigma::{NSigmaConfig, fluctuation};
+use thinkfl_tools::suspects::{Suspect, SuspectConfig, rank_suspects};
+use thinkfl_tools::tools::search_anomalous_components::evidence;
 
 /// Settings of the expert.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +32,13 @@ pub struct ExpertConfig {
     pub min_baseline_samples: usize,
     /// Deepest descent (search_traces calls); keeps the plan inside `d_max`.
     pub max_depth: usize,
+    /// Deepest descent when the global view is available: it already weighs every trace of the
+    /// window, and each descent costs a model a tool result's tokens.
+    pub max_depth_with_global: usize,
+    /// Added to the suspect score of the pod where the question's own trace descent ends.
+    pub descent_bonus: f64,
+    /// The global view's settings.
+    pub suspects: SuspectConfig,
 }
 
 impl Default for ExpertConfig {
@@ -33,6 +47,9 @@ impl Default for ExpertConfig {
             follow_share: 0.3,
             min_baseline_samples: 5,
             max_depth: 6,
+            max_depth_with_global: 3,
+            descent_bonus: 1.0,
+            suspects: SuspectConfig::default(),
         }
     }
 }
@@ -40,6 +57,8 @@ impl Default for ExpertConfig {
 /// The scripted expert policy.
 pub struct ExpertPolicy {
     store: Arc<TelemetryStore>,
+    /// The global view per question time: every turn after the first asks for it again.
+    suspects: Mutex<HashMap<i64, Arc<Vec<Suspect>>>>,
     baselines: Baselines,
     config: ExpertConfig,
     nsigma: NSigmaConfig,
@@ -57,6 +76,7 @@ impl std::fmt::Debug for ExpertPolicy {
 struct Progress {
     traces: usize,
     metrics: usize,
+    global: usize,
     prints: usize,
 }
 
@@ -68,6 +88,7 @@ impl ExpertPolicy {
         let baselines = Baselines::compute(&store);
         Self {
             store,
+            suspects: Mutex::new(HashMap::new()),
             baselines,
             config,
             nsigma: NSigmaConfig::default(),
@@ -85,9 +106,9 @@ impl ExpertPolicy {
 
     /// The descent from the entry span: each step follows the child with the most excess latency
     /// (a failed child first) while it explains a fair share of its parent's.
-    fn chain(&self, entry: &str) -> Vec<String> {
+    fn chain(&self, entry: &str, max_depth: usize) -> Vec<String> {
         let mut chain = vec![entry.to_string()];
-        while chain.len() < self.config.max_depth {
+        while chain.len() < max_depth {
             let Some(cur) = self.store.span_by_id(chain.last().unwrap()) else {
                 break;
             };
@@ -208,6 +229,7 @@ impl ExpertPolicy {
                 match c.name.as_str() {
                     "search_traces" => p.traces += 1,
                     "search_fluctuating_metrics" | "search_logs" => p.metrics += 1,
+                    "search_anomalous_components" => p.global += 1,
                     "print_results" => p.prints += 1,
                     _ => {}
                 }
@@ -216,28 +238,195 @@ impl ExpertPolicy {
         p
     }
 
-    fn next_call(&self, messages: &[Message]) -> serde_json::Value {
-        let Some(entry) = self.entry_span(messages) else {
-            return serde_json::json!({"name": "print_results", "arguments": {"root_causes": []}});
-        };
-        let chain = self.chain(&entry);
-        let p = Self::progress(messages);
-        if p.prints == 0 && p.traces < chain.len() {
-            return serde_json::json!({"name": "search_traces", "arguments": {"parent_span_id": chain[p.traces]}});
+    /// Whether the conversation offers the global view (our prompt set's system prompt lists it).
+    fn has_global(messages: &[Message]) -> bool {
+        messages
+            .iter()
+            .any(|m| m.role == Role::System && m.content.contains(GLOBAL_TOOL))
+    }
+
+    /// The answer with the global view: suspects by score, the descent's deepest pod raised by
+    /// `descent_bonus`, then at most [`Self::MAX_ANSWERS`] items that each cover something the
+    /// earlier ones do not (a pod item names its service and node too, so a second pod of the
+    /// same service on the same node adds nothing).
+    fn fused_ranking(
+        &self,
+        suspects: &[Suspect],
+        deepest: Option<&str>,
+        seen: &HashSet<&str>,
+    ) -> Vec<RootCause> {
+        let mut scored: Vec<(f64, &Suspect)> = suspects
+            .iter()
+            // What the tools showed: an answer names what the episode found.
+            .filter(|s| seen.contains(s.pod.as_str()))
+            .map(|s| {
+                let bonus = if deepest == Some(s.pod.as_str()) {
+                    self.config.descent_bonus
+                } else {
+                    0.0
+                };
+                (s.score + bonus, s)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.pod.cmp(&b.1.pod)));
+        let mut out: Vec<RootCause> = Vec::new();
+        for (_, s) in scored {
+            if out.len() >= Self::MAX_ANSWERS {
+                break;
+            }
+            let covered = out
+                .iter()
+                .any(|o| o.service.as_deref() == Some(s.service.as_str()) && o.node == s.node);
+            if covered {
+                continue;
+            }
+            let mut reason = evidence(s);
+            if deepest == Some(s.pod.as_str()) {
+                reason = if reason.is_empty() {
+                    "deepest slow span".into()
+                } else {
+                    format!("deepest slow span; {reason}")
+                };
+            }
+            out.push(RootCause {
+                node: s.node.clone(),
+                service: Some(s.service.clone()),
+                pod: Some(s.pod.clone()),
+                reason: Some(clip(&reason, REASON_CHARS)),
+            });
         }
-        if p.prints == 1 {
-            let last = self.store.span_by_id(chain.last().unwrap());
-            let checks: Vec<(String, i64)> = last
-                // One call: a service's metrics come with those of the nodes hosting it.
-                .map(|s| vec![(service_of(s.cmdb_id()).to_string(), s.timestamp() / 1000)])
-                .unwrap_or_default();
-            if let Some((name, t)) = checks.get(p.metrics) {
-                return serde_json::json!({"name": "search_fluctuating_metrics", "arguments": {"service_name": name, "timestamp": t}});
+        if out.is_empty()
+            && let Some(pod) = deepest
+        {
+            out.push(self.item(pod, "deepest slow span".into()));
+        }
+        out
+    }
+
+    fn suspects_at(&self, t: i64) -> Arc<Vec<Suspect>> {
+        let mut cache = self.suspects.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cache.get(&t) {
+            return s.clone();
+        }
+        let s = Arc::new(rank_suspects(
+            &self.store,
+            &self.baselines,
+            t,
+            &self.config.suspects,
+        ));
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(t, s.clone());
+        s
+    }
+
+    fn next_call(&self, messages: &[Message]) -> (String, String) {
+        let Some(entry) = self.entry_span(messages) else {
+            return ("print_results".into(), print_args(&[]));
+        };
+        let t = self
+            .store
+            .span_by_id(&entry)
+            .map(|s| s.timestamp().div_euclid(1000))
+            .unwrap_or(0);
+        let global = Self::has_global(messages);
+        let depth = if global {
+            self.config.max_depth_with_global
+        } else {
+            self.config.max_depth
+        };
+        let chain = self.chain(&entry, depth.max(1));
+        let p = Self::progress(messages);
+        if global && p.prints == 0 && p.global == 0 {
+            return (GLOBAL_TOOL.into(), format!("{{\"timestamp\":{t}}}"));
+        }
+        if p.prints == 0 && p.traces < chain.len() {
+            return (
+                "search_traces".into(),
+                format!("{{\"parent_span_id\":\"{}\"}}", chain[p.traces]),
+            );
+        }
+        let deepest = chain
+            .last()
+            .and_then(|id| self.store.span_by_id(id))
+            .map(|s| s.cmdb_id().to_string());
+        if !global {
+            if p.prints == 1 && p.metrics == 0 {
+                if let Some(pod) = &deepest {
+                    return metrics_call(service_of(pod), t);
+                }
+            }
+            let ranking = self.ranking(&chain, p.prints >= 1);
+            return ("print_results".into(), print_args(&ranking));
+        }
+        let suspects = self.suspects_at(t);
+        let seen: HashSet<&str> = messages
+            .iter()
+            .filter(|m| m.role == Role::Tool)
+            .flat_map(|m| {
+                m.content
+                    .split(|c: char| c == ',' || c == '"' || c.is_whitespace())
+            })
+            .collect();
+        let ranking = self.fused_ranking(&suspects, deepest.as_deref(), &seen);
+        if p.prints == 1 && p.metrics == 0 {
+            if let Some(pod) = ranking.first().and_then(|r| r.pod.clone()) {
+                return metrics_call(&pod, t);
             }
         }
-        let ranking = self.ranking(&chain, p.prints >= 1);
-        serde_json::json!({"name": "print_results", "arguments": {"root_causes": ranking}})
+        ("print_results".into(), print_args(&ranking))
     }
+}
+
+/// The global view's tool name.
+const GLOBAL_TOOL: &str = "search_anomalous_components";
+/// Characters of a reason the expert writes (the grammar admits up to
+/// [`crate::constrain::MAX_REASON_CHARS`]).
+const REASON_CHARS: usize = 60;
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn metrics_call(name: &str, t: i64) -> (String, String) {
+    (
+        "search_fluctuating_metrics".into(),
+        format!(
+            "{{\"service_name\":{},\"timestamp\":{t}}}",
+            serde_json::Value::from(name)
+        ),
+    )
+}
+
+/// `print_results` arguments with each item's keys in the constrained order: the pod first, so
+/// that its node and service (facts of the data) follow it, then the reason.
+pub fn print_args(items: &[RootCause]) -> String {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let mut out = String::from("{\"root_causes\":[");
+    for (i, rc) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        let mut fields: Vec<String> = Vec::new();
+        if let Some(p) = &rc.pod {
+            fields.push(format!("\"pod\":{}", q(p)));
+        }
+        if let Some(n) = &rc.node {
+            fields.push(format!("\"node\":{}", q(n)));
+        }
+        if let Some(s) = &rc.service {
+            fields.push(format!("\"service\":{}", q(s)));
+        }
+        if let Some(r) = &rc.reason {
+            fields.push(format!("\"reason\":{}", q(r)));
+        }
+        out.push_str(&fields.join(","));
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
 }
 
 impl ChatModel for ExpertPolicy {
@@ -246,13 +435,10 @@ impl ChatModel for ExpertPolicy {
     }
 
     fn chat(&self, request: &ChatRequest) -> thinkfl_llm::Result<ChatResponse> {
-        let call = self.next_call(&request.messages);
-        // `name` before `arguments`, as the system prompt's example writes it (serde_json would
-        // sort the keys).
-        let text = format!(
-            "<tool_call>{{\"name\": {}, \"arguments\": {}}}</tool_call>",
-            call["name"], call["arguments"]
-        );
+        let (name, arguments) = self.next_call(&request.messages);
+        // `name` before `arguments`, as the system prompt's example writes it.
+        let text =
+            format!("<tool_call>{{\"name\": \"{name}\", \"arguments\": {arguments}}}</tool_call>");
         Ok(ChatResponse {
             text,
             tool_calls: Vec::new(),

@@ -78,6 +78,7 @@ impl PromptSet {
                 "print_results",
             ],
             (PromptSet::Ours, _) => &[
+                "search_anomalous_components",
                 "search_traces",
                 "search_fluctuating_metrics",
                 "search_logs",
@@ -98,6 +99,7 @@ exploring its traces, metrics and logs with tools, then you print a ranked list 
                 if schemas.is_some() {
                     s.push_str(
                         "\nTools:\n\
+- search_anomalous_components(timestamp): the pods whose metrics, spans, logs or node depart most from normal around the timestamp, most suspect first.\n\
 - search_traces(parent_span_id): the child spans of a span, slowest first, with their normal duration.\n\
 - search_fluctuating_metrics(service_name, timestamp): metrics of a service, pod or node that deviate by more than 3 sigma around the timestamp.\n\
 - search_logs(service_name, timestamp): error and warning logs of a service or pod around the timestamp.\n\
@@ -107,8 +109,8 @@ exploring its traces, metrics and logs with tools, then you print a ranked list 
                 s.push_str(
                     "\nCall exactly one tool per reply, on one line, like this:\n\
 <tool_call>{\"name\": \"search_traces\", \"arguments\": {\"parent_span_id\": \"SPAN_ID\"}}</tool_call>\n\
-Descend into the child span that is much slower than normal or failed; the root cause is usually the \
-deepest such span's pod, its service, or the node hosting it.",
+Start with the anomalous components, descend into the child span that is much slower than normal or \
+failed, and rank the pods whose own evidence is strongest; a pod's answer names its service and node.",
                 );
                 s
             }

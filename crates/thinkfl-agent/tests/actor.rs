@@ -282,7 +282,7 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     assert_eq!(
         seen.len(),
         8,
-        "4 descents, a print, a metrics call, a print, the final print"
+        "the global view, 3 descents, a print, a metrics call, a print, the final print"
     );
     for (req, resp) in seen.iter() {
         let g = req
@@ -307,10 +307,20 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     assert!(first.accepts(&call("d1b3f238e544e3f0")));
     let ts = (q.timestamp_ms / 1000).to_string();
     assert!(!first.accepts(&call(&ts)));
-    // The second turn may go down to a child, not back to the entry span.
-    let second = nfa_of(1);
-    assert!(!second.accepts(&call("d1b3f238e544e3f0")));
-    assert!(second.accepts(&call("a21065d052ec52ab")));
+    // The global view at the question's time, and at no other (no digits to invent).
+    let global = |t: &str| {
+        format!(
+            r#"<tool_call>{{"name": "search_anomalous_components", "arguments": {{"timestamp":{t}}}}}</tool_call>"#
+        )
+    };
+    assert!(first.accepts(&global(&ts)));
+    assert!(!first.accepts(&global("1647000000")));
+    // Once taken, it is not offered again; the descent after it may go down to a child of the
+    // entry span, not back to it.
+    let third = nfa_of(2);
+    assert!(!third.accepts(&global(&ts)));
+    assert!(!third.accepts(&call("d1b3f238e544e3f0")));
+    assert!(third.accepts(&call("a21065d052ec52ab")));
     let last = nfa_of(7);
     let print = |items: &str| {
         format!(
@@ -318,13 +328,17 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
         )
     };
     let item =
-        r#"{"pod":"recommendationservice-1","reason":"slow","service":"recommendationservice"}"#;
+        r#"{"pod":"recommendationservice-1","service":"recommendationservice","reason":"slow"}"#;
     assert!(last.accepts(&print(item)));
+    // The service is a fact of the pod: another one is not admitted.
     assert!(!last.accepts(&print(
-        r#"{"pod":"frontend-2","pod":"frontend-2","reason":"x","service":"frontend"}"#
+        r#"{"pod":"recommendationservice-1","service":"frontend","reason":"slow"}"#
     )));
     assert!(!last.accepts(&print(
-        r#"{"pod":"no-such-pod","reason":"x","service":"frontend"}"#
+        r#"{"pod":"frontend-2","pod":"frontend-2","service":"frontend","reason":"x"}"#
+    )));
+    assert!(!last.accepts(&print(
+        r#"{"pod":"no-such-pod","service":"frontend","reason":"x"}"#
     )));
     // Only print_results in the final review.
     assert!(!last.accepts(&call("a21065d052ec52ab")));

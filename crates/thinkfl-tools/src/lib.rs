@@ -17,6 +17,7 @@ pub mod diagnoser;
 pub mod env;
 pub mod nsigma;
 pub mod pyfmt;
+pub mod suspects;
 pub mod timestamp;
 pub mod tool;
 pub mod tools;
@@ -31,8 +32,11 @@ pub use diagnoser::{
 };
 pub use env::{OutputMode, ToolEnv, ToolsConfig};
 pub use nsigma::{Fluctuation, NSigmaConfig};
+pub use suspects::{Suspect, SuspectConfig, rank_suspects};
 pub use tool::{DynTool, Tool, ToolError, ToolFailure, ToolOutput, ToolRegistry};
-pub use tools::{PrintResults, SearchFluctuatingMetrics, SearchLogs, SearchTraces};
+pub use tools::{
+    PrintResults, SearchAnomalousComponents, SearchFluctuatingMetrics, SearchLogs, SearchTraces,
+};
 
 /// Errors of this crate outside tool calls (tool calls answer with [`ToolError`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

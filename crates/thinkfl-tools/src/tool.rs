@@ -329,6 +329,7 @@ impl ToolRegistry {
         r.register(crate::tools::SearchTraces);
         r.register(crate::tools::SearchFluctuatingMetrics);
         r.register(crate::tools::SearchLogs);
+        r.register(crate::tools::SearchAnomalousComponents);
         r.register(crate::tools::PrintResults);
         r
     }

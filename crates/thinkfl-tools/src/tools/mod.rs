@@ -1,11 +1,13 @@
-//! The four diagnostic tools.
+//! The diagnostic tools: the paper's four, and the global view of our prompt set.
 
 pub mod print_results;
+pub mod search_anomalous_components;
 pub mod search_fluctuating_metrics;
 pub mod search_logs;
 pub mod search_traces;
 
 pub use print_results::{PrintResults, PrintResultsArgs, PrintedResults, RootCauseItem};
+pub use search_anomalous_components::{SearchAnomalousComponents, SearchAnomalousComponentsArgs};
 pub use search_fluctuating_metrics::{SearchFluctuatingMetrics, SearchFluctuatingMetricsArgs};
 pub use search_logs::{SearchLogs, SearchLogsArgs};
 pub use search_traces::{SearchTraces, SearchTracesArgs};
