@@ -47,7 +47,7 @@ impl Default for ExpertConfig {
             follow_share: 0.3,
             min_baseline_samples: 5,
             max_depth: 6,
-            max_depth_with_global: 3,
+            max_depth_with_global: 4,
             descent_bonus: 1.0,
             suspects: SuspectConfig::default(),
         }
@@ -283,9 +283,9 @@ impl ExpertPolicy {
             let mut reason = evidence(s);
             if deepest == Some(s.pod.as_str()) {
                 reason = if reason.is_empty() {
-                    "deepest slow span".into()
+                    "slowest span".into()
                 } else {
-                    format!("deepest slow span; {reason}")
+                    format!("slowest span; {reason}")
                 };
             }
             out.push(RootCause {
@@ -383,7 +383,7 @@ impl ExpertPolicy {
 const GLOBAL_TOOL: &str = "search_anomalous_components";
 /// Characters of a reason the expert writes (the grammar admits up to
 /// [`crate::constrain::MAX_REASON_CHARS`]).
-const REASON_CHARS: usize = 60;
+const REASON_CHARS: usize = 48;
 
 fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()

@@ -99,11 +99,11 @@ exploring its traces, metrics and logs with tools, then you print a ranked list 
                 if schemas.is_some() {
                     s.push_str(
                         "\nTools:\n\
-- search_anomalous_components(timestamp): the pods whose metrics, spans, logs or node depart most from normal around the timestamp, most suspect first.\n\
+- search_anomalous_components(timestamp): pods whose metrics, spans, logs or node depart most from normal, most suspect first.\n\
 - search_traces(parent_span_id): the child spans of a span, slowest first, with their normal duration.\n\
-- search_fluctuating_metrics(service_name, timestamp): metrics of a service, pod or node that deviate by more than 3 sigma around the timestamp.\n\
-- search_logs(service_name, timestamp): error and warning logs of a service or pod around the timestamp.\n\
-- print_results(root_causes): your answer, a list of {\"node\", \"service\", \"pod\", \"reason\"}, most likely first.\n",
+- search_fluctuating_metrics(service_name, timestamp): metrics of a service, pod or node beyond 3 sigma.\n\
+- search_logs(service_name, timestamp): error and warning logs of a service or pod.\n\
+- print_results(root_causes): your answer, a list of {\"pod\", \"node\", \"service\", \"reason\"}, most likely first.\n",
                     );
                 }
                 s.push_str(
@@ -216,10 +216,10 @@ A possible approach is to recursively search for the traces you suspect have iss
         match (self, phase) {
             (_, Phase::InitialThink) => "",
             (PromptSet::Ours, Phase::Rethink) => {
-                "Inspect deeper before you conclude: descend further with search_traces, or check the metrics or logs of your suspects and of their node, then call print_results again."
+                "Inspect deeper: check the metrics or logs of your top suspect, or descend further, then call print_results again."
             }
             (PromptSet::Ours, Phase::FinalReview) => {
-                "Review what you found and call print_results with the final ranked root causes (node, service, pod, reason), most likely first."
+                "Review what you found and call print_results with the final ranked root causes, most likely first."
             }
             (PromptSet::ThinkFl, Phase::Rethink) => {
                 "We think it's better to inspect more deeper into the trace tree. So, even you have already define the root cause service, you must use the following tool to inspect more deeper to confirm that there are no deeper root cause."

@@ -281,8 +281,8 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     let seen = actor.model().seen.lock().unwrap();
     assert_eq!(
         seen.len(),
-        8,
-        "the global view, 3 descents, a print, a metrics call, a print, the final print"
+        9,
+        "the global view, 4 descents, a print, a metrics call, a print, the final print"
     );
     for (req, resp) in seen.iter() {
         let g = req
@@ -321,7 +321,7 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     assert!(!third.accepts(&global(&ts)));
     assert!(!third.accepts(&call("d1b3f238e544e3f0")));
     assert!(third.accepts(&call("a21065d052ec52ab")));
-    let last = nfa_of(7);
+    let last = nfa_of(8);
     let print = |items: &str| {
         format!(
             r#"<tool_call>{{"name": "print_results", "arguments": {{"root_causes":[{items}]}}}}</tool_call>"#

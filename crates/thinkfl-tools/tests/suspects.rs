@@ -195,7 +195,7 @@ fn the_tool_prints_ranked_rows_and_touches_them() {
     assert_eq!(lines.next(), Some("pod,node,service,score,evidence"));
     let first = lines.next().unwrap();
     assert!(
-        first.starts_with("db-0,node-3,db,") && first.contains("container_cpu_usage_seconds"),
+        first.starts_with("db-0,node-3,db,") && first.contains("cpu_usage >99"),
         "{}",
         out.text
     );

@@ -29,6 +29,7 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// One data set split into training and held-out cases by `held_out_fraction`.
     pub fn new(store: Arc<TelemetryStore>, cfg: &TrainConfig) -> Result<Self> {
         let n = store.faults().len();
         if n < 2 {
@@ -37,6 +38,22 @@ impl RunData {
             )));
         }
         let (train_cases, held_out_cases) = split_cases(n, cfg.held_out_fraction, cfg.seed);
+        Self::with_cases(store, cfg, train_cases, held_out_cases)
+    }
+
+    /// A data set of a corpus whose every case is for training (the corpus holds out whole
+    /// data sets: other seeds, another topology).
+    pub fn all_train(store: Arc<TelemetryStore>, cfg: &TrainConfig) -> Result<Self> {
+        let n = store.faults().len();
+        Self::with_cases(store, cfg, (0..n).collect(), Vec::new())
+    }
+
+    fn with_cases(
+        store: Arc<TelemetryStore>,
+        cfg: &TrainConfig,
+        train_cases: Vec<usize>,
+        held_out_cases: Vec<usize>,
+    ) -> Result<Self> {
         let all = all_case_queries(&store, &AnomalyConfig::default());
         let train_queries: Vec<Query> = train_cases
             .iter()
@@ -160,11 +177,58 @@ pub fn rollout_model(trainer: &Trainer, parts: &ModelParts) -> Result<Arc<Candle
     Ok(Arc::new(CandleChatModel::from_loaded(loaded, engine)?))
 }
 
+/// Starts the policy from a PEFT adapter (a finished stage of another run): its tensors replace
+/// the fresh adapters, which must have the same rank, scale and targets.
+pub fn init_from_adapter(trainer: &mut Trainer, dir: &std::path::Path) -> Result<()> {
+    let cfg = crate::peft::read_adapter_config(dir)?;
+    let lora = &trainer.cfg.lora;
+    if cfg.r != lora.rank || (cfg.lora_alpha - lora.alpha).abs() > 1e-9 {
+        return Err(Error::file(
+            dir,
+            format!(
+                "adapter r = {}, alpha = {}; the config trains r = {}, alpha = {}",
+                cfg.r, cfg.lora_alpha, lora.rank, lora.alpha
+            ),
+        ));
+    }
+    let wpath = dir.join("adapter_model.safetensors");
+    let tensors = candle_core::safetensors::load(&wpath, trainer.policy.model.device())
+        .map_err(|e| Error::file(&wpath, e.to_string()))?;
+    if tensors.len() != trainer.policy.params.len() {
+        return Err(Error::file(
+            &wpath,
+            format!(
+                "{} tensors; the config's targets make {}",
+                tensors.len(),
+                trainer.policy.params.len()
+            ),
+        ));
+    }
+    for (name, var) in &trainer.policy.params {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| Error::file(&wpath, format!("no tensor {name}")))?
+            .to_dtype(candle_core::DType::F32)?;
+        if t.dims() != var.as_tensor().dims() {
+            return Err(Error::file(
+                &wpath,
+                format!(
+                    "{name}: {:?}, expected {:?}",
+                    t.dims(),
+                    var.as_tensor().dims()
+                ),
+            ));
+        }
+        var.set(&t)?;
+    }
+    Ok(())
+}
+
 /// Run (or continue) GRPO stage `stage`.
 pub fn run_grpo_stage(
     trainer: &mut Trainer,
     stage: usize,
-    data: &RunData,
+    sets: &[RunData],
     parts: &ModelParts,
     mut on_step: impl FnMut(&StepLog) -> Result<()>,
 ) -> Result<()> {
@@ -177,20 +241,49 @@ pub fn run_grpo_stage(
     let mut cache = DiversityCache::new();
     while trainer.state.stage == stage {
         let t0 = std::time::Instant::now();
-        let k = sc.batch.min(data.train_queries.len());
-        let picked: Vec<usize> =
-            rand::seq::index::sample(&mut trainer.rng, data.train_queries.len(), k).into_vec();
-        // Groups: (question, copy); G rollouts each, all in one lockstep batch.
+        // Every training query of every data set, as (set, query).
+        let all: Vec<(usize, usize)> = sets
+            .iter()
+            .enumerate()
+            .flat_map(|(d, s)| (0..s.train_queries.len()).map(move |q| (d, q)))
+            .collect();
+        if all.is_empty() {
+            return Err(Error::Other("no training queries".into()));
+        }
+        let k = sc.batch.min(all.len());
+        let picked: Vec<(usize, usize)> = rand::seq::index::sample(&mut trainer.rng, all.len(), k)
+            .into_iter()
+            .map(|i| all[i])
+            .collect();
+        // Groups: (question, copy); G rollouts each. Rollouts of one data set run as one
+        // lockstep batch.
         let mut queries = Vec::new();
+        let mut origin = Vec::new();
         let mut seeds = Vec::new();
-        for &q in &picked {
+        for &(d, q) in &picked {
             for _ in 0..sc.duplicate * sc.group {
-                queries.push(data.train_queries[q].clone());
+                queries.push(sets[d].train_queries[q].clone());
+                origin.push(d);
                 seeds.push(trainer.rng.random::<u64>());
             }
         }
         let actor = Actor::new(model.clone(), actor_config(&trainer.cfg, &sc, 0))?;
-        let trajs = actor.run_batch(&data.store, &data.baselines, &queries, &seeds)?;
+        let mut trajs: Vec<Option<Trajectory>> = vec![None; queries.len()];
+        for (d, set) in sets.iter().enumerate() {
+            let idx: Vec<usize> = (0..queries.len()).filter(|&i| origin[i] == d).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let qs: Vec<_> = idx.iter().map(|&i| queries[i].clone()).collect();
+            let ss: Vec<u64> = idx.iter().map(|&i| seeds[i]).collect();
+            for (i, t) in
+                idx.into_iter()
+                    .zip(actor.run_batch(&set.store, &set.baselines, &qs, &ss)?)
+            {
+                trajs[i] = Some(t);
+            }
+        }
+        let trajs: Vec<Trajectory> = trajs.into_iter().flatten().collect();
         let rollout_s = t0.elapsed().as_secs_f64();
         // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
         let rpath = trainer.run_dir.join("rollouts.jsonl");
@@ -210,14 +303,16 @@ pub fn run_grpo_stage(
         let mut rollouts = Vec::new();
         let mut all_adv = Vec::new();
         for (g, chunk) in trajs.chunks(sc.group).enumerate() {
+            let set = &sets[origin[g * sc.group]];
             let question = format!(
-                "{}#{}",
+                "{}#{}#{}",
+                origin[g * sc.group],
                 queries[g * sc.group].case,
                 queries[g * sc.group].span_id
             );
             let mut rewards = Vec::with_capacity(chunk.len());
             for t in chunk {
-                let truth = &data.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
+                let truth = &set.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
                 let b = if reward_stage == Stage::Two {
                     grade_with_diversity_for(&gcfg, t, truth, &mut cache, &question)
                 } else {

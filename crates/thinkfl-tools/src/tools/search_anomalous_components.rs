@@ -46,16 +46,16 @@ pub fn evidence(s: &Suspect) -> String {
         .iter()
         .map(|(k, d)| {
             let what = match k {
-                Kind::Metric => d.what.as_str(),
-                Kind::Latency => "latency",
-                Kind::Errors => "errors",
-                Kind::Logs => "error logs",
+                Kind::Metric => short_kpi(&d.what),
+                Kind::Latency => "latency".into(),
+                Kind::Errors => "errors".into(),
+                Kind::Logs => "error logs".into(),
             };
             (d.z, format!("{what} {}", z_text(d.z)))
         })
         .collect();
     if let (Some(d), Some(n)) = (&s.node_metric, &s.node) {
-        parts.push((d.z, format!("{n} {} {}", d.what, z_text(d.z))));
+        parts.push((d.z, format!("{n} {} {}", short_kpi(&d.what), z_text(d.z))));
     }
     parts.sort_by(|a, b| b.0.total_cmp(&a.0));
     // A departure under one deviation is no evidence.
@@ -69,6 +69,26 @@ pub fn evidence(s: &Suspect) -> String {
         .map(|p| p.1)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A KPI name in few tokens: `istio_request_duration_milliseconds.grpc.200.0.0` ->
+/// `request_duration_ms`, `container_cpu_usage_seconds` -> `cpu_usage`, `system.io.w_await` ->
+/// `io.w_await`. Every character of a tool result is read by a small model, and the variant
+/// suffixes (protocol, status, flags) say nothing about which component is at fault.
+pub fn short_kpi(kpi: &str) -> String {
+    if let Some(rest) = kpi.strip_prefix("system.") {
+        return rest.to_string();
+    }
+    let head = kpi.split('.').next().unwrap_or(kpi);
+    let head = head
+        .strip_prefix("container_")
+        .or_else(|| head.strip_prefix("istio_"))
+        .unwrap_or(head);
+    let head = head.strip_suffix("_seconds").unwrap_or(head);
+    match head.strip_suffix("_milliseconds") {
+        Some(h) => format!("{h}_ms"),
+        None => head.to_string(),
+    }
 }
 
 fn z_text(z: f64) -> String {
@@ -134,5 +154,22 @@ impl Tool for SearchAnomalousComponents {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_kpi;
+
+    #[test]
+    fn short_kpi_names() {
+        assert_eq!(
+            short_kpi("istio_request_duration_milliseconds.grpc.200.0.0"),
+            "request_duration_ms"
+        );
+        assert_eq!(short_kpi("container_cpu_usage_seconds"), "cpu_usage");
+        assert_eq!(short_kpi("system.io.w_await"), "io.w_await");
+        assert_eq!(short_kpi("container_fs_reads./dev/vda"), "fs_reads");
+        assert_eq!(short_kpi("rr"), "rr");
     }
 }

@@ -20,9 +20,18 @@ pub struct Args {
     /// The stages file (TOML).
     #[arg(long, default_value = "configs/stages.toml")]
     pub config: PathBuf,
-    /// A data set with ground truth (AIOps 2022 layout; `thinkfl simulate` writes one).
+    /// Data sets with ground truth (AIOps 2022 layout; `thinkfl simulate` writes one); each is
+    /// split into training and held-out cases by the config's `held_out_fraction`.
+    #[arg(long, num_args = 1.., required_unless_present = "corpus")]
+    pub data: Vec<PathBuf>,
+    /// A corpus manifest (`thinkfl corpus build` writes `corpus.json`): every case of its
+    /// `train` data sets is trained on; its `held_out` sets are never loaded.
     #[arg(long)]
-    pub data: PathBuf,
+    pub corpus: Option<PathBuf>,
+    /// Start the adapters from this PEFT adapter directory (e.g. a finished stage of another
+    /// run) instead of fresh ones; its rank and alpha must match the config.
+    #[arg(long)]
+    pub init_adapter: Option<PathBuf>,
     /// Base model: `default` (SmolLM2-135M-Instruct), a GGUF file or a Hugging Face directory.
     #[arg(long, default_value = "default")]
     pub model: String,
@@ -55,7 +64,7 @@ fn bar(quiet: bool, len: u64, name: &str) -> ProgressBar {
     };
     b.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {prefix} {bar:30} {pos}/{len} {msg}",
+            "{spinner} [{elapsed_precise}] {prefix} {bar:30} {pos}/{len} (ETA {eta}) {msg}",
         )
         .expect("a valid template"),
     );
@@ -80,20 +89,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let (store, load) = TelemetryStore::load(&args.data, &LoadOptions::default())
-        .with_context(|| format!("loading {}", args.data.display()))?;
-    for w in &load.warnings {
-        eprintln!("warning: {w}");
+    let mut sets: Vec<RunData> = Vec::new();
+    let mut split_sets = Vec::new();
+    let mut sources: Vec<(PathBuf, bool)> = args.data.iter().map(|d| (d.clone(), false)).collect();
+    if let Some(c) = &args.corpus {
+        sources.extend(corpus_train_sets(c)?.into_iter().map(|d| (d, true)));
     }
-    let data = RunData::new(Arc::new(store), &cfg)?;
-    let split = serde_json::json!({
-        "data": args.data.display().to_string(),
-        "seed": cfg.seed,
-        "held_out_fraction": cfg.held_out_fraction,
-        "train_cases": data.train_cases,
-        "held_out_cases": data.held_out_cases,
-        "train_queries": data.train_queries.len(),
-    });
+    for (dir, all_train) in &sources {
+        let (store, load) = TelemetryStore::load(dir, &LoadOptions::default())
+            .with_context(|| format!("loading {}", dir.display()))?;
+        for w in &load.warnings {
+            eprintln!("warning: {}: {w}", dir.display());
+        }
+        let store = Arc::new(store);
+        let data = if *all_train {
+            RunData::all_train(store, &cfg)
+        } else {
+            RunData::new(store, &cfg)
+        }
+        .with_context(|| format!("data set {}", dir.display()))?;
+        split_sets.push(serde_json::json!({
+            "data": dir.display().to_string(),
+            "train_cases": data.train_cases,
+            "held_out_cases": data.held_out_cases,
+            "train_queries": data.train_queries.len(),
+        }));
+        sets.push(data);
+    }
+    // One data set keeps the old flat layout of split.json (`eval --held-out` reads it).
+    let split = if split_sets.len() == 1 {
+        let mut one = split_sets.remove(0);
+        one["seed"] = cfg.seed.into();
+        one["held_out_fraction"] = cfg.held_out_fraction.into();
+        one
+    } else {
+        serde_json::json!({
+            "seed": cfg.seed,
+            "held_out_fraction": cfg.held_out_fraction,
+            "corpus": args.corpus.as_ref().map(|c| c.display().to_string()),
+            "sets": split_sets,
+        })
+    };
     std::fs::write(
         args.out.join("split.json"),
         serde_json::to_string_pretty(&split)?,
@@ -110,6 +146,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         other => other.to_string(),
     });
     let mut trainer = Trainer::new(cfg.clone(), text, loaded.model, &args.out)?;
+    if let Some(dir) = &args.init_adapter {
+        thinkfl_train::run::init_from_adapter(&mut trainer, dir)
+            .with_context(|| format!("--init-adapter {}", dir.display()))?;
+        eprintln!("adapters start from {}", dir.display());
+    }
     if args.resume && trainer.resume()? {
         eprintln!(
             "resumed at step {} (stage {}, step {})",
@@ -117,10 +158,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "{} train / {} held-out fault cases, {} training queries; {} trainable parameters (LoRA r={} on {})",
-        data.train_cases.len(),
-        data.held_out_cases.len(),
-        data.train_queries.len(),
+        "{} data sets: {} train / {} held-out fault cases, {} training queries; {} trainable parameters (LoRA r={} on {})",
+        sets.len(),
+        sets.iter().map(|d| d.train_cases.len()).sum::<usize>(),
+        sets.iter().map(|d| d.held_out_cases.len()).sum::<usize>(),
+        sets.iter().map(|d| d.train_queries.len()).sum::<usize>(),
         trainer.policy.num_trainable(),
         cfg.lora.rank,
         cfg.lora.targets.join(",")
@@ -145,8 +187,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "running the oracle ({}) for trajectories",
                     args.oracle
                 ));
-                let oracle = super::models::build_model(&args.oracle, None, &data.store)?;
-                let (kept, ran) = oracle_trajectories(&data, &cfg, sc.d_max, oracle)?;
+                let mut kept = Vec::new();
+                let mut ran = 0;
+                for data in &sets {
+                    let oracle = super::models::build_model(&args.oracle, None, &data.store)?;
+                    let (k, r) = oracle_trajectories(data, &cfg, sc.d_max, oracle)?;
+                    kept.extend(k);
+                    ran += r;
+                }
                 let template = parts.template()?;
                 let seqs = kept
                     .iter()
@@ -177,7 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             StageKind::Grpo => {
                 let pb2 = pb.clone();
-                run_grpo_stage(&mut trainer, stage, &data, &parts, |rec| {
+                run_grpo_stage(&mut trainer, stage, &sets, &parts, |rec| {
                     pb2.set_position(rec.stage_step as u64);
                     pb2.set_message(format!(
                         "reward {:.3}  R@1 {:.2}  skipped {}/{}  {:.0} tok/s",
@@ -210,4 +258,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("merged weights written to {}", m.display());
     }
     Ok(())
+}
+
+/// The `train` data sets of a corpus manifest, as paths (relative ones are relative to it).
+fn corpus_train_sets(manifest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", manifest.display()))?;
+    let base = manifest.parent().unwrap_or(std::path::Path::new("."));
+    let list = v["datasets"]
+        .as_array()
+        .with_context(|| format!("{}: no `datasets` array", manifest.display()))?;
+    let mut out = Vec::new();
+    for (i, d) in list.iter().enumerate() {
+        let path = d["path"]
+            .as_str()
+            .with_context(|| format!("{}: datasets[{i}].path missing", manifest.display()))?;
+        let role = d["role"]
+            .as_str()
+            .with_context(|| format!("{}: datasets[{i}].role missing", manifest.display()))?;
+        if role == "train" {
+            out.push(base.join(path));
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no data set with role \"train\"", manifest.display());
+    }
+    Ok(out)
 }
