@@ -280,7 +280,13 @@ impl ExpertPolicy {
             if covered {
                 continue;
             }
-            let mut reason = evidence(s);
+            // The strongest departure alone: a reason is read by people and written, token by
+            // token, by a small model.
+            let mut reason = evidence(s)
+                .split("; ")
+                .next()
+                .unwrap_or_default()
+                .to_string();
             if deepest == Some(s.pod.as_str()) {
                 reason = if reason.is_empty() {
                     "slowest span".into()
@@ -375,7 +381,13 @@ impl ExpertPolicy {
                 return metrics_call(&pod, t);
             }
         }
-        ("print_results".into(), print_args(&ranking))
+        // The first two answers are the current top suspect (the final review's list is the
+        // one graded); the whole list would only cost tokens twice more.
+        let shown = if p.prints < 2 { 1 } else { ranking.len() };
+        (
+            "print_results".into(),
+            print_args(&ranking[..shown.min(ranking.len())]),
+        )
     }
 }
 
