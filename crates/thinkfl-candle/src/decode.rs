@@ -18,7 +18,7 @@
 //! `tests/decode.rs` compares logits and greedy generations with that path.
 
 use crate::error::{Error, Result};
-use crate::generate::exp_le0;
+use crate::kernels::math::{exp_le0, lanes};
 use crate::llama::{AttnBias, KvCache, Linear, Llama, LoraDelta, Mode};
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
 
@@ -538,20 +538,6 @@ fn softmax(scores: &mut [f32], scale: f32, mask: Option<&[f32]>) {
     for sc in scores.iter_mut() {
         *sc *= inv;
     }
-}
-
-/// A reduction of `x` in 16 independent lanes, which the compiler vectorizes.
-#[inline(always)]
-fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 16];
-    let chunks = x.chunks_exact(16);
-    let rest = chunks.remainder().iter().fold(init, |a, &v| f(a, v));
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = f(*a, v);
-        }
-    }
-    acc.iter().fold(rest, |a, &v| f(a, v))
 }
 
 /// The attention kernel with AVX2 and FMA (the crate is built for baseline x86-64).

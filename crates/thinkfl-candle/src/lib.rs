@@ -15,6 +15,7 @@ pub mod decode;
 pub mod error;
 pub mod fetch;
 pub mod frozen;
+pub mod kernels;
 pub mod generate;
 pub mod llama;
 pub mod load;

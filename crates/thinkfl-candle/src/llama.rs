@@ -355,6 +355,8 @@ pub struct Llama {
     device: Device,
     /// Whether [`Mode::Infer`] forwards over a cache take [`crate::decode`].
     fused_infer: bool,
+    /// Whether [`Mode::Train`] blocks without a cache run on [`crate::kernels::ops`].
+    fused_train: bool,
 }
 
 /// Additive attention bias (0 or -inf) of shape `[batch, 1, t, s]`.
@@ -368,6 +370,8 @@ pub struct LayerContext {
     cos3: Tensor,
     sin3: Tensor,
     bias: Option<AttnBias>,
+    /// The bias is the plain causal one (no caller-given bias).
+    causal: bool,
 }
 
 impl Llama {
@@ -398,6 +402,7 @@ impl Llama {
             sin,
             device: device.clone(),
             fused_infer: true,
+            fused_train: true,
         })
     }
 
@@ -413,6 +418,16 @@ impl Llama {
     }
     pub fn fused_infer(&self) -> bool {
         self.fused_infer
+    }
+
+    /// Run [`Mode::Train`] blocks on the training kernels of [`crate::kernels::ops`] (fused
+    /// RMSNorm, rotary, causal attention with a recomputing backward, SwiGLU; on by default) or,
+    /// off, on candle's elementwise operations, which the tests compare them with.
+    pub fn set_fused_train(&mut self, on: bool) {
+        self.fused_train = on;
+    }
+    pub fn fused_train(&self) -> bool {
+        self.fused_train
     }
 
     /// A randomly initialised model (normal, std 0.02), f32, for tests.
@@ -532,17 +547,18 @@ impl Llama {
             .index_select(&flat_pos, 0)?
             .reshape((b, 1, t, hd / 2))?;
         let (cos3, sin3) = (cos.reshape((b, t, hd / 2))?, sin.reshape((b, t, hd / 2))?);
-        let bias = match bias {
-            Some(bias) => Some(bias.clone()),
+        let causal = match bias {
             None if t > 1 => Some(causal_bias(t, &self.device)?),
-            None => None,
+            _ => None,
         };
+        let bias = bias.cloned();
         Ok(LayerContext {
             cos,
             sin,
             cos3,
             sin3,
-            bias,
+            causal: bias.is_none(),
+            bias: bias.or(causal),
         })
     }
 
@@ -561,6 +577,9 @@ impl Llama {
             .layers
             .get(li)
             .ok_or_else(|| Error::Config(format!("no block {li}")))?;
+        if mode == Mode::Train && cache.is_none() && ctx.causal && self.kernels_suit(blk, x) {
+            return self.forward_block_kernels(blk, x, ctx);
+        }
         let (b, t, _) = x.dims3()?;
         let cfg = &self.config;
         let (nh, kvh, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
@@ -626,6 +645,38 @@ impl Llama {
         let u = blk.up_proj.forward(&h, mode)?;
         x = (x + blk.down_proj.forward(&(g.silu()? * u)?, mode)?)?;
         Ok(x)
+    }
+
+    /// Whether block `blk` on `x` can run on the training kernels: switched on, CPU, f32, and
+    /// frozen norm weights (full fine-tuning trains them, and the kernels give them no gradient).
+    fn kernels_suit(&self, blk: &Block, x: &Tensor) -> bool {
+        self.fused_train
+            && x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && !blk.input_layernorm.is_variable()
+            && !blk.post_attention_layernorm.is_variable()
+    }
+
+    /// [`Llama::forward_block`] in [`Mode::Train`] on the kernels of [`crate::kernels::ops`]:
+    /// the same operations in the same order, with the activations kept in the projections'
+    /// `[b, t, heads * head_dim]` layout (no transposes) and causal attention that never stores
+    /// its `T x T` probabilities.
+    fn forward_block_kernels(&self, blk: &Block, x: &Tensor, ctx: &LayerContext) -> Result<Tensor> {
+        use crate::kernels::ops;
+        let cfg = &self.config;
+        let (nh, kvh, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
+        let eps = cfg.rms_norm_eps as f32;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let h = ops::rms_norm(x, &blk.input_layernorm, eps)?;
+        let q = ops::rope(&blk.q_proj.forward(&h, Mode::Train)?, &ctx.cos3, &ctx.sin3, nh)?;
+        let k = ops::rope(&blk.k_proj.forward(&h, Mode::Train)?, &ctx.cos3, &ctx.sin3, kvh)?;
+        let v = blk.v_proj.forward(&h, Mode::Train)?;
+        let y = ops::causal_attention(&q, &k, &v, nh, kvh, scale)?;
+        let x = (x + blk.o_proj.forward(&y, Mode::Train)?)?;
+        let h = ops::rms_norm(&x, &blk.post_attention_layernorm, eps)?;
+        let g = blk.gate_proj.forward(&h, Mode::Train)?;
+        let u = blk.up_proj.forward(&h, Mode::Train)?;
+        Ok((&x + blk.down_proj.forward(&ops::swiglu(&g, &u)?, Mode::Train)?)?)
     }
 
     /// Logits of hidden states, `[..., hidden]` -> `[..., vocab]`.

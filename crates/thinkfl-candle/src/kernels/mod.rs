@@ -1,0 +1,74 @@
+//! Kernels that know nothing of the model: strided f32 matrix products, causal attention with a
+//! recomputing backward, RMSNorm, rotary embeddings and SwiGLU with their backward passes, and
+//! the lane reductions and `exp` they share. Every function here works on slices and shapes;
+//! [`ops`] wraps the training kernels as candle custom ops so that the llama forward
+//! (`crate::llama`) can put them in its autograd graph. Nothing in this module imports another
+//! module of the crate.
+//!
+//! Instruction sets are picked at run time ([`Isa::detect`]): the elementwise kernels are written
+//! once as `#[inline(always)]` bodies over 16-lane chunks and compiled twice, for AVX-512 and for
+//! the portable baseline; the matrix products go through the `gemm` crate, which dispatches on
+//! its own.
+
+pub mod attention;
+pub mod elementwise;
+pub mod math;
+pub mod matmul;
+pub mod ops;
+
+/// The instruction set the elementwise kernels run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Baseline of the target (SSE2 on x86-64).
+    Portable,
+    /// AVX-512 F/BW/VL with FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// The best set this CPU has (detected once). `THINKFL_KERNELS=portable` forces the portable
+    /// path (for comparing the two).
+    pub fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            if std::env::var("THINKFL_KERNELS").is_ok_and(|v| v == "portable") {
+                return Isa::Portable;
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("fma")
+                {
+                    return Isa::Avx512;
+                }
+            }
+            Isa::Portable
+        })
+    }
+}
+
+/// Defines `pub fn $name(args)` that runs `$body` (an `#[inline(always)]` function of the same
+/// arguments) compiled for AVX-512 where [`Isa::detect`] finds it, else for the baseline.
+macro_rules! multiversion {
+    ($(#[$m:meta])* pub fn $name:ident($($a:ident: $t:ty),* $(,)?) => $body:ident) => {
+        $(#[$m])*
+        pub fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn fast($($a: $t),*) {
+                    $body($($a),*)
+                }
+                if $crate::kernels::Isa::detect() == $crate::kernels::Isa::Avx512 {
+                    // SAFETY: `Isa::detect` found every feature `fast` is compiled with.
+                    unsafe { fast($($a),*) };
+                    return;
+                }
+            }
+            $body($($a),*)
+        }
+    };
+}
+pub(crate) use multiversion;
