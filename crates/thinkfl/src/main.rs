@@ -3,6 +3,25 @@
 
 mod cmd;
 
+/// mimalloc as the global allocator, with freed memory kept for reuse. glibc's malloc maps
+/// every buffer over 32 MiB (attention scores, logits, activations of long sequences) afresh
+/// and unmaps it when freed, so a training step page-faults its big buffers in again and again:
+/// one 1,024-token LoRA step took 16.5 million minor faults and 28 s of system time against
+/// 46 s of user time (`/usr/bin/time -v`). mimalloc alone still returns freed memory to the
+/// system after 10 ms (2.1 million faults in a 512-token run); without that purge the same run
+/// takes 1,030 faults. The process's resident memory then stays at its peak, which is what a
+/// training or serving process needs again anyway.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` of mimalloc 2's `mi_option_e` (mimalloc.h); -1 never purges.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn keep_freed_memory() {
+    // SAFETY: sets one integer option of the allocator; mimalloc reads it on each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -75,6 +94,7 @@ fn count_matmul_threads_once() {
 }
 
 fn main() -> anyhow::Result<()> {
+    keep_freed_memory();
     count_matmul_threads_once();
     single_threaded_elementwise_on_small_machines();
     tracing_subscriber::fmt()
