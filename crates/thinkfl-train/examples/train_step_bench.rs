@@ -1,14 +1,10 @@
 //! Times thinkfl's LoRA training step on the default model (SmolLM2-135M, f32, CPU) the way
 //! `scripts/torch-train-step.py` times PyTorch's, so the two can be run side by side (issue 8).
 //!
-//! The step is `Trainer::sft_update` itself (forward of each sequence in `Mode::Train`,
-//! log-probs of the trained tokens, mean cross-entropy, backward into the adapters, clipping and
-//! AdamW). Its settings are fixed here (`CONFIG`), not read from `configs/stages.toml`, so that
-//! they stay those of the torch script when the stages are retuned: LoRA r=8, alpha=16 on
-//! q,k,v,o,gate,up,down; AdamW betas 0.9/0.999, eps 1e-8, no weight decay, clipping to norm 1;
-//! lr 2e-4 (`--lr`). Ids and mask are those of the torch script:
-//! id_i = (i * 7919) % 40000 + 100, position j trained when j >= T*85/100. The adapters start
-//! as the identity, so the first step's loss is the base model's and must match torch's.
+//! The step, its fixed settings (LoRA r=8, alpha=16 on all seven projections, AdamW, lr 2e-4
+//! or `--lr`) and the torch script's ids and mask are `thinkfl_train::bench`'s, which
+//! `thinkfl bench train` also runs beside the torch script. The adapters start as the identity,
+//! so the first step's loss is the base model's and must match torch's.
 //!
 //! Tokens/s = B*T over the wall time of the step (`UpdateStats::tokens_per_second`), averaged over
 //! the timed steps after the warm-up ones. The step checkpoints gradients at block boundaries:
@@ -18,16 +14,12 @@
 //! own.
 //!
 //! `cargo run --release -p thinkfl-train --example train_step_bench -- [--batch 1]
-//!  [--seq 512,1024] [--warmup 1] [--steps 3] [--model default]`
+//!  [--seq 512,1024] [--warmup 1] [--steps 3] [--model default] [--kernels fused|candle]`
 //! Threads as in the `thinkfl` CLI: matmuls on RAYON_NUM_THREADS (default: all cores);
 //! elementwise ops on CANDLE_NUM_THREADS, which defaults to 1 on machines of two cores or fewer.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
-use thinkfl_train::config::TrainConfig;
-use thinkfl_train::loss::{Sequence, token_logprobs_detached};
-use thinkfl_train::trainer::Trainer;
+use thinkfl_train::bench;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -49,26 +41,6 @@ fn keep_freed_memory() {
     // SAFETY: sets one integer option of the allocator; mimalloc reads it on each purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
-
-/// The step's settings; the stage only carries the learning rate (overridden by `--lr`).
-const CONFIG: &str = r#"
-seed = 7
-[lora]
-rank = 8
-alpha = 16.0
-targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-[optim]
-beta1 = 0.9
-beta2 = 0.999
-eps = 1e-8
-weight_decay = 0.0
-max_grad_norm = 1.0
-[[stage]]
-name = "bench"
-kind = "sft"
-steps = 1000000
-lr = 2e-4
-"#;
 
 struct Args {
     batch: usize,
@@ -133,74 +105,40 @@ fn parse_args() -> Res<Args> {
     Ok(a)
 }
 
-/// Peak resident set of this process (Linux), in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn sequence(t: usize) -> Sequence {
-    let ids = (0..t as u32).map(|i| (i * 7919) % 40000 + 100).collect();
-    let start = t * 85 / 100;
-    let mask = (0..t).map(|j| j >= start).collect();
-    Sequence { ids, mask }
-}
-
 fn run_one(a: &Args, t: usize) -> Res<()> {
-    let cfg = TrainConfig::from_toml(CONFIG, Path::new("train_step_bench.rs"))?;
-    let lr = a.lr;
-    let t_load = Instant::now();
     let path = thinkfl_candle::fetch::resolve_model(&a.model, false)?;
-    // f32 weights only: the training forward uses nothing else (`thinkfl train` also keeps a
-    // quantized copy for rollouts, which this step never touches).
-    let mut loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::default())?;
-    loaded.model.set_fused_train(a.kernels == "fused");
-    let run_dir = tempfile::tempdir()?;
-    let mut trainer = Trainer::new(cfg, CONFIG.to_string(), loaded.model, run_dir.path())?;
-    let load_s = t_load.elapsed().as_secs_f64();
-    let seq = sequence(t);
-    let batch = vec![seq.clone(); a.batch];
-
-    let mut losses = Vec::new();
-    for _ in 0..a.warmup {
-        losses.push(trainer.sft_update(&batch, lr)?.loss);
-    }
-    let (mut secs, mut tokens) = (0.0, 0usize);
-    for _ in 0..a.steps {
-        let s = trainer.sft_update(&batch, lr)?;
-        losses.push(s.loss);
-        secs += s.seconds;
-        tokens += s.tokens;
-    }
-    let step_s = secs / a.steps as f64;
-    // Read before the forward below, so that it is the steps' peak.
-    let rss = peak_rss_mib();
-    let t0 = Instant::now();
-    let _ = token_logprobs_detached(&trainer.policy.model, &seq)?;
-    let fwd_s = t0.elapsed().as_secs_f64();
+    let r = bench::run(
+        &path,
+        &bench::StepBench {
+            seq: t,
+            batch: a.batch,
+            warmup: a.warmup,
+            steps: a.steps,
+            lr: a.lr,
+            fused: a.kernels == "fused",
+        },
+    )?;
     println!(
-        "thinkfl ({} matmul / {} elementwise threads, {} kernels, lora r={} on {} projections, {} trainable) B={} T={t} logits=targets: \
-         {:.1} tokens/s fwd+bwd+AdamW (step {step_s:.2}s, mean of {}; fwd alone {:.2}s = {:.1} tokens/s), \
-         losses {}, peak RSS {} (load {load_s:.1}s)",
-        candle_core::utils::get_num_threads(),
+        "thinkfl ({} matmul / {} elementwise threads, {} kernels, lora r=8 on 7 projections, {} trainable) B={} T={t} logits=targets: \
+         {:.1} tokens/s fwd+bwd+AdamW (step {:.2}s, mean of {}; fwd alone {:.2}s = {:.1} tokens/s), \
+         losses {}, peak RSS {} (load {:.1}s)",
+        r.threads,
         elementwise_threads(),
-        a.kernels,
-        trainer.policy.lora.rank,
-        trainer.policy.lora.targets.len(),
-        trainer.policy.num_trainable(),
-        a.batch,
-        tokens as f64 / secs,
+        r.kernels,
+        r.trainable_params,
+        r.batch,
+        r.tokens_per_s,
+        r.step_s,
         a.steps,
-        fwd_s,
-        t as f64 / fwd_s,
-        losses
+        r.forward_s,
+        t as f64 / r.forward_s,
+        r.losses
             .iter()
             .map(|l| format!("{l:.4}"))
             .collect::<Vec<_>>()
             .join(" "),
-        rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")),
+        r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")),
+        r.load_s,
     );
     Ok(())
 }

@@ -53,7 +53,7 @@ enum Command {
     Model(cmd::model::Args),
     /// One chat completion from a local model (greedy at temperature 0).
     Chat(cmd::chat::Args),
-    /// Benchmarks: `bench tools`, `bench model`.
+    /// Benchmarks: `bench tools`, `bench model`, `bench train` (beside PyTorch), `bench store`.
     Bench(cmd::bench::Args),
     /// Serve over HTTP: `serve tools --data DATASET[,DATASET...]` (the paper's tool server API).
     Serve(cmd::serve::Args),

@@ -17,6 +17,8 @@ enum BenchCommand {
     Model(ModelArgs),
     /// Diagnostic tools: in-process latency and loopback HTTP throughput of the tool server.
     Tools(super::bench_tools::Args),
+    /// LoRA training step: ours beside the PyTorch peer (tokens/s, peak RSS, first-step loss).
+    Train(super::bench_train::Args),
     /// Simulator: spans generated and written per second.
     Sim(crate::cmd::simulate::BenchArgs),
 }
@@ -51,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         BenchCommand::Store(a) => super::bench_store::run(a),
         BenchCommand::Tools(a) => super::bench_tools::run(a),
         BenchCommand::Sim(a) => crate::cmd::simulate::bench(a),
+        BenchCommand::Train(a) => super::bench_train::run(a),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod bench;
+pub mod bench_train;
 pub mod bench_store;
 pub mod bench_tools;
 pub mod chat;
