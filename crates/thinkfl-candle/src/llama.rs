@@ -668,8 +668,18 @@ impl Llama {
         let eps = cfg.rms_norm_eps as f32;
         let scale = 1.0 / (hd as f32).sqrt();
         let h = ops::rms_norm(x, &blk.input_layernorm, eps)?;
-        let q = ops::rope(&blk.q_proj.forward(&h, Mode::Train)?, &ctx.cos3, &ctx.sin3, nh)?;
-        let k = ops::rope(&blk.k_proj.forward(&h, Mode::Train)?, &ctx.cos3, &ctx.sin3, kvh)?;
+        let q = ops::rope(
+            &blk.q_proj.forward(&h, Mode::Train)?,
+            &ctx.cos3,
+            &ctx.sin3,
+            nh,
+        )?;
+        let k = ops::rope(
+            &blk.k_proj.forward(&h, Mode::Train)?,
+            &ctx.cos3,
+            &ctx.sin3,
+            kvh,
+        )?;
         let v = blk.v_proj.forward(&h, Mode::Train)?;
         let y = ops::causal_attention(&q, &k, &v, nh, kvh, scale)?;
         let x = (x + blk.o_proj.forward(&y, Mode::Train)?)?;

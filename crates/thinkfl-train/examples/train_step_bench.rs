@@ -100,7 +100,10 @@ fn parse_args() -> Res<Args> {
         || !(a.lr > 0.0 && a.lr.is_finite())
         || !matches!(a.kernels.as_str(), "fused" | "candle")
     {
-        return Err("need --batch >= 1, --steps >= 1, every T >= 2, --lr > 0 and --kernels fused|candle".into());
+        return Err(
+            "need --batch >= 1, --steps >= 1, every T >= 2, --lr > 0 and --kernels fused|candle"
+                .into(),
+        );
     }
     Ok(a)
 }
@@ -137,7 +140,8 @@ fn run_one(a: &Args, t: usize) -> Res<()> {
             .map(|l| format!("{l:.4}"))
             .collect::<Vec<_>>()
             .join(" "),
-        r.peak_rss_mib.map_or("n/a".into(), |m| format!("{m:.0} MiB")),
+        r.peak_rss_mib
+            .map_or("n/a".into(), |m| format!("{m:.0} MiB")),
         r.load_s,
     );
     Ok(())

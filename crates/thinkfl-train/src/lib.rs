@@ -9,6 +9,8 @@
 //! * [`checkpoint`]: atomic checkpoints and resume;
 //! * [`peft`]: PEFT export/import and merged weights;
 //! * [`bench`]: one update step timed beside PyTorch's (`thinkfl bench train`);
+//! * [`watch`]: how often the policy makes the teacher's decisions, on training and held-out
+//!   questions, while it trains;
 //! * [`config`]: the stages file; [`trainer`]: the loops; [`log`]: the JSON-lines log and its report.
 
 pub mod bench;
@@ -22,6 +24,7 @@ pub mod optim;
 pub mod peft;
 pub mod run;
 pub mod trainer;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use lora::{LoraConfig, Policy};

@@ -47,6 +47,12 @@ pub struct StepLog {
     pub tool_calls: Option<f64>,
     pub groups_used: usize,
     pub groups_skipped: usize,
+    /// The teacher's decisions reproduced on training questions (see [`crate::watch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_train: Option<crate::watch::Agreement>,
+    /// ...and on held-out questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_held_out: Option<crate::watch::Agreement>,
     #[serde(skip)]
     acc: Acc,
 }
@@ -187,7 +193,7 @@ pub fn read_log(path: &Path) -> Result<Vec<StepLog>> {
 type Getter = fn(&StepLog) -> Option<f64>;
 
 /// The charted quantities.
-pub const SERIES: [(&str, Getter); 13] = [
+pub const SERIES: [(&str, Getter); 19] = [
     ("loss", |r| r.loss),
     ("reward", |r| r.reward),
     ("recall R", |r| r.recall),
@@ -200,6 +206,26 @@ pub const SERIES: [(&str, Getter); 13] = [
     ("KL (k3)", |r| r.kl),
     ("clip fraction", |r| r.clip_fraction),
     ("response tokens", |r| r.response_tokens),
+    ("watch, train: top pod = teacher's", |r| {
+        r.watch_train.as_ref().map(|a| a.top_pod)
+    }),
+    ("watch, train: spans = teacher's", |r| {
+        r.watch_train.as_ref().map(|a| a.spans)
+    }),
+    ("watch, train: right", |r| {
+        r.watch_train.as_ref().map(|a| a.right)
+    }),
+    ("watch, held-out: top pod = teacher's", |r| {
+        r.watch_held_out.as_ref().map(|a| a.top_pod)
+    }),
+    ("watch, held-out: right", |r| {
+        r.watch_held_out.as_ref().map(|a| a.right)
+    }),
+    ("watch, held-out: distinct top pods", |r| {
+        r.watch_held_out
+            .as_ref()
+            .map(|a| a.distinct_top_pods as f64)
+    }),
     ("tokens/s (fwd+bwd)", |r| {
         if r.tokens > 0 {
             Some(r.tokens_per_second)

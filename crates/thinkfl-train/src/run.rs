@@ -230,7 +230,7 @@ pub fn run_grpo_stage(
     stage: usize,
     sets: &[RunData],
     parts: &ModelParts,
-    mut on_step: impl FnMut(&StepLog) -> Result<()>,
+    mut on_step: impl FnMut(&Trainer, &mut StepLog) -> Result<()>,
 ) -> Result<()> {
     let sc = trainer.cfg.stages[stage].clone();
     let reward_stage =
@@ -343,7 +343,91 @@ pub fn run_grpo_stage(
         }
         trainer.finish_step()?;
         log.finish();
-        on_step(&log)?;
+        on_step(trainer, &mut log)?;
     }
     Ok(())
+}
+
+/// Questions the watch replays at every look: a store, its baselines and fixed queries.
+#[derive(Debug)]
+pub struct WatchSet {
+    pub store: Arc<TelemetryStore>,
+    pub baselines: Baselines,
+    pub queries: Vec<Query>,
+}
+
+impl WatchSet {
+    /// `n` training questions of a run's data set, spread over it.
+    pub fn of_training(data: &RunData, n: usize) -> Self {
+        let queries = crate::watch::spread(data.train_queries.len(), n)
+            .into_iter()
+            .map(|i| data.train_queries[i].clone())
+            .collect();
+        WatchSet {
+            store: data.store.clone(),
+            baselines: data.baselines.clone(),
+            queries,
+        }
+    }
+
+    /// The first question of `n` cases of a held-out data set, spread over it.
+    pub fn of_held_out(store: Arc<TelemetryStore>, n: usize) -> Self {
+        let all = all_case_queries(&store, &AnomalyConfig::default());
+        let firsts: Vec<Query> = all
+            .into_iter()
+            .filter_map(|q| q.into_iter().next())
+            .collect();
+        let queries = crate::watch::spread(firsts.len(), n)
+            .into_iter()
+            .map(|i| firsts[i].clone())
+            .collect();
+        let baselines = Baselines::compute(&store);
+        WatchSet {
+            store,
+            baselines,
+            queries,
+        }
+    }
+}
+
+/// Plays the watch questions with the current policy (greedy, constrained as at inference) and
+/// with the scripted expert, and compares their decisions (see [`crate::watch`]).
+pub fn watch(
+    trainer: &Trainer,
+    parts: &ModelParts,
+    sets: &[WatchSet],
+) -> Result<crate::watch::Agreement> {
+    let model = rollout_model(trainer, parts)?;
+    let stage = StageConfig {
+        name: "watch".into(),
+        kind: StageKind::Sft,
+        reward: None,
+        steps: 1,
+        batch: 1,
+        group: 2,
+        duplicate: 1,
+        lr: 1.0,
+        temperature: 0.0,
+        d_max: thinkfl_agent::ActorConfig::DEFAULT_D_MAX,
+    };
+    let acfg = actor_config(&trainer.cfg, &stage, trainer.cfg.seed);
+    let mut parts_out = Vec::new();
+    for set in sets.iter().filter(|s| !s.queries.is_empty()) {
+        let seeds: Vec<u64> = (0..set.queries.len() as u64).collect();
+        let policy = Actor::new(model.clone(), acfg.clone())?.run_batch(
+            &set.store,
+            &set.baselines,
+            &set.queries,
+            &seeds,
+        )?;
+        let expert = thinkfl_agent::ExpertPolicy::new(set.store.clone(), Default::default());
+        let teacher = Actor::new(expert, acfg.clone())?.run_batch(
+            &set.store,
+            &set.baselines,
+            &set.queries,
+            &seeds,
+        )?;
+        parts_out.push(crate::watch::agreement(&set.store, &policy, &teacher));
+    }
+    Ok(crate::watch::Agreement::pool(&parts_out))
 }

@@ -33,10 +33,10 @@ fn config(hidden: usize, heads: usize, kv: usize, inter: usize, layers: usize) -
 /// that are not multiples of the 16 lanes (10, 6, 18), multi-head attention without grouping.
 fn shapes() -> Vec<LlamaConfig> {
     vec![
-        config(32, 4, 2, 64, 2),  // head 8
-        config(30, 3, 1, 50, 2),  // head 10, one key/value head for three queries
-        config(36, 6, 3, 40, 1),  // head 6
-        config(54, 3, 3, 70, 2),  // head 18, no grouping
+        config(32, 4, 2, 64, 2), // head 8
+        config(30, 3, 1, 50, 2), // head 10, one key/value head for three queries
+        config(36, 6, 3, 40, 1), // head 6
+        config(54, 3, 3, 70, 2), // head 18, no grouping
     ]
 }
 
@@ -72,7 +72,9 @@ fn seq(n: usize, seed: u32, trained: &[std::ops::Range<usize>]) -> Sequence {
         ids: (0..n as u32)
             .map(|i| (i * 7 + seed * 13 + 3) % VOCAB as u32)
             .collect(),
-        mask: (0..n).map(|i| trained.iter().any(|r| r.contains(&i))).collect(),
+        mask: (0..n)
+            .map(|i| trained.iter().any(|r| r.contains(&i)))
+            .collect(),
     }
 }
 
@@ -93,13 +95,19 @@ type LossOf<'a> = Box<dyn Fn(&Tensor) -> thinkfl_train::Result<Tensor> + 'a>;
 fn compare(fast: &Policy, slow: &Policy, s: &Sequence, loss_of: &LossOf<'_>, what: &str) {
     let mut ga = GradAccum::new();
     let mut gb = GradAccum::new();
-    let la = checkpointed_backward(&fast.model, s, &fast.params, &mut ga, |lp| loss_of(lp)).unwrap();
-    let lb = checkpointed_backward(&slow.model, s, &slow.params, &mut gb, |lp| loss_of(lp)).unwrap();
+    let la =
+        checkpointed_backward(&fast.model, s, &fast.params, &mut ga, |lp| loss_of(lp)).unwrap();
+    let lb =
+        checkpointed_backward(&slow.model, s, &slow.params, &mut gb, |lp| loss_of(lp)).unwrap();
     assert!(
         (la - lb).abs() <= 1e-5 * lb.abs().max(1e-3),
         "{what}: loss {la} (kernels) vs {lb} (candle)"
     );
-    assert_eq!(ga.is_empty(), gb.is_empty(), "{what}: gradients on one path only");
+    assert_eq!(
+        ga.is_empty(),
+        gb.is_empty(),
+        "{what}: gradients on one path only"
+    );
     for (i, (name, _)) in fast.params.iter().enumerate() {
         match (ga.get(i), gb.get(i)) {
             (None, None) => {}
@@ -188,14 +196,22 @@ fn grpo_loss_and_gradients_match_candle() {
             if adv == 0.0 && beta == 0.0 {
                 // A constant loss: neither path has a gradient to give.
                 let mut ga = GradAccum::new();
-                let r = checkpointed_backward(&fast.model, &s, &fast.params, &mut ga, |lp| loss(lp));
+                let r =
+                    checkpointed_backward(&fast.model, &s, &fast.params, &mut ga, |lp| loss(lp));
                 let mut gb = GradAccum::new();
-                let q = checkpointed_backward(&slow.model, &s, &slow.params, &mut gb, |lp| loss(lp));
+                let q =
+                    checkpointed_backward(&slow.model, &s, &slow.params, &mut gb, |lp| loss(lp));
                 assert_eq!(r.is_ok(), q.is_ok());
                 assert_eq!(ga.is_empty(), gb.is_empty());
                 continue;
             }
-            compare(&fast, &slow, &s, &loss, &format!("grpo beta={beta} adv={adv}"));
+            compare(
+                &fast,
+                &slow,
+                &s,
+                &loss,
+                &format!("grpo beta={beta} adv={adv}"),
+            );
         }
     }
 }
@@ -225,7 +241,8 @@ fn padded_batches_take_the_candle_path() {
     let slow = policy(cfg, 8, false);
     let t = 6;
     let ids = Tensor::new(&[[0u32, 0, 4, 9, 2, 7], [3, 8, 1, 5, 6, 2]], &Device::Cpu).unwrap();
-    let positions = Tensor::new(&[[0u32, 0, 0, 1, 2, 3], [0, 1, 2, 3, 4, 5]], &Device::Cpu).unwrap();
+    let positions =
+        Tensor::new(&[[0u32, 0, 0, 1, 2, 3], [0, 1, 2, 3, 4, 5]], &Device::Cpu).unwrap();
     let mut bias = vec![f32::NEG_INFINITY; 2 * t * t];
     for r in 0..2 {
         let pad = if r == 0 { 2 } else { 0 };

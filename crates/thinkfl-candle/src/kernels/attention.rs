@@ -227,7 +227,11 @@ pub fn backward(
         let d: Vec<f32> = (0..t)
             .map(|i| {
                 let o = off + i * qs;
-                dy[o..o + hd].iter().zip(&y[o..o + hd]).map(|(a, b)| a * b).sum()
+                dy[o..o + hd]
+                    .iter()
+                    .zip(&y[o..o + hd])
+                    .map(|(a, b)| a * b)
+                    .sum()
             })
             .collect();
         let lse_h = &lse[bh * t..(bh + 1) * t];

@@ -35,13 +35,22 @@ multiversion! {
 #[inline(always)]
 fn rms_norm_backward_body(x: &[f32], w: &[f32], eps: f32, dy: &[f32], dx: &mut [f32]) {
     let n = w.len();
-    for ((xr, gr), dr) in x.chunks_exact(n).zip(dy.chunks_exact(n)).zip(dx.chunks_exact_mut(n)) {
+    for ((xr, gr), dr) in x
+        .chunks_exact(n)
+        .zip(dy.chunks_exact(n))
+        .zip(dx.chunks_exact_mut(n))
+    {
         let r = inv_rms(xr, eps);
         // sum(dy * w * x) in 16 lanes.
         let mut acc = [0f32; 16];
         let mut rest = 0f32;
         let (xc, gc, wc) = (xr.chunks_exact(16), gr.chunks_exact(16), w.chunks_exact(16));
-        for ((a, b), c) in xc.remainder().iter().zip(gc.remainder()).zip(wc.remainder()) {
+        for ((a, b), c) in xc
+            .remainder()
+            .iter()
+            .zip(gc.remainder())
+            .zip(wc.remainder())
+        {
             rest += a * b * c;
         }
         for ((a, b), c) in xc.zip(gc).zip(wc) {

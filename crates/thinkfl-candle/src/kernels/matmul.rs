@@ -56,7 +56,10 @@ pub fn matmul(
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "matmul: inner dimensions {k} and {}", b.rows);
-    assert!(a.fits() && b.fits(), "matmul: operand strides outside the data");
+    assert!(
+        a.fits() && b.fits(),
+        "matmul: operand strides outside the data"
+    );
     assert!(
         m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(),
         "matmul: destination of {} for {m} x {n} with ldc {ldc}",

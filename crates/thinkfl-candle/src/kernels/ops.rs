@@ -52,7 +52,11 @@ impl CustomOp1 for RmsNorm {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, self.name())?;
         if l.shape().dims().last() != Some(&self.w.len()) {
-            bail!("rms norm: input {:?} for a weight of {}", l.shape(), self.w.len());
+            bail!(
+                "rms norm: input {:?} for a weight of {}",
+                l.shape(),
+                self.w.len()
+            );
         }
         let mut y = vec![0f32; x.len()];
         elementwise::rms_norm(x, &self.w, self.eps, &mut y);
@@ -243,7 +247,15 @@ impl CustomOp3 for Causal {
                     with_f32(y, |ys| {
                         with_f32(dy, |g| {
                             attention::backward(
-                                &shape, qs, ks, vs, ys, lse, g, self.scale, threads(),
+                                &shape,
+                                qs,
+                                ks,
+                                vs,
+                                ys,
+                                lse,
+                                g,
+                                self.scale,
+                                threads(),
                             )
                             .map_err(candle_core::Error::Msg)
                         })

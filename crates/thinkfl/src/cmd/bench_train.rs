@@ -172,9 +172,21 @@ fn print_row(ours: &StepReport, peer: Option<&PeerReport>, threads: usize) {
 fn ours_in_child(a: &Args, t: usize, threads: usize) -> anyhow::Result<StepReport> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.args(["bench", "train", "--model", &a.model, "--one", &t.to_string()])
-        .args(["--warmup", &a.warmup.to_string(), "--steps", &a.steps.to_string()])
-        .env("RAYON_NUM_THREADS", threads.to_string());
+    cmd.args([
+        "bench",
+        "train",
+        "--model",
+        &a.model,
+        "--one",
+        &t.to_string(),
+    ])
+    .args([
+        "--warmup",
+        &a.warmup.to_string(),
+        "--steps",
+        &a.steps.to_string(),
+    ])
+    .env("RAYON_NUM_THREADS", threads.to_string());
     if a.candle_ops {
         cmd.arg("--candle-ops");
     }
@@ -203,7 +215,12 @@ fn torch_in_child(
         .arg(gguf)
         .args(["--seq", &t.to_string(), "--logits", "targets", "--json"])
         .args(["--threads", &threads.to_string()])
-        .args(["--warmup", &a.warmup.to_string(), "--steps", &a.steps.to_string()])
+        .args([
+            "--warmup",
+            &a.warmup.to_string(),
+            "--steps",
+            &a.steps.to_string(),
+        ])
         .output()?;
     if !out.status.success() {
         anyhow::bail!(
@@ -238,7 +255,9 @@ fn find_torch_python() -> Option<PathBuf> {
     }
     let peers = std::env::var_os("THINKFL_PEERS")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/thinkfl/peers")));
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/thinkfl/peers"))
+        });
     if let Some(py) = peers.map(|p| p.join("torch/bin/python")) {
         if py.is_file() {
             return Some(py);

@@ -1,8 +1,8 @@
 //! One module per subcommand.
 pub mod bench;
-pub mod bench_train;
 pub mod bench_store;
 pub mod bench_tools;
+pub mod bench_train;
 pub mod chat;
 pub mod demo;
 pub mod eval;

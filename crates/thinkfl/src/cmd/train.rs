@@ -12,7 +12,9 @@ use std::sync::Arc;
 use thinkfl_store::{LoadOptions, TelemetryStore};
 use thinkfl_train::config::{StageKind, TrainConfig};
 use thinkfl_train::log::{LogWriter, StepLog};
-use thinkfl_train::run::{ModelParts, RunData, oracle_trajectories, run_grpo_stage, tokenize};
+use thinkfl_train::run::{
+    ModelParts, RunData, WatchSet, oracle_trajectories, run_grpo_stage, tokenize, watch,
+};
 use thinkfl_train::trainer::Trainer;
 
 #[derive(Debug, ClapArgs)]
@@ -51,6 +53,17 @@ pub struct Args {
     /// Also write the merged weights (`RUN/merged/model.safetensors`, f32).
     #[arg(long)]
     pub merged: bool,
+    /// Held-out data sets the watch replays (see `--watch-every`); never trained on.
+    #[arg(long, num_args = 1..)]
+    pub watch: Vec<PathBuf>,
+    /// Every this many steps, the policy plays a few training and held-out questions greedily
+    /// beside the scripted expert, and the log records how often it made the expert's decisions
+    /// (first tool, spans, top pod, node, item count) and was right. 0 turns it off.
+    #[arg(long, default_value_t = 10)]
+    pub watch_every: u64,
+    /// Questions per watch on each side (training, held-out), spread over the data sets.
+    #[arg(long, default_value_t = 6)]
+    pub watch_questions: usize,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -168,6 +181,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.lora.targets.join(",")
     );
     let mut log = LogWriter::append(&args.out.join("train.jsonl"))?;
+    let watch_sets = if args.watch_every > 0 {
+        let per = |n_sets: usize| args.watch_questions.div_ceil(n_sets.max(1));
+        let train: Vec<WatchSet> = sets
+            .iter()
+            .map(|d| WatchSet::of_training(d, per(sets.len())))
+            .collect();
+        let mut held = Vec::new();
+        for dir in &args.watch {
+            let (store, _) = TelemetryStore::load(dir, &LoadOptions::default())
+                .with_context(|| format!("loading --watch {}", dir.display()))?;
+            held.push(WatchSet::of_held_out(
+                Arc::new(store),
+                per(args.watch.len()),
+            ));
+        }
+        Some((train, held))
+    } else {
+        None
+    };
+    // The watch after a step: training questions, then held-out ones.
+    let look = |t: &Trainer, rec: &mut StepLog, pb: &ProgressBar| -> anyhow::Result<()> {
+        let Some((train, held)) = &watch_sets else {
+            return Ok(());
+        };
+        if !t.state.global_step.is_multiple_of(args.watch_every) {
+            return Ok(());
+        }
+        pb.set_message("watch: replaying questions beside the expert");
+        let a = watch(t, &parts, train)?;
+        pb.println(format!(
+            "step {} watch, train: {}",
+            t.state.global_step,
+            a.summary()
+        ));
+        rec.watch_train = Some(a);
+        if !held.is_empty() {
+            let a = watch(t, &parts, held)?;
+            pb.println(format!(
+                "step {} watch, held-out: {}",
+                t.state.global_step,
+                a.summary()
+            ));
+            rec.watch_held_out = Some(a);
+        }
+        Ok(())
+    };
     let last = args
         .until_stage
         .unwrap_or(usize::MAX)
@@ -214,6 +273,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let mut rec = StepLog::new(stage, &sc, step, t.state.global_step);
                     rec.set_update(s);
                     rec.finish();
+                    look(t, &mut rec, &pb2)
+                        .map_err(|e| thinkfl_train::Error::Other(e.to_string()))?;
                     pb2.set_position(step as u64);
                     pb2.set_message(format!(
                         "loss {:.4}  {:.0} tok/s",
@@ -225,7 +286,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             StageKind::Grpo => {
                 let pb2 = pb.clone();
-                run_grpo_stage(&mut trainer, stage, &sets, &parts, |rec| {
+                run_grpo_stage(&mut trainer, stage, &sets, &parts, |t, rec| {
+                    look(t, rec, &pb2).map_err(|e| thinkfl_train::Error::Other(e.to_string()))?;
                     pb2.set_position(rec.stage_step as u64);
                     pb2.set_message(format!(
                         "reward {:.3}  R@1 {:.2}  skipped {}/{}  {:.0} tok/s",
