@@ -52,6 +52,40 @@ pub struct Rollout {
     pub advantage: f64,
 }
 
+/// Where an update stands: sequences through forward and backward, of how many, and tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateProgress {
+    pub done: usize,
+    pub total: usize,
+    pub tokens: usize,
+}
+
+/// Called after each sequence of an update: one update on a CPU takes minutes, and a user
+/// should see it move.
+#[derive(Clone, Default)]
+pub struct ProgressHook(Option<std::sync::Arc<dyn Fn(UpdateProgress) + Send + Sync>>);
+
+impl ProgressHook {
+    pub fn new(f: impl Fn(UpdateProgress) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(f)))
+    }
+    fn report(&self, p: UpdateProgress) {
+        if let Some(f) = &self.0 {
+            f(p)
+        }
+    }
+}
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ProgressHook(set)"
+        } else {
+            "ProgressHook(none)"
+        })
+    }
+}
+
 /// Model, adapters, optimizer, RNG and counters of a run.
 #[derive(Debug)]
 pub struct Trainer {
@@ -61,6 +95,8 @@ pub struct Trainer {
     pub rng: ChaCha8Rng,
     pub state: TrainState,
     pub run_dir: PathBuf,
+    /// Told after each sequence of an update.
+    pub progress: ProgressHook,
 }
 
 impl Trainer {
@@ -93,6 +129,7 @@ impl Trainer {
             rng,
             state,
             run_dir: run_dir.to_path_buf(),
+            progress: ProgressHook::default(),
         })
     }
 
@@ -165,7 +202,13 @@ impl Trainer {
             trained_tokens: norm,
             ..Default::default()
         };
-        for s in batch.iter().filter(|s| s.num_targets() > 0) {
+        let total = batch.iter().filter(|s| s.num_targets() > 0).count();
+        for (done, s) in batch.iter().filter(|s| s.num_targets() > 0).enumerate() {
+            self.progress.report(UpdateProgress {
+                done,
+                total,
+                tokens: stats.tokens,
+            });
             stats.loss += checkpointed_backward(
                 &self.policy.model,
                 s,
@@ -227,6 +270,11 @@ impl Trainer {
             let mut loss_sum = 0.0;
             let mut terms = GrpoTerms::default();
             for (i, r) in rollouts.iter().enumerate() {
+                self.progress.report(UpdateProgress {
+                    done: i,
+                    total: rollouts.len(),
+                    tokens,
+                });
                 // A rollout scored at its group's mean has no advantage: without a KL term its
                 // loss is a constant (candle drops the graph of a product with 0), so there is
                 // nothing to backpropagate. Its tokens still count in the normalization.

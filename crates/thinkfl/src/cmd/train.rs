@@ -240,6 +240,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &format!("stage {stage} {}", sc.name),
         );
         pb.set_position(trainer.state.stage_step as u64);
+        pb.enable_steady_tick(std::time::Duration::from_millis(500));
+        {
+            let pb = pb.clone();
+            let started = std::time::Instant::now();
+            let last_step = std::sync::Mutex::new((u64::MAX, started));
+            trainer.progress = thinkfl_train::trainer::ProgressHook::new(move |p| {
+                // The update's own clock restarts with its first sequence.
+                let mut l = last_step.lock().unwrap_or_else(|e| e.into_inner());
+                if p.done == 0 {
+                    *l = (pb.position(), std::time::Instant::now());
+                }
+                let secs = l.1.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!(
+                    "update: sequence {}/{} ({} tokens, {:.0} tok/s)",
+                    p.done + 1,
+                    p.total,
+                    p.tokens,
+                    p.tokens as f64 / secs
+                ));
+            });
+        }
         match sc.kind {
             StageKind::Sft => {
                 pb.set_message(format!(
