@@ -16,6 +16,9 @@ pub enum Error {
     Config(String),
     #[error("fetching model: {0}")]
     Fetch(String),
+    /// A PEFT adapter directory that cannot be read or does not fit the model.
+    #[error("adapter {path}: {message}")]
+    Adapter { path: PathBuf, message: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -29,6 +32,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub(crate) fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Model {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    pub(crate) fn adapter(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Adapter {
             path: path.into(),
             message: message.into(),
         }

@@ -9,6 +9,7 @@
 //! * [`tokenizer`], [`template`]: text to ids, conversations to prompts (and to training masks);
 //! * [`generate`], [`model`]: generation and the `ChatModel` implementation.
 
+pub mod adapter;
 pub mod bench;
 pub mod config;
 pub mod decode;

@@ -856,20 +856,40 @@ impl Llama {
         Ok(out)
     }
 
-    /// Write `config.json` and `model.safetensors` (Hugging Face layout) into `dir`.
+    /// Write `config.json` and `model.safetensors` (Hugging Face layout, f32, enabled adapters
+    /// folded in) into `dir`. Each file is written under a temporary name and renamed, so a
+    /// failure leaves no half-written or empty file where a loader would read it.
     pub fn save_hf(&self, dir: &std::path::Path, model_type: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut cfg =
             serde_json::to_value(&self.config).map_err(|e| Error::Config(e.to_string()))?;
         cfg["model_type"] = serde_json::Value::from(model_type);
-        let cfg_path = dir.join("config.json");
-        std::fs::write(
-            &cfg_path,
-            serde_json::to_string_pretty(&cfg).unwrap_or_default(),
-        )
-        .map_err(|e| Error::io(&cfg_path, e))?;
-        candle_core::safetensors::save(&self.hf_tensors()?, dir.join("model.safetensors"))?;
-        Ok(())
+        if model_type == "llama" {
+            cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+        }
+        cfg["torch_dtype"] = "float32".into();
+        let text = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
+        let tensors = self.hf_tensors()?;
+        let tmp = |name: &str| dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let (cfg_tmp, st_tmp) = (tmp("config.json"), tmp("model.safetensors"));
+        let written = std::fs::write(&cfg_tmp, &text)
+            .map_err(|e| Error::io(&cfg_tmp, e))
+            .and_then(|()| {
+                candle_core::safetensors::save(&tensors, &st_tmp).map_err(Error::from)
+            })
+            .and_then(|()| {
+                let st = dir.join("model.safetensors");
+                std::fs::rename(&st_tmp, &st).map_err(|e| Error::io(&st, e))
+            })
+            .and_then(|()| {
+                let c = dir.join("config.json");
+                std::fs::rename(&cfg_tmp, &c).map_err(|e| Error::io(&c, e))
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&cfg_tmp);
+            let _ = std::fs::remove_file(&st_tmp);
+        }
+        written
     }
 
     /// Switch every adapter on or off (off = the base model).

@@ -63,7 +63,7 @@ pub fn build_model(
     let mut loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::default())
         .with_context(|| format!("loading model {}", path.display()))?;
     if let Some(dir) = adapter {
-        thinkfl_train::peft::apply_adapter(&mut loaded.model, dir)
+        thinkfl_candle::adapter::apply_adapter(&mut loaded.model, dir)
             .with_context(|| format!("applying adapter {}", dir.display()))?;
         loaded.name = format!(
             "{}+{}",
