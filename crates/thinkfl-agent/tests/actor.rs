@@ -304,8 +304,9 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
             r#"<tool_call>{{"name": "search_traces", "arguments": {{"parent_span_id":"{id}"}}}}</tool_call>"#
         )
     };
-    assert!(first.accepts(&call("d1b3f238e544e3f0")));
     let ts = (q.timestamp_ms / 1000).to_string();
+    // The first turn is the global view, nothing else.
+    assert!(!first.accepts(&call("d1b3f238e544e3f0")));
     assert!(!first.accepts(&call(&ts)));
     // The global view at the question's time, and at no other (no digits to invent).
     let global = |t: &str| {
@@ -317,6 +318,9 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     assert!(!first.accepts(&global("1647000000")));
     // Once taken, it is not offered again; the descent after it may go down to a child of the
     // entry span, not back to it.
+    let second = nfa_of(1);
+    assert!(second.accepts(&call("d1b3f238e544e3f0")));
+    assert!(!second.accepts(&call(&ts)));
     let third = nfa_of(2);
     assert!(!third.accepts(&global(&ts)));
     assert!(!third.accepts(&call("d1b3f238e544e3f0")));

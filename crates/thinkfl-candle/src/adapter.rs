@@ -71,8 +71,9 @@ impl AdapterConfig {
 pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
     let p = dir.join(CONFIG_FILE);
     let s = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let cfg: AdapterConfig = serde_json::from_str(&s)
-        .map_err(|e| Error::adapter(&p, format!("line {}, column {}: {e}", e.line(), e.column())))?;
+    let cfg: AdapterConfig = serde_json::from_str(&s).map_err(|e| {
+        Error::adapter(&p, format!("line {}, column {}: {e}", e.line(), e.column()))
+    })?;
     if cfg.peft_type != "LORA" {
         return Err(Error::adapter(
             &p,
@@ -83,7 +84,10 @@ pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig> {
         ));
     }
     if cfg.fan_in_fan_out {
-        return Err(Error::adapter(&p, "fan_in_fan_out adapters are not supported"));
+        return Err(Error::adapter(
+            &p,
+            "fan_in_fan_out adapters are not supported",
+        ));
     }
     Ok(cfg)
 }
@@ -120,10 +124,7 @@ pub fn apply_adapter(model: &mut Llama, dir: &Path) -> Result<(AdapterConfig, Ve
                     ));
                 }
             };
-            let (a, b) = (
-                a.to_dtype(DType::F32)?,
-                b.to_dtype(DType::F32)?,
-            );
+            let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
             if a.dims() != [cfg.r, lin.in_features()] || b.dims() != [lin.out_features(), cfg.r] {
                 return Err(Error::adapter(
                     &wpath,
@@ -162,4 +163,3 @@ pub fn apply_adapter(model: &mut Llama, dir: &Path) -> Result<(AdapterConfig, Ve
     }
     Ok((cfg, out))
 }
-

@@ -874,9 +874,7 @@ impl Llama {
         let (cfg_tmp, st_tmp) = (tmp("config.json"), tmp("model.safetensors"));
         let written = std::fs::write(&cfg_tmp, &text)
             .map_err(|e| Error::io(&cfg_tmp, e))
-            .and_then(|()| {
-                candle_core::safetensors::save(&tensors, &st_tmp).map_err(Error::from)
-            })
+            .and_then(|()| candle_core::safetensors::save(&tensors, &st_tmp).map_err(Error::from))
             .and_then(|()| {
                 let st = dir.join("model.safetensors");
                 std::fs::rename(&st_tmp, &st).map_err(|e| Error::io(&st, e))
