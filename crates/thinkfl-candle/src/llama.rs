@@ -95,6 +95,25 @@ impl Linear {
         }
     }
 
+    /// [`Linear::forward`] in [`Mode::Train`], with a frozen f32 weight, no bias and an enabled
+    /// adapter in one op ([`crate::kernels::ops::lora_linear`]); otherwise as `forward`.
+    fn forward_kernels(&self, x: &Tensor) -> Result<Tensor> {
+        match (&self.lora, &self.weight, &self.bias) {
+            (Some(l), Some(w), None)
+                if l.enabled && !w.is_variable() && w.dtype() == DType::F32 =>
+            {
+                Ok(crate::kernels::ops::lora_linear(
+                    x,
+                    w,
+                    l.a.as_tensor(),
+                    l.b.as_tensor(),
+                    l.scale as f32,
+                )?)
+            }
+            _ => self.forward(x, Mode::Train),
+        }
+    }
+
     /// `x W^T + b` without the LoRA delta (the fused decode path adds that itself).
     pub(crate) fn base_forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let packed = match (mode, &self.packed) {
@@ -668,25 +687,15 @@ impl Llama {
         let eps = cfg.rms_norm_eps as f32;
         let scale = 1.0 / (hd as f32).sqrt();
         let h = ops::rms_norm(x, &blk.input_layernorm, eps)?;
-        let q = ops::rope(
-            &blk.q_proj.forward(&h, Mode::Train)?,
-            &ctx.cos3,
-            &ctx.sin3,
-            nh,
-        )?;
-        let k = ops::rope(
-            &blk.k_proj.forward(&h, Mode::Train)?,
-            &ctx.cos3,
-            &ctx.sin3,
-            kvh,
-        )?;
-        let v = blk.v_proj.forward(&h, Mode::Train)?;
+        let q = ops::rope(&blk.q_proj.forward_kernels(&h)?, &ctx.cos3, &ctx.sin3, nh)?;
+        let k = ops::rope(&blk.k_proj.forward_kernels(&h)?, &ctx.cos3, &ctx.sin3, kvh)?;
+        let v = blk.v_proj.forward_kernels(&h)?;
         let y = ops::causal_attention(&q, &k, &v, nh, kvh, scale)?;
-        let x = (x + blk.o_proj.forward(&y, Mode::Train)?)?;
+        let x = (x + blk.o_proj.forward_kernels(&y)?)?;
         let h = ops::rms_norm(&x, &blk.post_attention_layernorm, eps)?;
-        let g = blk.gate_proj.forward(&h, Mode::Train)?;
-        let u = blk.up_proj.forward(&h, Mode::Train)?;
-        Ok((&x + blk.down_proj.forward(&ops::swiglu(&g, &u)?, Mode::Train)?)?)
+        let g = blk.gate_proj.forward_kernels(&h)?;
+        let u = blk.up_proj.forward_kernels(&h)?;
+        Ok((&x + blk.down_proj.forward_kernels(&ops::swiglu(&g, &u)?)?)?)
     }
 
     /// Logits of hidden states, `[..., hidden]` -> `[..., vocab]`.

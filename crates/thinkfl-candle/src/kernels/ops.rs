@@ -290,3 +290,182 @@ pub fn causal_attention(
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
+
+/// `x W^T + scale (x A^T) B^T` with `W` frozen: one op instead of five, keeping only `x A^T`
+/// (rank-wide) for the backward besides the inputs.
+#[derive(Debug)]
+struct LoraLinear {
+    /// `[out, in]`, contiguous.
+    w: Tensor,
+    scale: f32,
+    /// `x A^T` of the forward, `[m, rank]`.
+    xa: Mutex<Option<Vec<f32>>>,
+}
+
+/// Dimensions of a LoRA product: rows `m`, `in`, `out`, `rank`.
+fn lora_dims(
+    x: &Layout,
+    a: &Layout,
+    b: &Layout,
+    w: &Tensor,
+) -> Result<(usize, usize, usize, usize)> {
+    let (out_f, in_f) = w.dims2()?;
+    let (r, a_in) = a.shape().dims2()?;
+    let (b_out, r2) = b.shape().dims2()?;
+    let xd = x.shape().dims();
+    if xd.last() != Some(&in_f) || a_in != in_f || b_out != out_f || r != r2 {
+        bail!(
+            "lora linear: x {:?}, A {:?}, B {:?} for W {:?}",
+            x.shape(),
+            a.shape(),
+            b.shape(),
+            w.shape()
+        );
+    }
+    Ok((x.shape().elem_count() / in_f.max(1), in_f, out_f, r))
+}
+
+impl CustomOp3 for LoraLinear {
+    fn name(&self) -> &'static str {
+        "kernels-lora-linear"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use super::matmul::{Mat, matmul};
+        let (m, n_in, n_out, r) = lora_dims(l1, l2, l3, &self.w)?;
+        let (x, a, b) = (
+            slice(s1, l1, self.name())?,
+            slice(s2, l2, self.name())?,
+            slice(s3, l3, self.name())?,
+        );
+        let th = threads();
+        let mut y = vec![0f32; m * n_out];
+        with_f32(&self.w, |w| {
+            matmul(
+                &mut y,
+                n_out,
+                Mat::rows(x, m, n_in, n_in),
+                Mat::rows(w, n_out, n_in, n_in).t(),
+                1.0,
+                false,
+                th,
+            );
+            Ok(())
+        })?;
+        let mut xa = vec![0f32; m * r];
+        matmul(
+            &mut xa,
+            r,
+            Mat::rows(x, m, n_in, n_in),
+            Mat::rows(a, r, n_in, n_in).t(),
+            1.0,
+            false,
+            th,
+        );
+        matmul(
+            &mut y,
+            n_out,
+            Mat::rows(&xa, m, r, r),
+            Mat::rows(b, n_out, r, r).t(),
+            self.scale,
+            true,
+            th,
+        );
+        *self.xa.lock().unwrap_or_else(|e| e.into_inner()) = Some(xa);
+        let mut shape = l1.shape().dims().to_vec();
+        *shape.last_mut().expect("x has an input dimension") = n_out;
+        Ok((CpuStorage::F32(y), Shape::from(shape)))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use super::matmul::{Mat, matmul};
+        let (out_f, in_f) = self.w.dims2()?;
+        let r = a.dim(0)?;
+        let m = x.elem_count() / in_f.max(1);
+        let xa = self.xa.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(xa) = xa.as_ref() else {
+            bail!("lora linear backward before its forward")
+        };
+        let th = threads();
+        let s = self.scale;
+        let (dx, da, db) = with_f32(x, |xs| {
+            with_f32(a, |av| {
+                with_f32(b, |bv| {
+                    with_f32(dy, |g| {
+                        with_f32(&self.w, |w| {
+                            let gm = Mat::rows(g, m, out_f, out_f);
+                            // dy B: [m, r].
+                            let mut gb = vec![0f32; m * r];
+                            matmul(&mut gb, r, gm, Mat::rows(bv, out_f, r, r), 1.0, false, th);
+                            let gbm = Mat::rows(&gb, m, r, r);
+                            // dx = dy W + s (dy B) A.
+                            let mut dx = vec![0f32; m * in_f];
+                            matmul(
+                                &mut dx,
+                                in_f,
+                                gm,
+                                Mat::rows(w, out_f, in_f, in_f),
+                                1.0,
+                                false,
+                                th,
+                            );
+                            matmul(
+                                &mut dx,
+                                in_f,
+                                gbm,
+                                Mat::rows(av, r, in_f, in_f),
+                                s,
+                                true,
+                                th,
+                            );
+                            // dA = s (dy B)^T x: [r, in]; dB = s dy^T (x A^T): [out, r].
+                            let mut da = vec![0f32; r * in_f];
+                            matmul(
+                                &mut da,
+                                in_f,
+                                gbm.t(),
+                                Mat::rows(xs, m, in_f, in_f),
+                                s,
+                                false,
+                                th,
+                            );
+                            let mut db = vec![0f32; out_f * r];
+                            matmul(&mut db, r, gm.t(), Mat::rows(xa, m, r, r), s, false, th);
+                            Ok((dx, da, db))
+                        })
+                    })
+                })
+            })
+        })?;
+        Ok((
+            Some(tensor(dx, x)?),
+            Some(tensor(da, a)?),
+            Some(tensor(db, b)?),
+        ))
+    }
+}
+
+/// `x W^T + scale (x A^T) B^T`: a frozen `W` (`[out, in]`) with a LoRA update (`A`: `[rank, in]`,
+/// `B`: `[out, rank]`); gradients flow to `x`, `A` and `B`. `x`: `[..., in]`.
+pub fn lora_linear(x: &Tensor, w: &Tensor, a: &Tensor, b: &Tensor, scale: f32) -> Result<Tensor> {
+    let op = LoraLinear {
+        w: w.detach().contiguous()?,
+        scale,
+        xa: Mutex::new(None),
+    };
+    x.contiguous()?
+        .apply_op3(&a.contiguous()?, &b.contiguous()?, op)
+}
