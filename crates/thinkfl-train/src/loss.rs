@@ -156,6 +156,82 @@ pub fn checkpointed_backward(
     Ok(value)
 }
 
+/// Activations one block keeps for a sequence of `t` tokens when its graph is kept on the
+/// training kernels, in bytes (an upper estimate: about ten hidden-wide, four key/value-wide and
+/// four intermediate-wide f32 rows a token). `None` when the model runs candle's operations,
+/// whose attention keeps `heads x t x t` per block.
+pub fn block_graph_bytes(model: &Llama, t: usize) -> Option<usize> {
+    let c = &model.config;
+    let kv = c.num_kv_heads() * c.head_dim();
+    let per_token = 4 * (10 * c.hidden_size + 4 * kv + 4 * c.intermediate_size);
+    model.fused_train().then(|| t * per_token)
+}
+
+/// Default of [`Trainer::max_graph_bytes`](crate::trainer::Trainer::max_graph_bytes): 1.5 GiB,
+/// the whole graph of SmolLM2-135M up to about T = 1,300 tokens; past that the first blocks are
+/// checkpointed.
+pub const DEFAULT_MAX_GRAPH_BYTES: usize = 3 << 29;
+
+/// Gradients of `loss_of(log-probabilities of seq)` added to `acc`; returns the loss.
+///
+/// The last blocks keep their graphs from the forward, as many as [`block_graph_bytes`] fits in
+/// `max_graph_bytes` (all of them for short sequences: one forward and one backward); the blocks
+/// below them are checkpointed as in [`checkpointed_backward`] (recomputed one at a time during
+/// the backward: one more forward over them, memory of one block). With `max_graph_bytes = 0`
+/// (or on candle's operations) this is [`checkpointed_backward`]. Same loss and gradients either
+/// way, up to summation order.
+pub fn sequence_backward(
+    model: &Llama,
+    seq: &Sequence,
+    params: &[(String, candle_core::Var)],
+    acc: &mut crate::optim::GradAccum,
+    max_graph_bytes: usize,
+    loss_of: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<f64> {
+    let (targets, ids, positions) = inputs(model, seq)?;
+    let n = model.layers.len();
+    let kept = match block_graph_bytes(model, ids.dim(1)?) {
+        Some(b) => (max_graph_bytes / b.max(1)).min(n),
+        None => 0,
+    };
+    let first_kept = n - kept;
+    let ctx = model.layer_context(&positions, None)?;
+    // Inputs of the checkpointed blocks, detached, then the kept blocks with their graph.
+    let mut xs = Vec::with_capacity(first_kept + 1);
+    xs.push(model.embed_ids(&ids)?.detach());
+    for li in 0..first_kept {
+        let x = model.forward_block(li, &xs[li], &ctx, None, Mode::Train)?;
+        xs.push(x.detach());
+    }
+    let cut = candle_core::Var::from_tensor(&xs[first_kept])?;
+    let mut x = cut.as_tensor().clone();
+    for li in first_kept..n {
+        x = model.forward_block(li, &x, &ctx, None, Mode::Train)?;
+    }
+    let loss = loss_of(&head_logprobs(model, &x, seq, &targets)?)?;
+    drop(x);
+    let value = loss.to_scalar::<f32>()? as f64;
+    let store = loss.backward()?;
+    drop(loss);
+    acc.add(&store, params)?;
+    let Some(g) = store.get(cut.as_tensor()) else {
+        return Ok(value);
+    };
+    let mut grad = g.detach();
+    drop(store);
+    for li in (0..first_kept).rev() {
+        let input = candle_core::Var::from_tensor(&xs[li])?;
+        let out = model.forward_block(li, input.as_tensor(), &ctx, None, Mode::Train)?;
+        let store = (out * &grad)?.sum_all()?.backward()?;
+        acc.add(&store, params)?;
+        grad = match store.get(input.as_tensor()) {
+            Some(g) => g.detach(),
+            None => break,
+        };
+    }
+    Ok(value)
+}
+
 /// Supervised loss of one sequence's log-probabilities: `-sum(logp) / norm` (`norm` = trained
 /// tokens of the whole batch).
 pub fn sft_loss(logp: &Tensor, norm: usize) -> Result<Tensor> {

@@ -8,7 +8,8 @@ use crate::config::{StageKind, TrainConfig};
 use crate::error::{Error, Result};
 use crate::lora::Policy;
 use crate::loss::{
-    GrpoTerms, Sequence, checkpointed_backward, grpo_loss, sft_loss, token_logprobs_detached,
+    DEFAULT_MAX_GRAPH_BYTES, GrpoTerms, Sequence, grpo_loss, sequence_backward, sft_loss,
+    token_logprobs_detached,
 };
 use crate::optim::{AdamW, GradAccum};
 use rand::SeedableRng;
@@ -97,6 +98,10 @@ pub struct Trainer {
     pub run_dir: PathBuf,
     /// Told after each sequence of an update.
     pub progress: ProgressHook,
+    /// Largest activation graph a sequence may keep whole (one forward and one backward);
+    /// longer sequences are checkpointed at block boundaries (one more forward, memory of one
+    /// block). See [`sequence_backward`].
+    pub max_graph_bytes: usize,
 }
 
 impl Trainer {
@@ -130,6 +135,7 @@ impl Trainer {
             state,
             run_dir: run_dir.to_path_buf(),
             progress: ProgressHook::default(),
+            max_graph_bytes: DEFAULT_MAX_GRAPH_BYTES,
         })
     }
 
@@ -209,11 +215,12 @@ impl Trainer {
                 total,
                 tokens: stats.tokens,
             });
-            stats.loss += checkpointed_backward(
+            stats.loss += sequence_backward(
                 &self.policy.model,
                 s,
                 &self.policy.params,
                 &mut acc,
+                self.max_graph_bytes,
                 |logp| sft_loss(logp, norm),
             )?;
             stats.tokens += s.targets().last().map_or(0, |&j| j + 1);
@@ -282,11 +289,12 @@ impl Trainer {
                     continue;
                 }
                 let mut t = GrpoTerms::default();
-                loss_sum += checkpointed_backward(
+                loss_sum += sequence_backward(
                     &self.policy.model,
                     &r.seq,
                     &self.policy.params,
                     &mut acc,
+                    self.max_graph_bytes,
                     |logp| {
                         let current;
                         let old_i = match &old[i] {

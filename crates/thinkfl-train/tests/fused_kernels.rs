@@ -265,3 +265,57 @@ fn padded_batches_take_the_candle_path() {
         .unwrap();
     assert_eq!(abs_max(&(a - b).unwrap()), 0.0);
 }
+
+/// The trainer keeps a sequence's whole graph when it fits its budget and checkpoints it
+/// otherwise: both give the same loss and gradients (SFT, and GRPO with KL), and the candle
+/// path (whose attention is quadratic) always checkpoints.
+#[test]
+fn whole_graph_and_checkpointed_backward_agree() {
+    use thinkfl_train::loss::{block_graph_bytes, sequence_backward};
+    let cfg = shapes()[1].clone();
+    let p = policy(cfg.clone(), 31, true);
+    let block = block_graph_bytes(&p.model, 200).unwrap();
+    assert!(block > 0);
+    assert!(block_graph_bytes(&policy(cfg, 31, false).model, 200).is_none());
+    let s = seq(200, 3, &[30..80, 150..200]);
+    let norm = s.num_targets();
+    let cur = token_logprobs_detached(&p.model, &s).unwrap();
+    let old: Vec<f32> = cur
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 0.3 * (i % 2) as f32)
+        .collect();
+    let reference: Vec<f32> = cur.iter().map(|v| v - 0.2).collect();
+    let grpo = GrpoConfig {
+        beta: 0.05,
+        ..GrpoConfig::default()
+    };
+    let losses: [LossOf<'_>; 2] = [
+        Box::new(|lp| sft_loss(lp, norm)),
+        Box::new(|lp| Ok(grpo_loss(lp, &old, Some(&reference), -0.9, norm, &grpo)?.0)),
+    ];
+    for (k, loss_of) in losses.iter().enumerate() {
+        let mut ckpt = GradAccum::new();
+        let lc =
+            checkpointed_backward(&p.model, &s, &p.params, &mut ckpt, |lp| loss_of(lp)).unwrap();
+        // Every block checkpointed, the last one kept, all kept.
+        for budget in [0, block, usize::MAX] {
+            let mut acc = GradAccum::new();
+            let l = sequence_backward(&p.model, &s, &p.params, &mut acc, budget, |lp| loss_of(lp))
+                .unwrap();
+            assert!(
+                (l - lc).abs() <= 1e-5 * lc.abs().max(1e-3),
+                "loss {k} budget {budget}: {l} vs {lc}"
+            );
+            for (i, (name, _)) in p.params.iter().enumerate() {
+                let (a, b) = (acc.get(i).unwrap(), ckpt.get(i).unwrap());
+                let scale = abs_max(b);
+                let d = abs_max(&(a - b).unwrap());
+                assert!(
+                    d <= 2e-4 * scale.max(1e-4),
+                    "loss {k} budget {budget} {name}: |d| {d} at {scale}"
+                );
+            }
+        }
+    }
+}
