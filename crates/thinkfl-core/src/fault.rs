@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The 15 fault types of the AIOps 2022 data set.
+/// The 15 fault types of the AIOps 2022 data set, and two code-level faults as in RCAEval's RE3
+/// (an exception thrown in a service's code, an error response), which the simulator can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultType {
@@ -24,10 +25,41 @@ pub enum FaultType {
     NodeDiskReadIo,
     NodeDiskWriteIo,
     NodeDiskSpace,
+    /// A code-level fault: one operation of the service throws an exception on part of its
+    /// requests (stack traces in the pod's logs, error status on its spans).
+    CodeException,
+    /// A code-level fault: the service answers part of its requests with an error response
+    /// (a one-line error log, error status on its spans).
+    ErrorResponse,
 }
 
 impl FaultType {
-    pub const ALL: [FaultType; 15] = [
+    /// Every fault type: the 15 of AIOps 2022, then the code-level ones.
+    pub const ALL: [FaultType; 17] = [
+        FaultType::ContainerCpuLoad,
+        FaultType::ContainerMemoryLoad,
+        FaultType::ContainerNetworkDelay,
+        FaultType::ContainerPacketLoss,
+        FaultType::ContainerPacketCorruption,
+        FaultType::ContainerPacketDuplication,
+        FaultType::ContainerReadIoLoad,
+        FaultType::ContainerWriteIoLoad,
+        FaultType::ContainerProcessKill,
+        FaultType::NodeCpuFault,
+        FaultType::NodeCpuClimb,
+        FaultType::NodeMemory,
+        FaultType::NodeDiskReadIo,
+        FaultType::NodeDiskWriteIo,
+        FaultType::NodeDiskSpace,
+        FaultType::CodeException,
+        FaultType::ErrorResponse,
+    ];
+
+    /// The code-level fault types (RCAEval RE3-like), not in AIOps 2022.
+    pub const CODE_LEVEL: [FaultType; 2] = [FaultType::CodeException, FaultType::ErrorResponse];
+
+    /// The 15 fault types of the AIOps 2022 data set.
+    pub const AIOPS_2022: [FaultType; 15] = [
         FaultType::ContainerCpuLoad,
         FaultType::ContainerMemoryLoad,
         FaultType::ContainerNetworkDelay,
@@ -64,6 +96,9 @@ impl FaultType {
             NodeDiskReadIo => "node 磁盘读IO消耗",
             NodeDiskWriteIo => "node 磁盘写IO消耗",
             NodeDiskSpace => "node 磁盘空间消耗",
+            // Not in AIOps 2022: written in English.
+            CodeException => "code exception",
+            ErrorResponse => "error response",
         }
     }
 
@@ -86,6 +121,8 @@ impl FaultType {
             NodeDiskReadIo => "node disk read IO",
             NodeDiskWriteIo => "node disk write IO",
             NodeDiskSpace => "node disk space",
+            CodeException => "code exception",
+            ErrorResponse => "error response",
         }
     }
 
@@ -108,6 +145,8 @@ impl FaultType {
             NodeDiskReadIo => "node-disk-read-io",
             NodeDiskWriteIo => "node-disk-write-io",
             NodeDiskSpace => "node-disk-space",
+            CodeException => "code-exception",
+            ErrorResponse => "error-response",
         }
     }
 
@@ -122,6 +161,16 @@ impl FaultType {
                 | FaultType::NodeDiskWriteIo
                 | FaultType::NodeDiskSpace
         )
+    }
+
+    /// Code-level faults act on a service's (or one pod's) code, not on its resources.
+    pub fn is_code_fault(self) -> bool {
+        matches!(self, FaultType::CodeException | FaultType::ErrorResponse)
+    }
+
+    /// Whether the type is one of the 15 of AIOps 2022.
+    pub fn is_aiops_2022(self) -> bool {
+        !self.is_code_fault()
     }
 }
 
@@ -163,7 +212,7 @@ pub struct FaultCase {
 }
 
 impl FaultCase {
-    /// The parsed fault type, if it is one of the 15.
+    /// The parsed fault type, if it is a known one (the 15 of AIOps 2022 or a code-level one).
     pub fn fault_type(&self) -> Option<FaultType> {
         self.failure_type.parse().ok()
     }
@@ -234,5 +283,25 @@ mod tests {
             FaultType::ALL.iter().filter(|f| f.is_node_fault()).count(),
             6
         );
+        // The code-level types parse back from the English `failure_type` the simulator writes.
+        assert_eq!(
+            "code exception".parse::<FaultType>().unwrap(),
+            FaultType::CodeException
+        );
+        assert_eq!(
+            "error response".parse::<FaultType>().unwrap(),
+            FaultType::ErrorResponse
+        );
+        let aiops: Vec<FaultType> = FaultType::ALL
+            .into_iter()
+            .filter(|f| f.is_aiops_2022())
+            .collect();
+        assert_eq!(aiops, FaultType::AIOPS_2022);
+        let code: Vec<FaultType> = FaultType::ALL
+            .into_iter()
+            .filter(|f| f.is_code_fault())
+            .collect();
+        assert_eq!(code, FaultType::CODE_LEVEL);
+        assert!(FaultType::CODE_LEVEL.iter().all(|f| !f.is_node_fault()));
     }
 }
