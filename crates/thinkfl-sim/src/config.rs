@@ -98,6 +98,94 @@ impl Difficulty {
             Difficulty::Hard => 0.15,
         }
     }
+
+    /// Imperfections of the exported traces: none at `easy` and `standard`, messy at `hard`.
+    pub fn trace_noise(self) -> TraceNoise {
+        match self {
+            Difficulty::Easy | Difficulty::Standard => TraceNoise::NONE,
+            Difficulty::Hard => TraceNoise::HARD,
+        }
+    }
+}
+
+/// What a real tracing pipeline does to spans on their way to the data set: the exporter drops
+/// some, handlers answer before their work ends or hand work to a queue, host clocks disagree,
+/// and some services' instrumentation never sets a status. None of it changes what happens in
+/// the system (latencies, failures, metrics, logs); only what the traces show.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TraceNoise {
+    /// Probability that the exporter drops a non-root span (its children keep pointing at it).
+    pub drop_span: f64,
+    /// Probability that a call to a non-critical operation (e-mail, ads, notifications) is made
+    /// fire-and-forget: the caller's client span ends at once, the callee's server span starts
+    /// after a queueing delay (often after its parent ended) and its outcome never reaches the
+    /// caller.
+    pub async_call: f64,
+    /// Probability that a server span goes on after it answered (deferred work, flushes) and so
+    /// outlives its parent.
+    pub outlive: f64,
+    /// Standard deviation of each node's clock offset, ms; span timestamps of pods on the node
+    /// are shifted by it (clamped to ±`MAX_SKEW_MS`).
+    pub clock_skew_ms: f64,
+    /// Fraction of the non-entry services whose spans carry no status: half of them write an
+    /// empty `status_code`, half always their OK code; their errors show only in logs and in
+    /// their callers' spans.
+    pub statusless_services: f64,
+}
+
+impl TraceNoise {
+    /// Clean traces, as the simulator wrote them before this knob existed.
+    pub const NONE: TraceNoise = TraceNoise {
+        drop_span: 0.0,
+        async_call: 0.0,
+        outlive: 0.0,
+        clock_skew_ms: 0.0,
+        statusless_services: 0.0,
+    };
+    /// The `hard` difficulty's traces.
+    pub const HARD: TraceNoise = TraceNoise {
+        drop_span: 0.02,
+        async_call: 0.5,
+        outlive: 0.03,
+        clock_skew_ms: 40.0,
+        statusless_services: 0.3,
+    };
+    /// Largest clock offset of a node, ms.
+    pub const MAX_SKEW_MS: f64 = 400.0;
+
+    pub fn is_none(&self) -> bool {
+        *self == TraceNoise::NONE
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        for (name, p) in [
+            ("drop_span", self.drop_span),
+            ("async_call", self.async_call),
+            ("outlive", self.outlive),
+            ("statusless_services", self.statusless_services),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::Config(format!(
+                    "trace_noise.{name} = {p} must be a probability in [0, 1]"
+                )));
+            }
+        }
+        if !(0.0..=Self::MAX_SKEW_MS).contains(&self.clock_skew_ms) {
+            return Err(Error::Config(format!(
+                "trace_noise.clock_skew_ms = {} must be in [0, {}]",
+                self.clock_skew_ms,
+                Self::MAX_SKEW_MS
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for TraceNoise {
+    fn default() -> Self {
+        TraceNoise::NONE
+    }
 }
 
 impl fmt::Display for Difficulty {
@@ -151,7 +239,8 @@ pub struct SimConfig {
     pub min_gap_s: i64,
     /// Quiet time at the start, before the first fault, seconds (gives baselines to compare with).
     pub warmup_s: i64,
-    /// Fault types to draw from; empty means all 15.
+    /// Fault types to draw from; empty means the 15 of AIOps 2022 (the code-level types are
+    /// drawn only when listed).
     pub fault_types: Vec<FaultType>,
     /// Strength of faults and number of confounders.
     pub difficulty: Difficulty,
@@ -164,6 +253,9 @@ pub struct SimConfig {
     pub istio_metrics: bool,
     /// Client deadline of a call, ms: a call slower than this fails with DEADLINE_EXCEEDED.
     pub call_timeout_ms: f64,
+    /// Imperfections of the exported traces; `None` takes the difficulty's
+    /// ([`Difficulty::trace_noise`]: messy at `hard` only).
+    pub trace_noise: Option<TraceNoise>,
 }
 
 /// Default seed.
@@ -212,18 +304,25 @@ impl Default for SimConfig {
             logs: true,
             istio_metrics: true,
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
+            trace_noise: None,
         }
     }
 }
 
 impl SimConfig {
-    /// Fault types in use: `fault_types`, or all 15 when empty.
+    /// Fault types in use: `fault_types`, or the 15 of AIOps 2022 when empty.
     pub fn fault_types(&self) -> Vec<FaultType> {
         if self.fault_types.is_empty() {
-            FaultType::ALL.to_vec()
+            FaultType::AIOPS_2022.to_vec()
         } else {
             self.fault_types.clone()
         }
+    }
+
+    /// The trace imperfections in effect: `trace_noise`, else the difficulty's.
+    pub fn trace_noise(&self) -> TraceNoise {
+        self.trace_noise
+            .unwrap_or_else(|| self.difficulty.trace_noise())
     }
 
     /// Number of minutes simulated.
@@ -292,6 +391,9 @@ impl SimConfig {
                 "call_timeout_ms = {} must be >= 100",
                 self.call_timeout_ms
             ));
+        }
+        if let Some(n) = &self.trace_noise {
+            n.validate()?;
         }
         if self.faults > 0 {
             // Faults are placed one per slot; each slot must hold the shortest fault and a gap.
@@ -366,6 +468,48 @@ mod tests {
             ..SimConfig::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("services"));
+        let c = SimConfig {
+            trace_noise: Some(TraceNoise {
+                drop_span: 1.5,
+                ..TraceNoise::HARD
+            }),
+            ..SimConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("drop_span"));
+        let c = SimConfig {
+            trace_noise: Some(TraceNoise {
+                clock_skew_ms: 5_000.0,
+                ..TraceNoise::NONE
+            }),
+            ..SimConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("clock_skew_ms")
+        );
+    }
+
+    #[test]
+    fn trace_noise_follows_the_difficulty_unless_set() {
+        let c = SimConfig::default();
+        assert!(c.trace_noise().is_none());
+        assert_eq!(
+            c.fault_types().len(),
+            15,
+            "code-level types only when listed"
+        );
+        let hard = SimConfig {
+            difficulty: Difficulty::Hard,
+            ..SimConfig::default()
+        };
+        assert_eq!(hard.trace_noise(), TraceNoise::HARD);
+        let clean_hard = SimConfig {
+            trace_noise: Some(TraceNoise::NONE),
+            ..hard
+        };
+        assert!(clean_hard.trace_noise().is_none());
     }
 
     #[test]

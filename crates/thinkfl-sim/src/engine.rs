@@ -7,7 +7,7 @@
 //! the end of the minute) are kept.
 
 use crate::Error;
-use crate::config::SimConfig;
+use crate::config::{SimConfig, TraceNoise};
 use crate::faults::{self, Confounder, Injected, NodeState, PodState};
 use crate::logs::{self, TraceCtx};
 use crate::model::{Lang, LogKind, Model, Op, Status};
@@ -32,6 +32,8 @@ pub struct Stats {
     pub logs: u64,
     /// Traces whose root span is not OK (or that got no answer at all).
     pub failed_traces: u64,
+    /// Spans the exporter dropped (`TraceNoise::drop_span`); not in `spans`.
+    pub dropped_spans: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,8 +89,8 @@ struct EdgeAcc {
     dur_ms: f64,
     req_b: f64,
     resp_b: f64,
-    err: [f64; 4],
-    seen: [bool; 4],
+    err: [f64; 5],
+    seen: [bool; 5],
     tcp: bool,
 }
 
@@ -130,6 +132,16 @@ pub(crate) struct Engine<'a, S: Sink> {
     sink: &'a mut S,
     pub stats: Stats,
     timeout_us: i64,
+    /// Trace imperfections and their generator (a stream of its own).
+    noise: TraceNoise,
+    rx: ChaCha8Rng,
+    /// Clock offset of each pod's node, µs.
+    pod_skew_us: Vec<i64>,
+    /// Per service: 0 writes status codes, 1 writes none, 2 always writes its OK code.
+    statusless: Vec<u8>,
+    /// Spans are written up to this long before the flush time, so that skewed timestamps of
+    /// spans still to come never precede spans already written.
+    flush_margin_us: i64,
 }
 
 impl<'a, S: Sink> Engine<'a, S> {
@@ -185,6 +197,39 @@ impl<'a, S: Sink> Engine<'a, S> {
             .iter()
             .map(|n| n.disk_total_gb * rm.random_range(0.25..0.55))
             .collect();
+        let noise = cfg.trace_noise();
+        let mut rx = rand_util::stream(cfg.seed, Stream::Export);
+        let mut node_skew = vec![0i64; m.nodes.len()];
+        if noise.clock_skew_ms > 0.0 {
+            let max = TraceNoise::MAX_SKEW_MS;
+            for s in &mut node_skew {
+                let ms = (noise.clock_skew_ms * std_normal(&mut rx)).clamp(-max, max);
+                *s = (ms * 1000.0).round() as i64;
+            }
+        }
+        let pod_skew_us = m.pods.iter().map(|p| node_skew[p.node as usize]).collect();
+        let mut statusless = vec![0u8; m.svcs.len()];
+        if noise.statusless_services > 0.0 {
+            // The entry services keep their status codes: a gateway always records them.
+            let entry: std::collections::BTreeSet<u32> = m
+                .endpoints
+                .iter()
+                .map(|e| m.ops[e.op as usize].svc)
+                .collect();
+            for (si, svc) in m.svcs.iter().enumerate() {
+                if svc.lang == Lang::Store || entry.contains(&(si as u32)) {
+                    continue;
+                }
+                if rx.random::<f64>() < noise.statusless_services {
+                    statusless[si] = if rx.random::<f64>() < 0.5 { 1 } else { 2 };
+                }
+            }
+        }
+        let flush_margin_us = if noise.clock_skew_ms > 0.0 {
+            (TraceNoise::MAX_SKEW_MS * 1000.0) as i64 + 1_000_000
+        } else {
+            0
+        };
         Self {
             cfg,
             m,
@@ -244,6 +289,11 @@ impl<'a, S: Sink> Engine<'a, S> {
             sink,
             stats: Stats::default(),
             timeout_us: (cfg.call_timeout_ms * 1000.0) as i64,
+            noise,
+            rx,
+            pod_skew_us,
+            statusless,
+            flush_margin_us,
         }
     }
 
@@ -513,10 +563,32 @@ impl<'a, S: Sink> Engine<'a, S> {
             status: Status::Ok,
         });
         let (self_us, cpu_ms) = self.self_time(op, pod);
+        // Code-level faults: whether this request runs into the bug. An exception is thrown
+        // before the call group `throw_at` (after all of them when it equals their number).
+        let (exception, error_response) = {
+            let ps = &self.ps[pod as usize];
+            (ps.exception, ps.error_response)
+        };
+        let mut throw_at = None;
+        let mut answers_error = false;
+        if let Some((bug, share)) = exception
+            && bug == op_id
+            && self.rt.random::<f64>() < share
+        {
+            throw_at = Some(self.rt.random_range(0..=op.calls.len()));
+        } else if error_response > 0.0 && self.rt.random::<f64>() < error_response {
+            answers_error = true;
+        }
+        let mut own_fault = None;
         let mut t = start + (self_us * 0.4) as i64;
         let mut status = Status::Ok;
         let mut soft_failure = None;
-        'calls: for c in &op.calls {
+        'calls: for (ci, c) in op.calls.iter().enumerate() {
+            if throw_at == Some(ci) {
+                status = Status::Unknown;
+                own_fault = Some(FaultKind::Exception);
+                break 'calls;
+            }
             if c.prob < 1.0 && self.rt.random::<f32>() >= c.prob {
                 continue;
             }
@@ -525,10 +597,17 @@ impl<'a, S: Sink> Engine<'a, S> {
             } else {
                 self.rt.random_range(c.n_min..=c.n_max)
             };
+            let callee = &m.ops[c.op as usize];
+            let fire_and_forget =
+                self.noise.async_call > 0.0 && !callee.critical && !callee.client_only;
             for _ in 0..n {
                 if t >= deadline {
                     status = Status::Deadline;
                     break 'calls;
+                }
+                if fire_and_forget && self.rx.random::<f64>() < self.noise.async_call {
+                    t = self.call_async(c.op, pod, t, span_id, trace);
+                    continue;
                 }
                 let (end, st) = self.call(c.op, pod, t, span_id, deadline, trace);
                 t = end + self.rt.random_range(20..400);
@@ -541,15 +620,35 @@ impl<'a, S: Sink> Engine<'a, S> {
                 }
             }
         }
-        let mut end = t + (self_us * 0.6) as i64;
+        let mut rest = 0.6;
+        if status == Status::Ok {
+            if throw_at == Some(op.calls.len()) {
+                status = Status::Unknown;
+                own_fault = Some(FaultKind::Exception);
+            } else if answers_error {
+                status = Status::Internal;
+                own_fault = Some(FaultKind::ErrorResponse);
+            }
+        }
+        if own_fault == Some(FaultKind::Exception) {
+            // The handler's remaining work is skipped; unwinding and the error reply are quick.
+            rest = 0.1;
+        }
+        let mut end = t + (self_us * rest) as i64;
         if end > deadline {
             end = deadline;
             if status == Status::Ok {
                 status = Status::Deadline;
             }
         }
+        // Work after the answer (deferred flushes, post-processing) keeps the span open past
+        // the end its caller saw.
+        let mut recorded = end - start;
+        if self.noise.outlive > 0.0 && self.rx.random::<f64>() < self.noise.outlive {
+            recorded += self.rx.random_range(2_000..80_000);
+        }
         let rec = &mut self.spans[idx];
-        rec.dur_us = end - start;
+        rec.dur_us = recorded;
         rec.status = status;
         self.stats.spans += 1;
         let a = &mut self.pod_acc[pod as usize];
@@ -565,6 +664,7 @@ impl<'a, S: Sink> Engine<'a, S> {
                 op.log,
                 &op.method,
                 status,
+                own_fault.is_some(),
                 dur_ms,
                 &mut self.ctx,
                 &mut self.rl,
@@ -583,7 +683,49 @@ impl<'a, S: Sink> Engine<'a, S> {
             }
             self.scratch = scratch;
         }
+        if let Some(kind) = own_fault
+            && self.cfg.logs
+        {
+            let svc = &m.svcs[op.svc as usize];
+            let ts = end.div_euclid(1_000_000);
+            match kind {
+                FaultKind::Exception => {
+                    let mut lines = Vec::new();
+                    logs::exception_lines(
+                        svc.lang,
+                        &svc.name,
+                        &op.method,
+                        &mut self.rl,
+                        &mut lines,
+                    );
+                    for l in lines {
+                        self.push_log(ts, pod, l);
+                    }
+                }
+                FaultKind::ErrorResponse => {
+                    let l = logs::error_response_line(svc.lang, &op.method, &mut self.rl);
+                    self.push_log(ts, pod, l);
+                }
+            }
+        }
         (end, status)
+    }
+
+    /// A fire-and-forget call: the caller hands the request over and goes on at once (its
+    /// client span lasts the hand-over); the callee serves it after a queueing delay, often
+    /// after the caller's span ended, and its outcome never reaches the caller. Returns when
+    /// the caller goes on.
+    fn call_async(&mut self, op_id: u32, caller: u32, t: i64, parent: u64, trace: u128) -> i64 {
+        let idx = self.spans.len();
+        let queued = 1_000 + (-40_000.0 * self.rx.random::<f64>().max(1e-12).ln()) as i64;
+        let handover = self.rx.random_range(100..800);
+        // The callee's own deadline only: nobody waits for the answer.
+        self.call(op_id, caller, t + queued, parent, i64::MAX / 4, trace);
+        let rec = &mut self.spans[idx];
+        rec.ts_us = t;
+        rec.dur_us = handover;
+        rec.status = Status::Ok;
+        t + handover
     }
 
     fn push_log(&mut self, ts: i64, pod: u32, text: String) {
@@ -734,7 +876,14 @@ impl<'a, S: Sink> Engine<'a, S> {
         if self.cfg.istio_metrics {
             let tcp = op.client_only;
             let (req_b, resp_b) = (op.req_kb * 1024.0, op.resp_kb * 1024.0);
-            let code = status as usize;
+            // HTTP has one series for both (`500`).
+            let code = if status == Status::Internal
+                && m.svcs[callee_svc as usize].lang == Lang::JavaHttp
+            {
+                Status::Unknown as usize
+            } else {
+                status as usize
+            };
             let e = self.edge(caller, callee_svc, 0);
             e.tcp = tcp;
             e.count += 1.0;
@@ -1145,12 +1294,13 @@ impl<'a, S: Sink> Engine<'a, S> {
                         self.emit(m0, src, &id, rb, e.req_b / n)?;
                         self.emit(m0, src, &id, sb, e.resp_b / n)?;
                     }
-                    for code in 1..4 {
+                    for code in 1..5 {
                         if e.seen[code] {
                             let k = match (http, code) {
                                 (false, 1) => "istio_requests.grpc.200.14.0",
                                 (false, 2) => "istio_requests.grpc.200.4.0",
-                                (false, _) => "istio_requests.grpc.200.2.0",
+                                (false, 3) => "istio_requests.grpc.200.2.0",
+                                (false, _) => "istio_requests.grpc.200.13.0",
                                 (true, 1) => "istio_requests.http.503.",
                                 (true, 2) => "istio_requests.http.504.",
                                 (true, _) => "istio_requests.http.500.",
@@ -1173,16 +1323,28 @@ impl<'a, S: Sink> Engine<'a, S> {
         Ok(())
     }
 
-    /// Writes the spans and logs that start before `before_us`, in time order.
+    /// Writes the spans and logs that start before `before_us`, in time order (spans by the
+    /// timestamps they are written with, their host's clock offset included).
     fn flush(&mut self, before_us: i64) -> Result<(), Error> {
-        self.spans.sort_unstable_by_key(|r| (r.ts_us, r.seq));
-        let cut = self.spans.partition_point(|r| r.ts_us < before_us);
+        let skew = &self.pod_skew_us;
+        self.spans
+            .sort_unstable_by_key(|r| (r.ts_us + skew[r.pod as usize], r.seq));
+        let horizon = before_us.saturating_sub(self.flush_margin_us);
+        let cut = self
+            .spans
+            .partition_point(|r| r.ts_us + skew[r.pod as usize] < horizon);
         let m = self.m;
+        let drop_p = self.noise.drop_span;
         for i in 0..cut {
             let r = self.spans[i];
+            if drop_p > 0.0 && r.parent != 0 && unit(self.cfg.seed ^ r.span_id) < drop_p {
+                self.stats.spans -= 1;
+                self.stats.dropped_spans += 1;
+                continue;
+            }
             let label = &m.labels[r.label as usize];
             let o = &mut self.out_span;
-            o.timestamp = r.ts_us.div_euclid(1000);
+            o.timestamp = (r.ts_us + self.pod_skew_us[r.pod as usize]).div_euclid(1000);
             o.cmdb_id.clear();
             o.cmdb_id.push_str(&m.pods[r.pod as usize].name);
             o.span_id.clear();
@@ -1193,7 +1355,11 @@ impl<'a, S: Sink> Engine<'a, S> {
             o.kind.clear();
             o.kind.push_str(label.kind);
             o.status_code.clear();
-            o.status_code.push_str(label.status_str(r.status));
+            match self.statusless[m.pods[r.pod as usize].svc as usize] {
+                0 => o.status_code.push_str(label.status_str(r.status)),
+                1 => {}
+                _ => o.status_code.push_str(label.ok),
+            }
             o.operation_name.clear();
             o.operation_name.push_str(&label.name);
             o.parent_span.clear();
@@ -1232,6 +1398,18 @@ impl<'a, S: Sink> Engine<'a, S> {
         }
         Ok(())
     }
+}
+
+/// A uniform number in [0, 1) from a 64-bit key.
+fn unit(key: u64) -> f64 {
+    (rand_util::splitmix(key) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Which code-level fault a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultKind {
+    Exception,
+    ErrorResponse,
 }
 
 /// Rounds to 6 significant digits: the data set's precision, and smaller files.

@@ -23,6 +23,8 @@ pub(crate) struct Injected {
     pub sev: f64,
     /// Process kill: (killed at µs, serving again at µs) per pod, in time order.
     pub kills: Vec<(u32, i64, i64)>,
+    /// Code exception: the operation whose handler has the bug.
+    pub buggy_op: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,6 +85,10 @@ pub(crate) struct PodState {
     pub mem_factor: f64,
     /// CPU the pod's requests need at the current rate, cores.
     pub demand: f64,
+    /// Code exception: the operation that throws, and the share of its requests that do.
+    pub exception: Option<(u32, f64)>,
+    /// Error response: the share of the pod's requests answered with an error.
+    pub error_response: f64,
     /// Stalls a request may hit, each as (probability per request, mean stall in µs): the CFS
     /// quota running out (the thread waits for the next 100 ms period), the host run queue,
     /// blocked disk writes (stdout logs, files), garbage collection near the memory limit.
@@ -191,6 +197,31 @@ pub(crate) fn schedule(cfg: &SimConfig, m: &Model, rng: &mut ChaCha8Rng) -> Vec<
             }
             kills.sort_by_key(|k| (k.1, k.0));
         }
+        // A bug sits in one handler of the service: its operations drawn by how often they run,
+        // so that the faulty code path is exercised.
+        let buggy_op = if kind == FaultType::CodeException {
+            let svc = m.pods[pods[0] as usize].svc;
+            let ops: Vec<(u32, f64)> = m
+                .ops
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| op.svc == svc && !op.client_only)
+                .map(|(i, _)| (i as u32, visits[i]))
+                .collect();
+            let total: f64 = ops.iter().map(|o| o.1).sum();
+            let mut x = rng.random::<f64>() * total;
+            let mut pick = None;
+            for &(i, v) in &ops {
+                pick = Some(i);
+                if x < v {
+                    break;
+                }
+                x -= v;
+            }
+            pick
+        } else {
+            None
+        };
         out.push(Injected {
             case: FaultCase {
                 timestamp: start_s,
@@ -206,6 +237,7 @@ pub(crate) fn schedule(cfg: &SimConfig, m: &Model, rng: &mut ChaCha8Rng) -> Vec<
             end_s,
             sev,
             kills,
+            buggy_op,
         });
     }
     out
@@ -253,6 +285,12 @@ pub(crate) fn confounders(cfg: &SimConfig, m: &Model, rng: &mut ChaCha8Rng) -> V
     }
     out.sort_by_key(|c| c.start_s);
     out
+}
+
+/// Share of the requests a code-level fault fails at severity `s`: 0.24 to 0.45 at `hard`,
+/// 0.55 to 0.75 at `easy`.
+fn code_fault_share(s: f64) -> f64 {
+    0.15 + 0.6 * s
 }
 
 /// Whether `t` (s) lies in [start, end).
@@ -397,6 +435,19 @@ pub(crate) fn state_at(
                 // fallocate fills the disk within the first minute.
                 nodes[n].disk_extra_gb += m.nodes[n].disk_total_gb * (0.15 + 0.35 * s) * x;
                 nodes[n].io_w += 150.0 * (1.0 - x) * s;
+            }
+            // Code-level faults leave the resources alone: the requests they fail end early.
+            FaultType::CodeException => {
+                if let Some(op) = f.buggy_op {
+                    for &p in &f.pods {
+                        pods[p as usize].exception = Some((op, code_fault_share(s)));
+                    }
+                }
+            }
+            FaultType::ErrorResponse => {
+                for &p in &f.pods {
+                    pods[p as usize].error_response = code_fault_share(s);
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `thinkfl-sim`: a seeded simulator of a microservice system that writes telemetry in the
-//! AIOps Challenge 2022 layout (`shared/DESIGN.md` section 4.1) with its ground truth.
+//! AIOps Challenge 2022 layout (`shared/DESIGN.md` section 4.1) with its ground truth, and the
+//! training corpus of many such data sets ([`corpus`]).
 //!
 //! One [`SimConfig`] and one seed decide everything: the topology's placement, the fault
 //! schedule, every request, every metric sample and every log line. The same seed gives
@@ -56,6 +57,24 @@
 //! | node disk read IO | IO-bound work on the node slower | `system.io.r_s`, `rkb_s`, `util`, `await`, `r_await`, `avg_q_sz`, `cpu.iowait` | — |
 //! | node disk write IO | as read | `system.io.w_s`, `wkb_s`, `util`, `await`, `w_await` | — |
 //! | node disk space | none | `system.disk.used`, `pct_usage` up, `free` down; a short write burst while the file is written | — |
+//! | code exception (`code exception`) | one handler of the service (drawn by how often it runs) throws on 24–75 % of its requests, before one of its downstream calls or after them: the server span fails fast (`2`/`500`/`ERROR`), the caller's client span carries the error, critical callers fail up to the root | none on resources (failed requests end early); istio `…2.0`/`http.500` series, service `sr` | a stack trace per failed request in the service's language (Go panic, Java and Spring, Python traceback, Node, C#); callers' sidecar lines `500` |
+//! | error response (`error response`) | every handler of the service answers 24–75 % of its requests with an error after doing its work (`13`/`500`/`ERROR`); propagation as above | as code exception (istio `…13.0`) | one error line per reply (`returning error response: code = Internal ...`) |
+//!
+//! The two code-level faults are not among the AIOps 2022 types: they are drawn only when
+//! `fault_types` lists them (the [`corpus`] does), and their `failure_type` is written in English.
+//!
+//! # Messy traces at `hard`
+//!
+//! At `hard` (or with [`SimConfig::trace_noise`] set) the traces are exported as real pipelines
+//! deliver them ([`TraceNoise`]): the exporter drops non-root spans (their children keep the
+//! missing parent id, and the store takes them for roots); calls to non-critical operations
+//! (e-mail, ads, notifications) are fire-and-forget, so that the callee's span starts after a
+//! queueing delay, often after its parent ended, and its failure never reaches the caller; some
+//! server spans outlive their caller (work after the answer); each node's clock is off by a few
+//! tens of ms, shifting the timestamps of the spans its pods write; and some non-entry services
+//! write no status code (empty, or always their OK code), so that their errors show only in their
+//! logs and in their callers' spans. Metrics stay at one point a minute and logs unchanged. The
+//! `easy` and `standard` levels write clean traces, byte for byte as before the knob existed.
 //!
 //! # Confounders
 //!
@@ -80,7 +99,7 @@ mod model;
 mod rand_util;
 pub mod sink;
 
-pub use config::{Difficulty, Preset, SimConfig, parse_duration};
+pub use config::{Difficulty, Preset, SimConfig, TraceNoise, parse_duration};
 pub use engine::Stats;
 pub use sink::{CountingSink, MemorySink, Sink};
 

@@ -53,10 +53,15 @@ fn sev(level: &str, msg: &str) -> String {
 }
 
 /// Lines a server writes when it handles one request of `kind`; `status` is the outcome.
+/// With `own_fault` the failure is the handler's own (a code-level fault, whose lines
+/// [`exception_lines`] and [`error_response_line`] write): the lines that blame a dependency are
+/// left out.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn server_lines(
     kind: LogKind,
     method: &str,
     status: Status,
+    own_fault: bool,
     dur_ms: f64,
     ctx: &mut TraceCtx,
     rng: &mut ChaCha8Rng,
@@ -126,7 +131,7 @@ pub(crate) fn server_lines(
                 ),
             };
             out.push(raw(&line));
-            if !ok {
+            if !ok && !own_fault {
                 out.push(raw(&format!(
                     "{CS_FAIL}cartservice.cartstore.RedisCartStore[0]"
                 )));
@@ -177,7 +182,7 @@ pub(crate) fn server_lines(
                     "info",
                     "order confirmation email sent to \"someone@example.com\"",
                 ));
-            } else {
+            } else if !own_fault {
                 out.push(sev(
                     "warning",
                     "failed to charge card: could not place order",
@@ -241,7 +246,7 @@ pub(crate) fn server_lines(
                     "info",
                     &format!("[{short}] request handled in {dur_ms:.1} ms"),
                 ));
-            } else {
+            } else if !own_fault {
                 let reason = match status {
                     Status::Unavailable => "connection refused",
                     Status::Deadline => "deadline exceeded",
@@ -302,6 +307,244 @@ pub(crate) fn exporter_traceback(rng: &mut ChaCha8Rng, out: &mut Vec<String>) {
     } else {
         "socket.gaierror: [Errno -3] Temporary failure in name resolution"
     }));
+}
+
+/// The handler's name in a method: `hipstershop.Frontend/Recv.` -> `Recv`,
+/// `GET /api/v1/stationservice/stations/idlist` -> `idlist`, `preserve.html` -> `preserve`.
+fn handler_name(method: &str) -> &str {
+    let m = method.trim_end_matches(['.', '/', ' ']);
+    let last = m.rsplit(['/', ' ']).next().unwrap_or(m);
+    let last = match last.split_once('.') {
+        // `hipstershop.adservice` style: the part after the package.
+        Some((a, b))
+            if a.chars().all(|c| c.is_ascii_lowercase()) && !b.is_empty() && b != "html" =>
+        {
+            b
+        }
+        Some((a, _)) if !a.is_empty() => a,
+        _ => last,
+    };
+    if last.is_empty() { method } else { last }
+}
+
+/// The package of a service's code: `ts-station-service` -> `station`, `cart-api` -> `cartapi`.
+fn package_of(svc: &str) -> String {
+    let s = svc.strip_prefix("ts-").unwrap_or(svc);
+    let s = s.strip_suffix("-service").unwrap_or(s);
+    s.replace(['-', '_'], "")
+}
+
+/// The class name of a service's handler code (`shippingservice` -> `ShippingService`,
+/// `ts-station-service` -> `StationService`).
+fn class_of(svc: &str) -> String {
+    let svc = svc.strip_prefix("ts-").unwrap_or(svc);
+    let mut out = String::new();
+    for part in svc.split(['-', '_']) {
+        let part = part.strip_suffix("service").map_or(part, |p| p);
+        let mut c = part.chars();
+        if let Some(f) = c.next() {
+            out.push(f.to_ascii_uppercase());
+            out.push_str(c.as_str());
+        }
+    }
+    out.push_str("Service");
+    out
+}
+
+/// The lines a service's runtime writes when a handler throws (a code exception): an error
+/// line naming the exception and a stack trace through the handler, in the service's language.
+/// Console lines lose their first character as every raw line of the data set does.
+pub(crate) fn exception_lines(
+    lang: Lang,
+    svc: &str,
+    method: &str,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<String>,
+) {
+    let short = handler_name(method);
+    let class = class_of(svc);
+    let lower = short.to_ascii_lowercase();
+    let mut camel = short.to_string();
+    if let Some(f) = camel.get(0..1) {
+        let f = f.to_ascii_lowercase();
+        camel.replace_range(0..1, &f);
+    }
+    let line = |rng: &mut ChaCha8Rng| rng.random_range(40..400);
+    match lang {
+        Lang::Go => {
+            let err = [
+                "runtime error: invalid memory address or nil pointer dereference",
+                "runtime error: index out of range [3] with length 3",
+                "runtime error: slice bounds out of range [:12] with capacity 8",
+            ][rng.random_range(0..3)];
+            out.push(sev("error", &format!("panic recovered in {method}: {err}")));
+            out.push(raw(&format!(
+                "goroutine {} [running]:",
+                rng.random_range(20..9000)
+            )));
+            out.push(raw(&format!(
+                "main.(*{camel}Handler).{short}(0xc000{:06x}, {{0x1f3c8a0, 0xc000{:06x}}})",
+                rng.random_range(0..0xff_ffff),
+                rng.random_range(0..0xff_ffff)
+            )));
+            out.push(raw(&format!(
+                "\t/src/{svc}/{lower}.go:{} +0x{:x}",
+                line(rng),
+                rng.random_range(0x20..0x400)
+            )));
+            out.push(raw(&format!("main.(*server).{short}(...)")));
+            out.push(raw(&format!(
+                "google.golang.org/grpc.(*Server).processUnaryRPC(0xc0001b6000, {{0x1f5e3a8, 0xc000{:06x}}})",
+                rng.random_range(0..0xff_ffff)
+            )));
+            out.push(raw(
+                "\t/go/pkg/mod/google.golang.org/grpc@v1.31.0/server.go:1180 +0xcfb",
+            ));
+        }
+        Lang::Java | Lang::JavaHttp => {
+            let exc = [
+                "java.lang.NullPointerException: null",
+                "java.lang.IllegalStateException: unexpected state of the request",
+                "java.lang.IndexOutOfBoundsException: Index 0 out of bounds for length 0",
+                "java.lang.NumberFormatException: For input string: \"null\"",
+            ][rng.random_range(0..4)];
+            if lang == Lang::JavaHttp {
+                out.push(raw(&format!(
+                    "ERROR 1 --- [nio-8080-exec-{}] o.a.c.c.C.[.[.[/].[dispatcherServlet]    : Servlet.service() for servlet [dispatcherServlet] in context with path [] threw exception [Request processing failed; nested exception is {exc}] with root cause",
+                    rng.random_range(1..10)
+                )));
+            } else {
+                out.push(sev(
+                    "error",
+                    &format!("Exception while executing {method}: {exc}"),
+                ));
+            }
+            out.push(raw(exc));
+            let pkg = if lang == Lang::JavaHttp {
+                format!("{}.service", package_of(svc))
+            } else {
+                "hipstershop".to_string()
+            };
+            out.push(raw(&format!(
+                "\tat {pkg}.{class}Impl.{camel}({class}Impl.java:{})",
+                line(rng)
+            )));
+            out.push(raw(&format!(
+                "\tat {pkg}.{class}Impl.handle{short}({class}Impl.java:{})",
+                line(rng)
+            )));
+            if lang == Lang::JavaHttp {
+                out.push(raw("\tat org.springframework.web.servlet.FrameworkServlet.processRequest(FrameworkServlet.java:1006)"));
+                out.push(raw(
+                    "\tat javax.servlet.http.HttpServlet.service(HttpServlet.java:750)",
+                ));
+            } else {
+                out.push(raw("\tat io.grpc.stub.ServerCalls$UnaryServerCallHandler$UnaryServerCallListener.onHalfClose(ServerCalls.java:182)"));
+                out.push(raw("\tat io.grpc.internal.ServerImpl$JumpToApplicationThreadServerStreamListener$1HalfClosed.runInContext(ServerImpl.java:331)"));
+            }
+        }
+        Lang::Python => {
+            let (exc, code) = [
+                (
+                    "KeyError: 'product_id'",
+                    "product = catalog[request.product_id]",
+                ),
+                (
+                    "AttributeError: 'NoneType' object has no attribute 'items'",
+                    "for item in response.items:",
+                ),
+                (
+                    "ValueError: invalid literal for int() with base 10: ''",
+                    "count = int(request.count)",
+                ),
+            ][rng.random_range(0..3)];
+            out.push(raw(&format!(
+                "ERROR:grpc._server:Exception calling application: {}",
+                exc.split_once(": ").map_or(exc, |e| e.1)
+            )));
+            out.push(raw("Traceback (most recent call last):"));
+            out.push(raw("  File \"/usr/local/lib/python3.7/site-packages/grpc/_server.py\", line 435, in _call_behavior"));
+            out.push(raw(
+                "    response_or_iterator = behavior(argument, context)",
+            ));
+            out.push(raw(&format!(
+                "  File \"/{svc}/{}_server.py\", line {}, in {short}",
+                lower,
+                line(rng)
+            )));
+            out.push(raw(&format!("    {code}")));
+            out.push(raw(exc));
+        }
+        Lang::Node => {
+            let exc = [
+                "TypeError: Cannot read properties of undefined (reading 'units')",
+                "RangeError: Invalid array length",
+                "TypeError: data.find is not a function",
+            ][rng.random_range(0..3)];
+            out.push(sev(
+                "error",
+                &format!("{short} request failed with an unhandled exception: {exc}"),
+            ));
+            out.push(raw(exc));
+            out.push(raw(&format!(
+                "    at {camel} (/usr/src/app/server.js:{}:{})",
+                line(rng),
+                rng.random_range(5..40)
+            )));
+            out.push(raw(&format!(
+                "    at Object.{camel} [as handler] (/usr/src/app/server.js:{}:{})",
+                line(rng),
+                rng.random_range(5..40)
+            )));
+            out.push(raw(
+                "    at /usr/src/app/node_modules/@grpc/grpc-js/build/src/server.js:821:17",
+            ));
+        }
+        Lang::CSharp => {
+            let exc = [
+                "System.NullReferenceException: Object reference not set to an instance of an object.",
+                "System.InvalidOperationException: Sequence contains no elements",
+                "System.ArgumentOutOfRangeException: Index was out of range. Must be non-negative and less than the size of the collection. (Parameter 'index')",
+            ][rng.random_range(0..3)];
+            out.push(raw(&format!(
+                "{CS_FAIL}Grpc.AspNetCore.Server.ServerCallHandler[6]"
+            )));
+            out.push(raw(&format!(
+                "      Error when executing service method '{short}'."
+            )));
+            out.push(raw(exc));
+            out.push(raw(&format!(
+                "   at {}.services.{class}.{short}(Request request, ServerCallContext context) in /app/services/{class}.cs:line {}",
+                package_of(svc),
+                line(rng)
+            )));
+            out.push(raw("   at Grpc.Shared.Server.UnaryServerMethodInvoker`3.ResolvedInterceptorInvoker(TRequest resolvedRequest, ServerCallContext resolvedContext)"));
+        }
+        Lang::Store => out.push(format!(
+            "Error in {method}: unexpected exception in command handler"
+        )),
+    }
+}
+
+/// The one line a handler logs when it answers with an error response.
+pub(crate) fn error_response_line(lang: Lang, method: &str, rng: &mut ChaCha8Rng) -> String {
+    let short = handler_name(method);
+    let why = [
+        "failed to build the response: inconsistent data",
+        "unexpected empty result from the data layer",
+        "invalid value in the request context",
+        "response validation failed",
+    ][rng.random_range(0..4)];
+    match lang {
+        Lang::JavaHttp => sev(
+            "error",
+            &format!("[{short}] returning 500 INTERNAL_SERVER_ERROR: {why}"),
+        ),
+        _ => sev(
+            "error",
+            &format!("[{short}] returning error response: code = Internal desc = {why}"),
+        ),
+    }
 }
 
 /// Start-up lines after a restart.
@@ -382,7 +625,7 @@ pub(crate) fn proxy_line(
         Status::Ok => (200, "-"),
         Status::Unavailable => (503, "UF,URX"),
         Status::Deadline => (504, "UT"),
-        Status::Unknown => (500, "-"),
+        Status::Unknown | Status::Internal => (500, "-"),
     };
     let path = if method.contains(' ') {
         method.to_string()
@@ -429,6 +672,62 @@ mod tests {
         assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_ms(1_647_747_340_693), "2022-03-20T03:35:40.693Z");
         assert_eq!(iso_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn handler_names_of_every_preset() {
+        assert_eq!(handler_name("hipstershop.Frontend/Recv."), "Recv");
+        assert_eq!(handler_name("hipstershop.CartService/GetCart"), "GetCart");
+        assert_eq!(handler_name("hipstershop.adservice/getads"), "getads");
+        assert_eq!(
+            handler_name("GET /api/v1/stationservice/stations/idlist"),
+            "idlist"
+        );
+        assert_eq!(handler_name("preserve_other.html"), "preserve_other");
+        assert_eq!(handler_name("HGET"), "HGET");
+        assert_eq!(class_of("ts-station-service"), "StationService");
+        assert_eq!(class_of("shippingservice"), "ShippingService");
+        assert_eq!(package_of("ts-station-service"), "station");
+    }
+
+    #[test]
+    fn exception_lines_read_as_errors_with_frames() {
+        let mut rng = crate::rand_util::stream(1, crate::rand_util::Stream::Logs);
+        for lang in [
+            Lang::Go,
+            Lang::Java,
+            Lang::JavaHttp,
+            Lang::Python,
+            Lang::Node,
+            Lang::CSharp,
+        ] {
+            let mut out = Vec::new();
+            exception_lines(
+                lang,
+                "cartservice",
+                "hipstershop.CartService/GetCart",
+                &mut rng,
+                &mut out,
+            );
+            assert!(out.len() >= 4, "{lang:?}: {out:?}");
+            let lower: Vec<String> = out.iter().map(|l| l.to_ascii_lowercase()).collect();
+            assert!(
+                lower
+                    .iter()
+                    .any(|l| l.contains("exception") || l.contains("error") || l.contains("panic")),
+                "{lang:?}: {out:?}"
+            );
+            assert!(
+                out.iter()
+                    .any(|l| l.contains("GetCart") || l.contains("getCart")),
+                "{lang:?}: {out:?}"
+            );
+        }
+        let l = error_response_line(Lang::Go, "hipstershop.Frontend/Recv.", &mut rng);
+        assert!(
+            l.starts_with("severity: error, message: [Recv] returning error response"),
+            "{l}"
+        );
     }
 
     #[test]

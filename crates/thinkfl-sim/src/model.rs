@@ -33,9 +33,9 @@ pub(crate) enum Lang {
 /// How a failed span writes its status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ErrStyle {
-    /// gRPC codes: `14` UNAVAILABLE, `4` DEADLINE_EXCEEDED, `2` UNKNOWN.
+    /// gRPC codes: `14` UNAVAILABLE, `4` DEADLINE_EXCEEDED, `2` UNKNOWN, `13` INTERNAL.
     Grpc,
-    /// HTTP codes: `503`, `504`, `500`.
+    /// HTTP codes: `503`, `504`, `500` (also for an error response).
     Http,
     /// Java OpenTelemetry words: `ERROR`.
     Word,
@@ -52,13 +52,15 @@ pub(crate) struct Label {
     pub err: ErrStyle,
 }
 
-/// Span status: OK or one of three failures.
+/// Span status: OK or one of four failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Status {
     Ok = 0,
     Unavailable = 1,
     Deadline = 2,
     Unknown = 3,
+    /// An error response of the handler itself (gRPC INTERNAL, HTTP 500).
+    Internal = 4,
 }
 
 impl Label {
@@ -68,9 +70,10 @@ impl Label {
             (Status::Unavailable, ErrStyle::Grpc) => "14",
             (Status::Deadline, ErrStyle::Grpc) => "4",
             (Status::Unknown, ErrStyle::Grpc) => "2",
+            (Status::Internal, ErrStyle::Grpc) => "13",
             (Status::Unavailable, ErrStyle::Http) => "503",
             (Status::Deadline, ErrStyle::Http) => "504",
-            (Status::Unknown, ErrStyle::Http) => "500",
+            (Status::Unknown | Status::Internal, ErrStyle::Http) => "500",
             (_, ErrStyle::Word) => "ERROR",
             (_, ErrStyle::Db) => "Error",
         }

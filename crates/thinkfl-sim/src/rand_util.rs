@@ -13,6 +13,8 @@ pub(crate) enum Stream {
     Traffic = 3,
     Metrics = 4,
     Logs = 5,
+    /// What the tracing pipeline does to spans (drops, clock skew, statusless services).
+    Export = 6,
 }
 
 pub(crate) fn stream(seed: u64, s: Stream) -> ChaCha8Rng {

@@ -9,7 +9,7 @@ use common::{
 };
 use std::collections::{BTreeSet, HashMap};
 use thinkfl_core::{Dataset, Level};
-use thinkfl_sim::{Difficulty, Preset, SimConfig, simulate_dataset};
+use thinkfl_sim::{Difficulty, Preset, SimConfig, TraceNoise, simulate_dataset};
 
 /// Every span's parent is in its trace; a child's interval lies within its parent's (up to the
 /// 1 ms resolution of span timestamps); exactly one root per trace.
@@ -194,15 +194,25 @@ fn default_schedule_every_fault_visible_to_the_tools() {
 
 #[test]
 fn hard_difficulty_is_valid_and_still_visible() {
+    // The system at `hard`, its traces exported cleanly: the structure holds.
     let cfg = SimConfig {
         faults: 15,
         difficulty: Difficulty::Hard,
         seed: 11,
+        trace_noise: Some(TraceNoise::NONE),
         ..SimConfig::default()
     };
     let ds = simulate_dataset(&cfg).unwrap();
     check_structure(&ds);
     check_faults_visible(&ds, false);
+    // The same with the exporter's noise of `hard` (dropped spans, skew, async children,
+    // statusless services; `messy.rs`): every fault is still visible.
+    let messy = simulate_dataset(&SimConfig {
+        trace_noise: None,
+        ..cfg
+    })
+    .unwrap();
+    check_faults_visible(&messy, false);
 }
 
 #[test]

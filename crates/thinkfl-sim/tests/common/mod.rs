@@ -214,6 +214,12 @@ pub fn signature(t: thinkfl_core::FaultType) -> &'static [&'static str] {
         NodeDiskReadIo => &["system.io.r_s", "system.io.rkb_s"],
         NodeDiskWriteIo => &["system.io.w_s", "system.io.wkb_s"],
         NodeDiskSpace => &["system.disk.used", "system.disk.pct_usage"],
+        // Code-level faults move no resource metric; the mesh counts their error replies.
+        CodeException | ErrorResponse => &[
+            "istio_requests.grpc.200.2.0",
+            "istio_requests.grpc.200.13.0",
+            "istio_requests.http.500.",
+        ],
     }
 }
 
