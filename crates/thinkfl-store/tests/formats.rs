@@ -391,3 +391,54 @@ fn groundtruth_keeps_the_data_sets_four_columns_and_durations_go_beside_it() {
     assert!(report.warnings.is_empty() && report.skipped_rows == 0);
     assert_eq!(back.faults, ds.faults);
 }
+
+#[test]
+fn code_level_fault_types_round_trip_through_groundtruth() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults: Vec<FaultCase> = thinkfl_core::FaultType::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| FaultCase {
+            timestamp: 1_000 + 300 * i as i64,
+            level: if t.is_node_fault() {
+                Level::Node
+            } else if i % 2 == 0 {
+                Level::Service
+            } else {
+                Level::Pod
+            },
+            cmdb_id: if t.is_node_fault() {
+                "node-1".into()
+            } else if i % 2 == 0 {
+                "cartservice".into()
+            } else {
+                "cartservice-1".into()
+            },
+            failure_type: t.data_name().into(),
+            duration: Some(120),
+        })
+        .collect();
+    let ds = Dataset {
+        faults,
+        ..Default::default()
+    };
+    thinkfl_store::write_aiops(&ds, dir.path()).unwrap();
+    let gt = fs::read_to_string(dir.path().join("groundtruth.csv")).unwrap();
+    assert!(
+        gt.contains(",service,cartservice,code exception\n")
+            || gt.contains(",pod,cartservice-1,code exception\n"),
+        "{gt}"
+    );
+    assert!(gt.contains("error response"), "{gt}");
+    let (back, report) = thinkfl_store::read_aiops(dir.path(), &Default::default()).unwrap();
+    assert!(report.warnings.is_empty() && report.skipped_rows == 0);
+    assert_eq!(back.faults, ds.faults);
+    let types: Vec<_> = back
+        .faults
+        .iter()
+        .map(|f| f.fault_type().unwrap())
+        .collect();
+    assert_eq!(types, thinkfl_core::FaultType::ALL);
+    assert_eq!(back.faults[15].display_type(), "code exception");
+    assert_eq!(back.faults[16].display_type(), "error response");
+}
