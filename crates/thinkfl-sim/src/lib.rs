@@ -92,6 +92,7 @@
 //! traces running across a minute boundary.
 
 pub mod config;
+pub mod corpus;
 mod engine;
 mod faults;
 mod logs;
