@@ -122,8 +122,8 @@ pub struct TraceNoise {
     /// after a queueing delay (often after its parent ended) and its outcome never reaches the
     /// caller.
     pub async_call: f64,
-    /// Probability that a server span goes on after it answered (deferred work, flushes) and so
-    /// outlives its parent.
+    /// Probability that a server span of a called operation goes on after it answered (deferred
+    /// work, flushes) and so outlives its parent; entry spans end with their answer.
     pub outlive: f64,
     /// Standard deviation of each node's clock offset, ms; span timestamps of pods on the node
     /// are shifted by it (clamped to ±`MAX_SKEW_MS`).

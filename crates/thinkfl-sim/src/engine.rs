@@ -642,9 +642,9 @@ impl<'a, S: Sink> Engine<'a, S> {
             }
         }
         // Work after the answer (deferred flushes, post-processing) keeps the span open past
-        // the end its caller saw.
+        // the end its caller saw. An entry span has no caller: it ends when the answer leaves.
         let mut recorded = end - start;
-        if self.noise.outlive > 0.0 && self.rx.random::<f64>() < self.noise.outlive {
+        if self.noise.outlive > 0.0 && parent != 0 && self.rx.random::<f64>() < self.noise.outlive {
             recorded += self.rx.random_range(2_000..80_000);
         }
         let rec = &mut self.spans[idx];
