@@ -5,9 +5,14 @@
 //! whole store: the median ignores the minority of slow traces that a fault produces. When an
 //! operation has too few entry spans for a median to mean anything (a one-trace sample), an
 //! absolute threshold stands in, so that a real 13 s request still counts as anomalous.
+//!
+//! The entry span of a trace is its root (empty `parent_span`). A span whose parent is absent
+//! from the data (the exporter dropped it; the store lists such spans among its roots) is an entry
+//! only in a trace that has no root at all, a partial export: then its earliest such span. Inner
+//! spans cut off by a dropped parent are never queries of a trace that has its root.
 
 use crate::baseline::median_in_place;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use thinkfl_core::service_of;
 use thinkfl_store::{SpanIdx, TelemetryStore};
 
@@ -118,7 +123,7 @@ impl<'s> AnomalyDetector<'s> {
     pub fn new(store: &'s TelemetryStore, cfg: AnomalyConfig) -> Self {
         let mut groups: HashMap<(&'s str, &'s str), Vec<i64>> = HashMap::new();
         let mut roots = Vec::new();
-        for s in store.roots() {
+        for s in entry_spans(store) {
             roots.push(s.idx());
             groups
                 .entry((service_of(s.cmdb_id()), s.operation_name()))
@@ -180,6 +185,21 @@ impl<'s> AnomalyDetector<'s> {
         }
         out
     }
+}
+
+/// The entry span of every trace, in the store's root order (time order): its root, or, in a
+/// trace without one, the earliest span whose parent is absent from the data.
+pub fn entry_spans(store: &TelemetryStore) -> impl Iterator<Item = thinkfl_store::SpanRef<'_>> {
+    let rooted: HashSet<&str> = store
+        .roots()
+        .filter(|s| s.parent_span().is_empty())
+        .map(|s| s.trace_id())
+        .collect();
+    let mut orphan_entry: HashSet<&str> = HashSet::new();
+    store.roots().filter(move |s| {
+        s.parent_span().is_empty()
+            || (!rooted.contains(s.trace_id()) && orphan_entry.insert(s.trace_id()))
+    })
 }
 
 /// Classifies one entry span; `None` when it looks normal.
@@ -255,6 +275,45 @@ mod tests {
             classify_entry(1_000, false, Some((40_000.0, 10)), &quiet),
             None
         );
+    }
+
+    #[test]
+    fn orphans_are_entries_only_of_traces_without_a_root() {
+        use thinkfl_core::{Dataset, Span};
+        let span = |id: &str, trace: &str, parent: &str, ts: i64, dur: i64| Span {
+            timestamp: ts,
+            cmdb_id: "svc-0".into(),
+            span_id: id.into(),
+            trace_id: trace.into(),
+            duration: dur,
+            kind: "rpc".into(),
+            status_code: "0".into(),
+            operation_name: "op".into(),
+            parent_span: parent.into(),
+        };
+        let store = TelemetryStore::from_dataset(Dataset {
+            spans: vec![
+                // Trace a: its root, and an inner span whose parent was dropped.
+                span("a1", "a", "", 1_000, 5_000_000),
+                span("a3", "a", "a2", 1_001, 4_000_000),
+                // Trace b: no root; two spans cut off from it, the earlier is the entry.
+                span("b3", "b", "b2", 1_003, 3_000_000),
+                span("b5", "b", "b4", 1_002, 2_000_000),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(store.roots().count(), 4);
+        let mut ids: Vec<&str> = entry_spans(&store).map(|s| s.span_id()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["a1", "b5"]);
+        // All four are slower than the 1 s fallback: only the entries are queries.
+        let det = AnomalyDetector::new(&store, AnomalyConfig::default());
+        let got: Vec<String> = det
+            .entries(0, 10_000)
+            .into_iter()
+            .map(|e| e.span_id)
+            .collect();
+        assert_eq!(got, ["a1", "b5"]);
     }
 
     #[test]

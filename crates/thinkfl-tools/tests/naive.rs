@@ -122,8 +122,22 @@ proptest! {
         let cfg = AnomalyConfig { slow_factor: 1.5, min_baseline_samples: min_samples, fallback_slow_ms: 5.0, ..Default::default() };
         let det = AnomalyDetector::new(&store, cfg.clone());
         let got: Vec<String> = det.entries(from, from + len).into_iter().map(|a| a.span_id).collect();
-        // Naive: baselines from a scan of every root, then every root in the window in time order.
-        let roots: Vec<_> = store.roots().collect();
+        // Naive: the entry of each trace is its root, or, without one, its earliest span whose
+        // parent is absent; baselines from a scan of the entries, then every entry in the window
+        // in time order.
+        let all: Vec<_> = store.roots().collect();
+        let roots: Vec<_> = all
+            .iter()
+            .filter(|r| {
+                r.parent_span().is_empty()
+                    || (!all.iter().any(|o| o.trace_id() == r.trace_id() && o.parent_span().is_empty())
+                        && all
+                            .iter()
+                            .filter(|o| o.trace_id() == r.trace_id())
+                            .all(|o| (o.timestamp(), o.idx().0) >= (r.timestamp(), r.idx().0)))
+            })
+            .copied()
+            .collect();
         let mut want: Vec<(i64, u32, String)> = Vec::new();
         for r in &roots {
             if r.timestamp() < from || r.timestamp() >= from + len {
