@@ -65,6 +65,9 @@ enum Command {
     Import(cmd::import::Args),
     /// Simulate a microservice system with injected faults into an AIOps 2022 layout data set.
     Simulate(cmd::simulate::Args),
+    /// The training corpus: `corpus build --out DIR` simulates many data sets (topologies, seeds,
+    /// difficulties, every fault type) with a manifest of which are for training and held out.
+    Corpus(cmd::corpus::Args),
 }
 
 /// candle runs elementwise ops on a pool whose threads and caller spin-wait for each other. On
@@ -120,5 +123,6 @@ fn main() -> anyhow::Result<()> {
         Command::Report(a) => cmd::report::run(a),
         Command::Import(a) => cmd::import::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Corpus(a) => cmd::corpus::run(a),
     }
 }

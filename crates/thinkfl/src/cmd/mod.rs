@@ -4,6 +4,7 @@ pub mod bench_store;
 pub mod bench_tools;
 pub mod bench_train;
 pub mod chat;
+pub mod corpus;
 pub mod demo;
 pub mod eval;
 pub mod import;

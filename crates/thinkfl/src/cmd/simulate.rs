@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
+use thinkfl_core::FaultType;
 use thinkfl_sim::{Difficulty, Preset, SimConfig, parse_duration};
 
 #[derive(Debug, ClapArgs)]
@@ -36,6 +37,11 @@ pub struct Args {
     fault_min_s: i64,
     #[arg(long, default_value_t = thinkfl_sim::config::DEFAULT_FAULT_MAX_S)]
     fault_max_s: i64,
+    /// Fault types to draw from, comma separated (slugs such as `container-cpu-load`,
+    /// `code-exception`, or English names); `aiops` for the 15 of AIOps 2022 (the default),
+    /// `code` for the code-level ones, `all` for all 17.
+    #[arg(long, default_value = "aiops")]
+    fault_types: String,
     /// No background spikes, bursts, hiccups or noisy pods.
     #[arg(long)]
     no_confounders: bool,
@@ -82,6 +88,19 @@ fn progress(minutes: u64) -> ProgressBar {
     pb
 }
 
+/// `aiops`, `code`, `all`, or a comma-separated list of fault types.
+fn fault_types(s: &str) -> anyhow::Result<Vec<FaultType>> {
+    Ok(match s.trim() {
+        "aiops" | "" => Vec::new(),
+        "code" => FaultType::CODE_LEVEL.to_vec(),
+        "all" => FaultType::ALL.to_vec(),
+        list => list
+            .split(',')
+            .map(|t| t.parse::<FaultType>())
+            .collect::<Result<_, _>>()?,
+    })
+}
+
 fn config(a: &Args) -> anyhow::Result<SimConfig> {
     let preset: Preset = a.preset.parse()?;
     let difficulty: Difficulty = a.difficulty.parse()?;
@@ -95,6 +114,7 @@ fn config(a: &Args) -> anyhow::Result<SimConfig> {
         traces_per_minute: a.traces_per_minute,
         fault_min_s: a.fault_min_s,
         fault_max_s: a.fault_max_s,
+        fault_types: fault_types(&a.fault_types)?,
         confounders: !a.no_confounders,
         logs: !a.no_logs,
         ..SimConfig::default()
