@@ -154,10 +154,11 @@ pub fn plan_cases(store: &TelemetryStore, cfg: &EvalConfig) -> Vec<CasePlan> {
         .collect()
 }
 
-/// Median duration (µs) of the entry spans of each (service, operation).
+/// Median duration (µs) of the entry spans (`thinkfl_tools::anomaly::entry_spans`: roots, and
+/// cut-off spans only of traces without one) of each (service, operation).
 fn entry_medians(store: &TelemetryStore) -> HashMap<(String, String), f64> {
     let mut groups: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
-    for s in store.roots() {
+    for s in thinkfl_tools::anomaly::entry_spans(store) {
         groups
             .entry((service_of(s.cmdb_id()), s.operation_name()))
             .or_default()
@@ -187,8 +188,7 @@ fn slowest_entries(
     window: CaseWindow,
     k: usize,
 ) -> Vec<Query> {
-    let mut scored: Vec<(f64, i64, Query)> = store
-        .roots()
+    let mut scored: Vec<(f64, i64, Query)> = thinkfl_tools::anomaly::entry_spans(store)
         .filter(|s| window.contains_ms(s.timestamp()))
         .map(|s| {
             let key = (
