@@ -93,6 +93,12 @@ fn queries_tools_and_baselines_run_on_hard_messy_data() {
                 logs.text
             );
         }
+        reg.call(
+            &env,
+            "search_anomalous_components",
+            &json!({ "timestamp": q.timestamp_ms }),
+        )
+        .unwrap_or_else(|e| panic!("search_anomalous_components {q:?}: {e}"));
         let window = case_window(case, acfg.default_case_duration_s);
         for (i, m) in methods.iter().enumerate() {
             let d = m
