@@ -181,6 +181,7 @@ async fn paper_endpoints_answer_like_the_tools() {
             "search_traces",
             "search_fluctuating_metrics",
             "search_logs",
+            "search_anomalous_components",
             "print_results"
         ]
     );

@@ -370,7 +370,7 @@ fn every_bad_call_is_a_clear_error_text() {
             "search_trace",
             json!({"parent_span_id": "x"}),
             404,
-            "unknown tool \"search_trace\". The tools are: search_traces, search_fluctuating_metrics, search_logs, print_results",
+            "unknown tool \"search_trace\". The tools are: search_traces, search_fluctuating_metrics, search_logs, search_anomalous_components, print_results",
         ),
         (
             "search_traces",
