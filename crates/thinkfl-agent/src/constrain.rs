@@ -130,6 +130,10 @@ pub struct TurnFacts {
     /// Components the episode touched (its reasoning path). A final list names touched pods:
     /// what the episode found, not any of the data's components.
     pub touched: Vec<String>,
+    /// The final review: its list is the graded, ranked answer, so it names as many pods as
+    /// the episode touched, up to [`MAX_ITEMS`] (a primed model otherwise copies the
+    /// one-item intermediate answers and its second and third candidates are never ranked).
+    pub final_review: bool,
 }
 
 /// The grammar of one turn: a single `<tool_call>` naming one of `tools`, or `None` when no
@@ -165,11 +169,16 @@ pub fn turn_grammar(tools: &[&str], components: &Components, facts: &TurnFacts) 
                     ])
                 })
             }
-            "print_results" => print_item(components, &facts.touched).map(|item| {
+            "print_results" => print_item(components, &facts.touched).map(|(item, n)| {
+                let min = if facts.final_review {
+                    n.min(MAX_ITEMS)
+                } else {
+                    1
+                };
                 Grammar::seq([
                     head,
                     Grammar::lit("\"root_causes\":["),
-                    Grammar::separated(item, ",", 1, MAX_ITEMS),
+                    Grammar::separated(item, ",", min, MAX_ITEMS),
                     Grammar::lit("]"),
                     close(),
                 ])
@@ -189,7 +198,8 @@ pub fn turn_grammar(tools: &[&str], components: &Components, facts: &TurnFacts) 
 /// One root cause as the expert writes it: the pod, then its node and service, which are facts
 /// of the data and so forced by the grammar once the pod is chosen, then a short reason. The pods
 /// are those the episode touched (all of the data's when it touched none).
-fn print_item(c: &Components, touched: &[String]) -> Option<Grammar> {
+/// Also returns how many pods it admits.
+fn print_item(c: &Components, touched: &[String]) -> Option<(Grammar, usize)> {
     let mut pods: Vec<&String> = c.pods.iter().filter(|p| touched.contains(p)).collect();
     if pods.is_empty() {
         pods = c.pods.iter().collect();
@@ -210,11 +220,15 @@ fn print_item(c: &Components, touched: &[String]) -> Option<Grammar> {
             Grammar::lit(head)
         })
         .collect();
-    Some(Grammar::seq([
-        Grammar::choice(heads),
-        Grammar::json_string(1, MAX_REASON_CHARS),
-        Grammar::lit("}"),
-    ]))
+    let n = heads.len();
+    Some((
+        Grammar::seq([
+            Grammar::choice(heads),
+            Grammar::json_string(1, MAX_REASON_CHARS),
+            Grammar::lit("}"),
+        ]),
+        n,
+    ))
 }
 
 /// Span ids written in `text` that are spans of the data: the rows of a `search_traces` result,

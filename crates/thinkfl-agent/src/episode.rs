@@ -102,6 +102,7 @@ impl Episode {
                 .iter()
                 .any(|c| c.valid && c.call.as_ref().is_some_and(|c| c.name == GLOBAL_TOOL)),
             touched: self.traj.path.clone(),
+            final_review: self.phase == Phase::FinalReview,
         };
         // An episode opens with the global view: it costs one call, every later decision reads
         // it, and a small model left to choose would follow the example call of the system

@@ -254,6 +254,7 @@ impl ExpertPolicy {
         suspects: &[Suspect],
         deepest: Option<&str>,
         seen: &HashSet<&str>,
+        chain_pods: &[String],
     ) -> Vec<RootCause> {
         let mut scored: Vec<(f64, &Suspect)> = suspects
             .iter()
@@ -270,7 +271,7 @@ impl ExpertPolicy {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.pod.cmp(&b.1.pod)));
         let mut out: Vec<RootCause> = Vec::new();
-        for (_, s) in scored {
+        for (_, s) in &scored {
             if out.len() >= Self::MAX_ANSWERS {
                 break;
             }
@@ -301,10 +302,33 @@ impl ExpertPolicy {
                 reason: Some(clip(&reason, REASON_CHARS)),
             });
         }
-        if out.is_empty()
-            && let Some(pod) = deepest
-        {
-            out.push(self.item(pod, "deepest slow span".into()));
+        // The final list ranks as many touched pods as it can (the grammar asks for it): then
+        // the suspects a covered pod hid, then the pods of the descent, deepest first.
+        for (_, s) in &scored {
+            if out.len() >= Self::MAX_ANSWERS {
+                break;
+            }
+            if !out.iter().any(|o| o.pod.as_deref() == Some(s.pod.as_str())) {
+                out.push(RootCause {
+                    node: s.node.clone(),
+                    service: Some(s.service.clone()),
+                    pod: Some(s.pod.clone()),
+                    reason: Some("also departs".into()),
+                });
+            }
+        }
+        for pod in chain_pods {
+            if out.len() >= Self::MAX_ANSWERS {
+                break;
+            }
+            if !out.iter().any(|o| o.pod.as_deref() == Some(pod.as_str())) {
+                let reason = if deepest == Some(pod.as_str()) {
+                    "slowest span"
+                } else {
+                    "on the slow path"
+                };
+                out.push(self.item(pod, reason.into()));
+            }
         }
         out
     }
@@ -369,13 +393,24 @@ impl ExpertPolicy {
         let suspects = self.suspects_at(t);
         let seen: HashSet<&str> = messages
             .iter()
-            .filter(|m| m.role == Role::Tool)
+            // Tool results and the question (its entry span's pod is touched too).
+            .filter(|m| m.role == Role::Tool || m.role == Role::User)
             .flat_map(|m| {
                 m.content
                     .split(|c: char| c == ',' || c == '"' || c.is_whitespace())
             })
             .collect();
-        let ranking = self.fused_ranking(&suspects, deepest.as_deref(), &seen);
+        // Pods of the descent that the tools showed, deepest first.
+        let mut chain_pods: Vec<String> = Vec::new();
+        for id in chain.iter().rev() {
+            if let Some(s) = self.store.span_by_id(id)
+                && seen.contains(s.cmdb_id())
+                && !chain_pods.iter().any(|p| p == s.cmdb_id())
+            {
+                chain_pods.push(s.cmdb_id().to_string());
+            }
+        }
+        let ranking = self.fused_ranking(&suspects, deepest.as_deref(), &seen, &chain_pods);
         if p.prints == 1 && p.metrics == 0 {
             if let Some(pod) = ranking.first().and_then(|r| r.pod.clone()) {
                 return metrics_call(&pod, t);

@@ -333,7 +333,17 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
     };
     let item =
         r#"{"pod":"recommendationservice-1","service":"recommendationservice","reason":"slow"}"#;
-    assert!(last.accepts(&print(item)));
+    // The final review ranks as many touched pods as it can, up to three.
+    assert!(!last.accepts(&print(item)));
+    let three = format!(
+        "{item},{},{}",
+        r#"{"pod":"frontend-1","service":"frontend","reason":"x"}"#,
+        r#"{"pod":"productcatalogservice-1","service":"productcatalogservice","reason":"y"}"#
+    );
+    assert!(last.accepts(&print(&three)), "{three}");
+    // An intermediate answer may name one.
+    let mid = nfa_of(5);
+    assert!(mid.accepts(&print(item)));
     // The service is a fact of the pod: another one is not admitted.
     assert!(!last.accepts(&print(
         r#"{"pod":"recommendationservice-1","service":"frontend","reason":"slow"}"#
