@@ -12,7 +12,8 @@
 pub mod adapter;
 pub mod bench;
 pub mod config;
-pub mod decode;
+/// The fused inference forward, now [`llama::fused`] (this path is kept for its users).
+pub use llama::fused as decode;
 pub mod error;
 pub mod fetch;
 pub mod frozen;

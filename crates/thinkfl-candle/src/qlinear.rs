@@ -95,40 +95,6 @@ pub fn suits(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
 }
 
-impl crate::llama::Linear {
-    /// Add the packed copy of the f32 weight; false when there is no f32 weight.
-    pub fn pack(&mut self) -> Result<bool> {
-        match &self.weight {
-            Some(w) => {
-                self.packed = Some(std::sync::Arc::new(PackedQ8::from_tensor(w)?));
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-}
-
-impl crate::llama::Llama {
-    /// Pack every projection and the head that holds f32 weights (see [`PackedQ8`]); returns
-    /// the bytes of the packed copies. Inference only: training drops them
-    /// ([`crate::llama::Llama::make_trainable`]).
-    pub fn pack_for_inference(&mut self) -> Result<usize> {
-        let mut bytes = 0;
-        let mut add = |lin: &mut crate::llama::Linear| -> Result<()> {
-            lin.pack()?;
-            bytes += lin.packed.as_ref().map_or(0, |p| p.bytes());
-            Ok(())
-        };
-        for blk in &mut self.layers {
-            for (_, lin) in blk.projections_mut() {
-                add(lin)?;
-            }
-        }
-        add(&mut self.lm_head)?;
-        Ok(bytes)
-    }
-}
-
 /// Below this many multiply-adds one thread does the whole product: handing work to another
 /// thread costs a few microseconds, as much as a small projection of one decoded token.
 const PARALLEL_MIN_MACS: usize = 1 << 18;

@@ -17,9 +17,9 @@
 //! summation orders, and [`exp_le0`] (within 2e-7 relative of libm's `expf`) in softmax and SiLU.
 //! `tests/decode.rs` compares logits and greedy generations with that path.
 
+use super::{AttnBias, KvCache, Linear, Llama, LoraDelta, Mode};
 use crate::error::{Error, Result};
 use crate::kernels::math::{exp_le0, lanes};
-use crate::llama::{AttnBias, KvCache, Linear, Llama, LoraDelta, Mode};
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
 
 /// Below this many multiply-adds the attention of one block runs on one thread: handing work
@@ -680,5 +680,26 @@ mod x86 {
                 c0 += 8;
             }
         }
+    }
+}
+
+impl Llama {
+    /// Pack every projection and the head that holds f32 weights (see [`crate::qlinear::PackedQ8`]); returns
+    /// the bytes of the packed copies. Inference only: training drops them
+    /// ([`Llama::make_trainable`]).
+    pub fn pack_for_inference(&mut self) -> Result<usize> {
+        let mut bytes = 0;
+        let mut add = |lin: &mut Linear| -> Result<()> {
+            lin.pack()?;
+            bytes += lin.packed.as_ref().map_or(0, |p| p.bytes());
+            Ok(())
+        };
+        for blk in &mut self.layers {
+            for (_, lin) in blk.projections_mut() {
+                add(lin)?;
+            }
+        }
+        add(&mut self.lm_head)?;
+        Ok(bytes)
     }
 }
