@@ -31,7 +31,8 @@ impl AttnShape {
     /// Checks the head counts and the lengths of the three inputs.
     pub fn check(&self, q: usize, k: usize, v: usize) -> Result<(), String> {
         let s = self;
-        if s.heads == 0 || s.kv_heads == 0 || s.head_dim == 0 || s.heads % s.kv_heads != 0 {
+        if s.heads == 0 || s.kv_heads == 0 || s.head_dim == 0 || !s.heads.is_multiple_of(s.kv_heads)
+        {
             return Err(format!(
                 "attention: {} heads over {} key/value heads of {}",
                 s.heads, s.kv_heads, s.head_dim
@@ -193,6 +194,9 @@ fn score_grads_body(dp: &mut [f32], p: &[f32], kend: usize, d: &[f32]) {
     }
 }
 
+/// Gradients of the queries, keys and values, in that order.
+pub type AttnGrads = (Vec<f32>, Vec<f32>, Vec<f32>);
+
 /// Gradients of the queries, keys and values from that of `y` (`dy`, same layout as `y`), with
 /// the probabilities rebuilt from `lse`.
 #[allow(clippy::too_many_arguments)]
@@ -206,7 +210,7 @@ pub fn backward(
     dy: &[f32],
     scale: f32,
     threads: usize,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), String> {
+) -> Result<AttnGrads, String> {
     s.check(q.len(), k.len(), v.len())?;
     let (t, hd, nh, kvh) = (s.t, s.head_dim, s.heads, s.kv_heads);
     if y.len() != s.q_len() || dy.len() != s.q_len() || lse.len() != s.batch * nh * t {

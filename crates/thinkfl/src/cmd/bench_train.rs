@@ -258,10 +258,10 @@ fn find_torch_python() -> Option<PathBuf> {
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/thinkfl/peers"))
         });
-    if let Some(py) = peers.map(|p| p.join("torch/bin/python")) {
-        if py.is_file() {
-            return Some(py);
-        }
+    if let Some(py) = peers.map(|p| p.join("torch/bin/python"))
+        && py.is_file()
+    {
+        return Some(py);
     }
     let ok = Command::new("python3")
         .args(["-c", "import torch, transformers, gguf"])
