@@ -3,7 +3,7 @@
 //! and GRPO stages whose G rollouts per question run as one lockstep batch of the actor on the
 //! policy's own generation engine (quantized base + f32 adapters), graded by `thinkfl-grader`.
 
-use crate::config::{StageConfig, StageKind, TrainConfig, split_cases};
+use crate::config::{StageConfig, TrainConfig, split_cases};
 use crate::error::{Error, Result};
 use crate::log::StepLog;
 use crate::loss::{Sequence, group_advantages};
@@ -91,6 +91,23 @@ pub fn actor_config(cfg: &TrainConfig, stage: &StageConfig, seed: u64) -> ActorC
     }
 }
 
+/// Greedy episodes with the run's episode settings, as inference plays them (the oracle's
+/// trajectories, the watch).
+fn greedy_actor_config(cfg: &TrainConfig, d_max: usize) -> ActorConfig {
+    ActorConfig {
+        d_max,
+        temperature: 0.0,
+        top_p: cfg.episode.top_p,
+        max_tokens_per_turn: cfg.episode.max_tokens_per_turn,
+        max_rows: cfg.episode.max_rows,
+        max_tool_output_bytes: cfg.episode.max_tool_output_bytes,
+        // Checked by TrainConfig::validate.
+        constrain: cfg.episode.constrain.parse().unwrap_or_default(),
+        seed: cfg.seed,
+        ..ActorConfig::default()
+    }
+}
+
 /// Tokens and assistant mask of a trajectory, as the policy's template renders it.
 pub fn tokenize(
     template: &ChatTemplate,
@@ -111,19 +128,7 @@ pub fn oracle_trajectories(
     d_max: usize,
     oracle: Arc<dyn thinkfl_llm::ChatModel>,
 ) -> Result<(Vec<Trajectory>, usize)> {
-    let stage = StageConfig {
-        name: "oracle".into(),
-        kind: StageKind::Sft,
-        reward: None,
-        steps: 1,
-        batch: 1,
-        group: 2,
-        duplicate: 1,
-        lr: 1.0,
-        temperature: 0.0,
-        d_max,
-    };
-    let actor = Actor::new(oracle, actor_config(cfg, &stage, cfg.seed))?;
+    let actor = Actor::new(oracle, greedy_actor_config(cfg, d_max))?;
     let seeds: Vec<u64> = (0..data.train_queries.len() as u64).collect();
     let trajs = actor.run_batch(&data.store, &data.baselines, &data.train_queries, &seeds)?;
     let gcfg = GraderConfig::default();
@@ -398,19 +403,7 @@ pub fn watch(
     sets: &[WatchSet],
 ) -> Result<crate::watch::Agreement> {
     let model = rollout_model(trainer, parts)?;
-    let stage = StageConfig {
-        name: "watch".into(),
-        kind: StageKind::Sft,
-        reward: None,
-        steps: 1,
-        batch: 1,
-        group: 2,
-        duplicate: 1,
-        lr: 1.0,
-        temperature: 0.0,
-        d_max: thinkfl_agent::ActorConfig::DEFAULT_D_MAX,
-    };
-    let acfg = actor_config(&trainer.cfg, &stage, trainer.cfg.seed);
+    let acfg = greedy_actor_config(&trainer.cfg, ActorConfig::DEFAULT_D_MAX);
     let mut parts_out = Vec::new();
     for set in sets.iter().filter(|s| !s.queries.is_empty()) {
         let seeds: Vec<u64> = (0..set.queries.len() as u64).collect();

@@ -33,14 +33,25 @@ fn default_model_prints_a_valid_final_list_on_the_sample() {
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let col = header.iter().position(|h| *h == column).unwrap();
-        pods.extend(lines.filter_map(|l| l.split(',').nth(col)).map(str::to_string));
+        pods.extend(
+            lines
+                .filter_map(|l| l.split(',').nth(col))
+                .map(str::to_string),
+        );
     }
     for item in pred {
-        let pod = item["pod"].as_str().unwrap_or_else(|| panic!("pod in {item}"));
+        let pod = item["pod"]
+            .as_str()
+            .unwrap_or_else(|| panic!("pod in {item}"));
         assert!(pods.contains(pod), "{pod} is not a pod of the sample");
         // The service is the pod's own (a fact the grammar forces).
-        let service = item["service"].as_str().unwrap_or_else(|| panic!("service in {item}"));
-        assert!(pod.starts_with(service), "{service} is not the service of {pod}");
+        let service = item["service"]
+            .as_str()
+            .unwrap_or_else(|| panic!("service in {item}"));
+        assert!(
+            pod.starts_with(service),
+            "{service} is not the service of {pod}"
+        );
     }
     let calls = t["calls"].as_array().unwrap();
     assert!(calls.iter().all(|c| c["valid"] == true), "{calls:?}");
