@@ -291,10 +291,11 @@ impl Episode {
             }
             self.traj.timings.tool_ms += t0.elapsed().as_secs_f64() * 1e3;
         }
-        if tool_results > 0 && printed.is_none() {
-            if let Some(prompt) = set.after_tool(phase) {
-                self.messages.push(Message::user(prompt));
-            }
+        if tool_results > 0
+            && printed.is_none()
+            && let Some(prompt) = set.after_tool(phase)
+        {
+            self.messages.push(Message::user(prompt));
         }
 
         if let Some(list) = printed {

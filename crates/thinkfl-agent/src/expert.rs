@@ -382,10 +382,11 @@ impl ExpertPolicy {
             .and_then(|id| self.store.span_by_id(id))
             .map(|s| s.cmdb_id().to_string());
         if !global {
-            if p.prints == 1 && p.metrics == 0 {
-                if let Some(pod) = &deepest {
-                    return metrics_call(service_of(pod), t);
-                }
+            if p.prints == 1
+                && p.metrics == 0
+                && let Some(pod) = &deepest
+            {
+                return metrics_call(service_of(pod), t);
             }
             let ranking = self.ranking(&chain, p.prints >= 1);
             return ("print_results".into(), print_args(&ranking));
@@ -411,10 +412,11 @@ impl ExpertPolicy {
             }
         }
         let ranking = self.fused_ranking(&suspects, deepest.as_deref(), &seen, &chain_pods);
-        if p.prints == 1 && p.metrics == 0 {
-            if let Some(pod) = ranking.first().and_then(|r| r.pod.clone()) {
-                return metrics_call(&pod, t);
-            }
+        if p.prints == 1
+            && p.metrics == 0
+            && let Some(pod) = ranking.first().and_then(|r| r.pod.clone())
+        {
+            return metrics_call(&pod, t);
         }
         // The first two answers are the current top suspect (the final review's list is the
         // one graded); the whole list would only cost tokens twice more.
