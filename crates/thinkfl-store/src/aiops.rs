@@ -20,6 +20,8 @@
 
 use crate::csvio::{Csv, FieldErr};
 use crate::fastspans;
+use crate::sink::RowSink;
+pub use crate::sink::SPAN_HEADER;
 use crate::store::{SpanFields, StoreBuilder};
 use crate::{Error, LoadOptions, LoadReport, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -30,38 +32,16 @@ use thinkfl_core::{
     Component, Dataset, FaultCase, Level, LogRecord, MetricPoint, MetricSource, Span, Topology,
 };
 
-/// Where readers put rows: a [`Dataset`] (owned strings) or a [`StoreBuilder`] (interned).
-pub(crate) trait RowSink {
-    fn span(&mut self, s: SpanFields<'_>);
-    fn metric(&mut self, ts: i64, cmdb_id: &str, kpi: &str, value: f64, source: MetricSource);
-    fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str);
-    fn fault(&mut self, f: FaultCase);
-    fn topology(&mut self, t: Topology);
-    /// Reads a whole span file by the fast path (see [`fastspans`]); `Ok(false)`, with nothing
-    /// read, when the file has quotes or invalid UTF-8 and needs the `csv` crate.
+impl RowSink for Dataset {
     fn span_bytes(
         &mut self,
         path: &Path,
         buf: &[u8],
         opts: &LoadOptions,
         report: &mut LoadReport,
-    ) -> Result<bool>
-    where
-        Self: Sized,
-    {
-        if memchr::memchr(b'"', buf).is_some() {
-            return Ok(false);
-        }
-        let Ok(text) = std::str::from_utf8(buf) else {
-            return Ok(false);
-        };
-        let lay = fastspans::layout(path, text)?;
-        fastspans::parse_lines(path, &text[lay.body()..], 2, &lay, opts, report, self)?;
-        Ok(true)
+    ) -> Result<bool> {
+        fastspans::read_whole(path, buf, opts, report, self)
     }
-}
-
-impl RowSink for Dataset {
     fn span(&mut self, s: SpanFields<'_>) {
         self.spans.push(Span {
             timestamp: s.timestamp,
@@ -218,19 +198,6 @@ pub(crate) fn read_aiops_into(
     }
     Ok(report)
 }
-
-/// The header of a span file.
-pub const SPAN_HEADER: [&str; 9] = [
-    "timestamp",
-    "cmdb_id",
-    "span_id",
-    "trace_id",
-    "duration",
-    "type",
-    "status_code",
-    "operation_name",
-    "parent_span",
-];
 
 fn read_spans(
     path: &Path,
@@ -762,5 +729,94 @@ mod tests {
         assert_eq!(fmt_i64(&mut b, -42), "-42");
         assert_eq!(fmt_i64(&mut b, i64::MIN), "-9223372036854775808");
         assert_eq!(fmt_i64(&mut b, 1647747340693), "1647747340693");
+    }
+}
+
+#[cfg(test)]
+mod fast_span_tests {
+    //! The fast path against the `csv`-crate reader.
+    use super::*;
+    use crate::fastspans::{layout, parse_lines, parse_parallel};
+    use proptest::prelude::*;
+    use thinkfl_core::Dataset;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-f0-9]{1,16}",
+            Just("12".to_string()),
+            Just("-3".to_string()),
+            Just("x1".to_string()),
+            Just("é ü".to_string()),
+            Just(" 7".to_string()),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::collection::vec(field(), 9..=9),
+            1 => prop::collection::vec(field(), 0..12),
+        ]
+        .prop_map(|f| f.join(","))
+    }
+
+    const HEADER: &str =
+        "timestamp,cmdb_id,span_id,trace_id,duration,type,status_code,operation_name,parent_span";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The hand-rolled splitter (sequential and parallel) reads exactly what the `csv` crate
+        /// reads, and fails or skips exactly where it does.
+        #[test]
+        fn fast_path_equals_the_csv_crate(
+            lines in prop::collection::vec(line(), 0..40),
+            crlf in any::<bool>(),
+            trailing in any::<bool>(),
+            lenient in any::<bool>(),
+        ) {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::from(HEADER);
+            for l in &lines {
+                text.push_str(nl);
+                text.push_str(l);
+            }
+            if trailing {
+                text.push_str(nl);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("spans.csv");
+            std::fs::write(&path, &text).unwrap();
+            let opts = LoadOptions { lenient };
+
+            let mut want = Dataset::default();
+            let mut want_report = LoadReport::default();
+            let want_res = read_spans_csv(&path, &opts, &mut want_report, &mut want);
+
+            let lay = layout(&path, &text).unwrap();
+            let mut got = Dataset::default();
+            let mut got_report = LoadReport::default();
+            let got_res = parse_lines(&path, &text[lay.body()..], 2, &lay, &opts, &mut got_report, &mut got);
+
+            let mut b = StoreBuilder::new();
+            let mut par_report = LoadReport::default();
+            let par_res = parse_parallel(&path, text.as_bytes(), &opts, &mut par_report, &mut b)
+                .map(|fast| assert!(fast, "no quotes, valid UTF-8"));
+
+            match (&want_res, &got_res, &par_res) {
+                (Err(w), Err(g), Err(p)) => {
+                    prop_assert_eq!(w.to_string(), g.to_string());
+                    prop_assert_eq!(w.to_string(), p.to_string());
+                }
+                (Ok(()), Ok(()), Ok(())) => {
+                    prop_assert_eq!(&want.spans, &got.spans);
+                    prop_assert_eq!(&want_report, &got_report);
+                    prop_assert_eq!(&want_report, &par_report);
+                    let store = b.finish();
+                    prop_assert_eq!(&store.to_dataset().spans, &want.spans);
+                }
+                other => prop_assert!(false, "paths disagree: {:?}", other),
+            }
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! by chunks of lines when the rows go to a [`StoreBuilder`]. Files with quotes take the `csv`
 //! crate path; both give the same rows and the same errors (tested).
 
-use crate::aiops::{RowSink, SPAN_HEADER};
 use crate::csvio::parse_i64;
+use crate::sink::{RowSink, SPAN_HEADER};
 use crate::store::{SpanFields, StoreBuilder};
 use crate::{Error, LoadOptions, LoadReport, Result};
 use rayon::prelude::*;
@@ -218,90 +218,22 @@ pub(crate) fn parse_parallel(
     }
     Ok(true)
 }
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::aiops::read_spans_csv;
-    use proptest::prelude::*;
-    use thinkfl_core::Dataset;
-
-    fn field() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just(String::new()),
-            "[a-f0-9]{1,16}",
-            Just("12".to_string()),
-            Just("-3".to_string()),
-            Just("x1".to_string()),
-            Just("é ü".to_string()),
-            Just(" 7".to_string()),
-        ]
+/// Reads a whole span file by the fast path into `sink`; `Ok(false)`, with nothing read, when
+/// the file has quotes or invalid UTF-8 and needs the `csv` crate.
+pub(crate) fn read_whole(
+    path: &Path,
+    buf: &[u8],
+    opts: &LoadOptions,
+    report: &mut LoadReport,
+    sink: &mut impl RowSink,
+) -> Result<bool> {
+    if memchr::memchr(b'"', buf).is_some() {
+        return Ok(false);
     }
-
-    fn line() -> impl Strategy<Value = String> {
-        prop_oneof![
-            8 => prop::collection::vec(field(), 9..=9),
-            1 => prop::collection::vec(field(), 0..12),
-        ]
-        .prop_map(|f| f.join(","))
-    }
-
-    const HEADER: &str =
-        "timestamp,cmdb_id,span_id,trace_id,duration,type,status_code,operation_name,parent_span";
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        /// The hand-rolled splitter (sequential and parallel) reads exactly what the `csv` crate
-        /// reads, and fails or skips exactly where it does.
-        #[test]
-        fn fast_path_equals_the_csv_crate(
-            lines in prop::collection::vec(line(), 0..40),
-            crlf in any::<bool>(),
-            trailing in any::<bool>(),
-            lenient in any::<bool>(),
-        ) {
-            let nl = if crlf { "\r\n" } else { "\n" };
-            let mut text = String::from(HEADER);
-            for l in &lines {
-                text.push_str(nl);
-                text.push_str(l);
-            }
-            if trailing {
-                text.push_str(nl);
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("spans.csv");
-            std::fs::write(&path, &text).unwrap();
-            let opts = LoadOptions { lenient };
-
-            let mut want = Dataset::default();
-            let mut want_report = LoadReport::default();
-            let want_res = read_spans_csv(&path, &opts, &mut want_report, &mut want);
-
-            let lay = layout(&path, &text).unwrap();
-            let mut got = Dataset::default();
-            let mut got_report = LoadReport::default();
-            let got_res = parse_lines(&path, &text[lay.body..], 2, &lay, &opts, &mut got_report, &mut got);
-
-            let mut b = StoreBuilder::new();
-            let mut par_report = LoadReport::default();
-            let par_res = parse_parallel(&path, text.as_bytes(), &opts, &mut par_report, &mut b)
-                .map(|fast| assert!(fast, "no quotes, valid UTF-8"));
-
-            match (&want_res, &got_res, &par_res) {
-                (Err(w), Err(g), Err(p)) => {
-                    prop_assert_eq!(w.to_string(), g.to_string());
-                    prop_assert_eq!(w.to_string(), p.to_string());
-                }
-                (Ok(()), Ok(()), Ok(())) => {
-                    prop_assert_eq!(&want.spans, &got.spans);
-                    prop_assert_eq!(&want_report, &got_report);
-                    prop_assert_eq!(&want_report, &par_report);
-                    let store = b.finish();
-                    prop_assert_eq!(&store.to_dataset().spans, &want.spans);
-                }
-                other => prop_assert!(false, "paths disagree: {:?}", other),
-            }
-        }
-    }
+    let Ok(text) = std::str::from_utf8(buf) else {
+        return Ok(false);
+    };
+    let lay = layout(path, text)?;
+    parse_lines(path, &text[lay.body()..], 2, &lay, opts, report, sink)?;
+    Ok(true)
 }

@@ -10,6 +10,7 @@ mod fastspans;
 pub mod jaeger;
 mod json;
 pub mod otlp;
+mod sink;
 mod store;
 mod strings;
 pub mod topology;
