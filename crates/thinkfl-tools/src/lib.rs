@@ -17,6 +17,7 @@ pub mod diagnoser;
 pub mod env;
 pub mod nsigma;
 pub mod pyfmt;
+pub mod severity;
 pub mod suspects;
 pub mod timestamp;
 pub mod tool;

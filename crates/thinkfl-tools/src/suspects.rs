@@ -23,7 +23,7 @@
 //! Analysis for Microservices via Multivariate Bayesian Online Change Point Detection", FSE 2024.
 
 use crate::baseline::Baselines;
-use crate::tools::search_logs::severity;
+use crate::severity::severity;
 use std::collections::{BTreeMap, HashMap};
 use thinkfl_core::{MetricSource, pod_node_from_container_id, service_of};
 use thinkfl_store::TelemetryStore;

@@ -323,17 +323,6 @@ impl ToolRegistry {
         Self::default()
     }
 
-    /// `search_traces`, `search_fluctuating_metrics`, `search_logs`, `print_results`.
-    pub fn standard() -> Self {
-        let mut r = Self::new();
-        r.register(crate::tools::SearchTraces);
-        r.register(crate::tools::SearchFluctuatingMetrics);
-        r.register(crate::tools::SearchLogs);
-        r.register(crate::tools::SearchAnomalousComponents);
-        r.register(crate::tools::PrintResults);
-        r
-    }
-
     /// Adds a tool, replacing one of the same name.
     pub fn register(&mut self, tool: impl DynTool + 'static) {
         self.tools.retain(|t| t.name() != tool.name());

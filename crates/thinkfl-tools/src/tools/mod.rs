@@ -169,3 +169,17 @@ pub(crate) fn unknown_component(store: &TelemetryStore, raw: &str) -> String {
         }
     )
 }
+
+impl crate::tool::ToolRegistry {
+    /// Every tool: `search_traces`, `search_fluctuating_metrics`, `search_logs`,
+    /// `search_anomalous_components`, `print_results`.
+    pub fn standard() -> Self {
+        let mut r = Self::new();
+        r.register(SearchTraces);
+        r.register(SearchFluctuatingMetrics);
+        r.register(SearchLogs);
+        r.register(SearchAnomalousComponents);
+        r.register(PrintResults);
+        r
+    }
+}
