@@ -10,11 +10,9 @@ use std::time::Instant;
 use thinkfl_core::{CallRecord, Message, RootCause, ToolCall, Trajectory};
 use thinkfl_llm::parse::{ParsedCall, parse_tool_calls};
 use thinkfl_llm::{ChatRequest, ChatResponse, SamplingParams};
+use thinkfl_tools::SearchAnomalousComponents;
 use thinkfl_tools::tools::PrintResults;
 use thinkfl_tools::{ToolEnv, ToolRegistry};
-
-/// The global view's tool (our prompt set).
-const GLOBAL_TOOL: &str = "search_anomalous_components";
 
 /// One episode in progress.
 #[derive(Debug)]
@@ -96,11 +94,12 @@ impl Episode {
         let facts = TurnFacts {
             unqueried_spans: unqueried,
             question_ts: Some(self.question_ts),
-            global_done: self
-                .traj
-                .calls
-                .iter()
-                .any(|c| c.valid && c.call.as_ref().is_some_and(|c| c.name == GLOBAL_TOOL)),
+            global_done: self.traj.calls.iter().any(|c| {
+                c.valid
+                    && c.call
+                        .as_ref()
+                        .is_some_and(|c| c.name == SearchAnomalousComponents::NAME)
+            }),
             touched: self.traj.path.clone(),
             final_review: self.phase == Phase::FinalReview,
         };
@@ -108,8 +107,9 @@ impl Episode {
         // it, and a small model left to choose would follow the example call of the system
         // prompt instead (observed: 0 of 6 questions after 40 primed sequences).
         let mut tools = cfg.prompt_set.tools(self.phase).to_vec();
-        if self.turn == 0 && !facts.global_done && tools.contains(&GLOBAL_TOOL) {
-            tools.retain(|t| *t == GLOBAL_TOOL);
+        if self.turn == 0 && !facts.global_done && tools.contains(&SearchAnomalousComponents::NAME)
+        {
+            tools.retain(|t| *t == SearchAnomalousComponents::NAME);
         }
         turn_grammar(&tools, &self.components, &facts)
     }

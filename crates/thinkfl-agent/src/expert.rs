@@ -18,10 +18,10 @@ use thinkfl_core::{Message, Role, RootCause, service_of};
 use thinkfl_llm::parse::parse_tool_calls;
 use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse, StopReason};
 use thinkfl_store::{SpanRef, TelemetryStore};
-use thinkfl_tools::Baselines;
 use thinkfl_tools::nsigma::{NSigmaConfig, fluctuation};
 use thinkfl_tools::suspects::{Suspect, SuspectConfig, rank_suspects};
 use thinkfl_tools::tools::search_anomalous_components::evidence;
+use thinkfl_tools::{Baselines, SearchAnomalousComponents};
 
 /// Settings of the expert.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,7 +242,7 @@ impl ExpertPolicy {
     fn has_global(messages: &[Message]) -> bool {
         messages
             .iter()
-            .any(|m| m.role == Role::System && m.content.contains(GLOBAL_TOOL))
+            .any(|m| m.role == Role::System && m.content.contains(SearchAnomalousComponents::NAME))
     }
 
     /// The answer with the global view: suspects by score, the descent's deepest pod raised by
@@ -369,7 +369,10 @@ impl ExpertPolicy {
         let chain = self.chain(&entry, depth.max(1));
         let p = Self::progress(messages);
         if global && p.prints == 0 && p.global == 0 {
-            return (GLOBAL_TOOL.into(), format!("{{\"timestamp\":{t}}}"));
+            return (
+                SearchAnomalousComponents::NAME.into(),
+                format!("{{\"timestamp\":{t}}}"),
+            );
         }
         if p.prints == 0 && p.traces < chain.len() {
             return (
@@ -428,8 +431,6 @@ impl ExpertPolicy {
     }
 }
 
-/// The global view's tool name.
-const GLOBAL_TOOL: &str = "search_anomalous_components";
 /// Characters of a reason the expert writes (the grammar admits up to
 /// [`crate::constrain::MAX_REASON_CHARS`]).
 const REASON_CHARS: usize = 48;

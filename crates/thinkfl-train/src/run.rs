@@ -77,9 +77,19 @@ impl RunData {
 
 /// The actor settings of a stage.
 pub fn actor_config(cfg: &TrainConfig, stage: &StageConfig, seed: u64) -> ActorConfig {
+    episode_config(cfg, stage.d_max, stage.temperature, seed)
+}
+
+/// Greedy episodes with the run's episode settings, as inference plays them (the oracle's
+/// trajectories, the watch).
+fn greedy_actor_config(cfg: &TrainConfig, d_max: usize) -> ActorConfig {
+    episode_config(cfg, d_max, 0.0, cfg.seed)
+}
+
+fn episode_config(cfg: &TrainConfig, d_max: usize, temperature: f32, seed: u64) -> ActorConfig {
     ActorConfig {
-        d_max: stage.d_max,
-        temperature: stage.temperature,
+        d_max,
+        temperature,
         top_p: cfg.episode.top_p,
         max_tokens_per_turn: cfg.episode.max_tokens_per_turn,
         max_rows: cfg.episode.max_rows,
@@ -87,23 +97,6 @@ pub fn actor_config(cfg: &TrainConfig, stage: &StageConfig, seed: u64) -> ActorC
         // Checked by TrainConfig::validate.
         constrain: cfg.episode.constrain.parse().unwrap_or_default(),
         seed,
-        ..ActorConfig::default()
-    }
-}
-
-/// Greedy episodes with the run's episode settings, as inference plays them (the oracle's
-/// trajectories, the watch).
-fn greedy_actor_config(cfg: &TrainConfig, d_max: usize) -> ActorConfig {
-    ActorConfig {
-        d_max,
-        temperature: 0.0,
-        top_p: cfg.episode.top_p,
-        max_tokens_per_turn: cfg.episode.max_tokens_per_turn,
-        max_rows: cfg.episode.max_rows,
-        max_tool_output_bytes: cfg.episode.max_tool_output_bytes,
-        // Checked by TrainConfig::validate.
-        constrain: cfg.episode.constrain.parse().unwrap_or_default(),
-        seed: cfg.seed,
         ..ActorConfig::default()
     }
 }

@@ -8,7 +8,6 @@
 //! right. On training questions this shows how much of the teacher it has absorbed; on held-out
 //! questions, how much of that generalizes.
 
-use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use thinkfl_core::Trajectory;
 use thinkfl_grader::{GraderConfig, grade};
@@ -162,9 +161,6 @@ pub fn spread(len: usize, n: usize) -> Vec<usize> {
     }
     (0..n).map(|i| i * len / n).collect()
 }
-
-/// The watch's result as written into the log.
-pub type WatchResult = Result<Agreement>;
 
 #[cfg(test)]
 mod tests {

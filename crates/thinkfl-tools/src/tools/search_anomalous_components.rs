@@ -24,6 +24,11 @@ pub const MAX_SUSPECTS: usize = 5;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchAnomalousComponents;
 
+impl SearchAnomalousComponents {
+    /// The tool's name, as calls and prompts spell it.
+    pub const NAME: &'static str = "search_anomalous_components";
+}
+
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchAnomalousComponentsArgs {
@@ -105,7 +110,7 @@ impl Tool for SearchAnomalousComponents {
     type Error = AnomalousComponentsError;
 
     fn name(&self) -> &'static str {
-        "search_anomalous_components"
+        Self::NAME
     }
 
     fn description(&self) -> &'static str {

@@ -243,15 +243,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pb.enable_steady_tick(std::time::Duration::from_millis(500));
         {
             let pb = pb.clone();
-            let started = std::time::Instant::now();
-            let last_step = std::sync::Mutex::new((u64::MAX, started));
+            let update_start = std::sync::Mutex::new(std::time::Instant::now());
             trainer.progress = thinkfl_train::trainer::ProgressHook::new(move |p| {
                 // The update's own clock restarts with its first sequence.
-                let mut l = last_step.lock().unwrap_or_else(|e| e.into_inner());
+                let mut start = update_start.lock().unwrap_or_else(|e| e.into_inner());
                 if p.done == 0 {
-                    *l = (pb.position(), std::time::Instant::now());
+                    *start = std::time::Instant::now();
                 }
-                let secs = l.1.elapsed().as_secs_f64().max(1e-9);
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
                 pb.set_message(format!(
                     "update: sequence {}/{} ({} tokens, {:.0} tok/s)",
                     p.done + 1,
