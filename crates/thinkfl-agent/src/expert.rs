@@ -86,6 +86,15 @@ impl ExpertPolicy {
 
     pub fn new(store: Arc<TelemetryStore>, config: ExpertConfig) -> Self {
         let baselines = Baselines::compute(&store);
+        Self::with_baselines(store, baselines, config)
+    }
+
+    /// With the store's normal durations computed already (a pass over every span).
+    pub fn with_baselines(
+        store: Arc<TelemetryStore>,
+        baselines: Baselines,
+        config: ExpertConfig,
+    ) -> Self {
         Self {
             store,
             suspects: Mutex::new(HashMap::new()),

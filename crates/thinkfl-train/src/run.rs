@@ -406,7 +406,11 @@ pub fn watch(
             &set.queries,
             &seeds,
         )?;
-        let expert = thinkfl_agent::ExpertPolicy::new(set.store.clone(), Default::default());
+        let expert = thinkfl_agent::ExpertPolicy::with_baselines(
+            set.store.clone(),
+            set.baselines.clone(),
+            Default::default(),
+        );
         let teacher = Actor::new(expert, acfg.clone())?.run_batch(
             &set.store,
             &set.baselines,
