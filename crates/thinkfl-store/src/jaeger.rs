@@ -14,8 +14,7 @@
 //!
 //! A `k8s.node.name` tag gives the pod's placement, kept in the data set's topology.
 
-use crate::json::{Item, each, parse_doc};
-use crate::otlp::{kind_from, with_placement};
+use crate::json::{Item, each, kind_from, parse_doc, with_placement};
 use crate::{Error, LoadOptions, LoadReport, Result};
 use serde::Deserialize;
 use serde_json::Value;

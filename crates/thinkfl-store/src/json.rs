@@ -1,10 +1,16 @@
-//! Helpers of the JSON trace readers: every span is first taken as a raw slice of the input, so
-//! that its errors name the line and column in the file and a lenient load can skip it alone.
+//! What the JSON trace formats (OTLP in [`crate::otlp`], Jaeger in [`crate::jaeger`]) share:
+//! every span is first taken as a raw slice of the input, so that its errors name the line and
+//! column in the file and a lenient load can skip it alone; the span `type` from
+//! semantic-convention attributes; and pod placement from `k8s.node.name` kept in a topology
+//! derived from the spans.
 
+use crate::topology::Observed;
 use crate::{Error, LoadOptions, LoadReport, Result};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::path::Path;
+use thinkfl_core::Dataset;
 
 /// (line, column), 1-based, of byte `offset` in `text`.
 pub(crate) fn line_col(text: &str, offset: usize) -> (u64, u64) {
@@ -143,6 +149,42 @@ impl IntLike {
             IntLike::Str(s) => s.trim().parse().ok(),
         }
     }
+}
+
+/// `type` of the AIOps data from semantic-convention attributes: `rpc` with `rpc.system`, `db`
+/// with `db.system` or `db.type`, `http` with an `http.*` method or status, else empty.
+pub(crate) fn kind_from(has: impl Fn(&str) -> bool) -> &'static str {
+    if has("rpc.system") {
+        "rpc"
+    } else if has("db.system") || has("db.type") {
+        "db"
+    } else if has("http.method")
+        || has("http.request.method")
+        || has("http.status_code")
+        || has("http.response.status_code")
+    {
+        "http"
+    } else {
+        ""
+    }
+}
+
+/// Keeps pod placement read from trace attributes: the topology is derived from the spans and
+/// the placement added to it.
+pub(crate) fn with_placement(mut ds: Dataset, placement: BTreeMap<String, String>) -> Dataset {
+    if placement.is_empty() {
+        return ds;
+    }
+    let mut observed = Observed::new();
+    observed.spans(&ds.spans);
+    let mut t = observed.finish();
+    for (pod, node) in placement {
+        t.nodes.push(node.clone());
+        t.placement.insert(pod, node);
+    }
+    t.normalize();
+    ds.topology = Some(t);
+    ds
 }
 
 #[cfg(test)]

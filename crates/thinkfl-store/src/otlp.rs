@@ -15,8 +15,8 @@
 //!
 //! A `k8s.node.name` attribute gives the pod's placement, kept in the data set's topology.
 
-use crate::json::{IntLike, Item, each, normalize_id, parse_doc};
-use crate::{Error, LoadOptions, LoadReport, Result, TelemetryStore};
+use crate::json::{IntLike, Item, each, kind_from, normalize_id, parse_doc, with_placement};
+use crate::{Error, LoadOptions, LoadReport, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -121,23 +121,6 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
 }
 
-/// `type` of the AIOps data from semantic-convention attributes (see the module docs).
-pub(crate) fn kind_from(has: impl Fn(&str) -> bool) -> &'static str {
-    if has("rpc.system") {
-        "rpc"
-    } else if has("db.system") || has("db.type") {
-        "db"
-    } else if has("http.method")
-        || has("http.request.method")
-        || has("http.status_code")
-        || has("http.response.status_code")
-    {
-        "http"
-    } else {
-        ""
-    }
-}
-
 /// Reads an OTLP JSON trace export.
 pub fn read_otlp_json(path: &Path, opts: &LoadOptions) -> Result<(Dataset, LoadReport)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -234,20 +217,4 @@ fn convert(item: &Item<'_>, res: &[KeyValue]) -> Result<(Span, Option<String>)> 
         parent_span,
     };
     Ok((span, get("k8s.node.name")))
-}
-
-/// Keeps pod placement read from trace attributes: the topology is derived from the spans and
-/// the placement added to it.
-pub(crate) fn with_placement(mut ds: Dataset, placement: BTreeMap<String, String>) -> Dataset {
-    if placement.is_empty() {
-        return ds;
-    }
-    let mut t = TelemetryStore::from_dataset(ds.clone()).topology().clone();
-    for (pod, node) in placement {
-        t.nodes.push(node.clone());
-        t.placement.insert(pod, node);
-    }
-    t.normalize();
-    ds.topology = Some(t);
-    ds
 }

@@ -1,0 +1,220 @@
+//! [`TelemetryStore`]: spans, metric series and logs in columns, with interned strings and
+//! sorted index arrays (DESIGN.md 4.3). Built once by [`StoreBuilder`], immutable afterwards,
+//! `Send + Sync`.
+//!
+//! Every index is a permutation of row numbers sorted by a key and then by (timestamp, row), so a
+//! range query is two binary searches and its answer comes out in (timestamp, file order).
+//!
+//! The store in three parts: `builder` takes rows and builds the indexes (with `index`'s sorts
+//! and parent resolution), `query` answers from them; this module holds the columns and the
+//! borrowed row views.
+
+mod builder;
+mod index;
+mod query;
+
+pub use builder::{SpanFields, StoreBuilder};
+
+use crate::strings::{Pool, StrColumn};
+use thinkfl_core::{FaultCase, LogRecord, MetricSource, Span, Topology};
+
+/// Index of a span inside the store (dense, `0..span_count()`), in file order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanIdx(pub u32);
+
+/// `parent` code of a span without a parent.
+const NO_PARENT: u32 = u32::MAX;
+/// Bit set in a `parent` code whose parent span is absent from the data; the rest is the symbol
+/// of the parent's id in the name pool.
+const ORPHAN: u32 = 1 << 31;
+
+#[derive(Debug, Clone, Copy)]
+struct SeriesMeta {
+    cmdb: u32,
+    kpi: u32,
+    source: MetricSource,
+    start: u32,
+    end: u32,
+}
+
+/// The store. See the module documentation.
+#[derive(Debug)]
+pub struct TelemetryStore {
+    names: Pool,
+    traces: Pool,
+    ts: Vec<i64>,
+    dur: Vec<i64>,
+    cmdb: Vec<u32>,
+    kind: Vec<u32>,
+    status: Vec<u32>,
+    op: Vec<u32>,
+    span_id: StrColumn,
+    trace: Vec<u32>,
+    /// Row of the parent span, [`NO_PARENT`], or [`ORPHAN`] | symbol of the missing parent's id.
+    parent: Vec<u32>,
+    by_id: Vec<u32>,
+    time: Vec<u32>,
+    by_cmdb: Vec<u32>,
+    by_trace: Vec<u32>,
+    trace_starts: Vec<u32>,
+    /// Spans with a parent, by (parent code, timestamp, row).
+    by_parent: Vec<u32>,
+    roots: Vec<u32>,
+    series: Vec<SeriesMeta>,
+    p_ts: Vec<i64>,
+    p_val: Vec<f64>,
+    log_id: StrColumn,
+    l_ts: Vec<i64>,
+    l_cmdb: Vec<u32>,
+    l_name: Vec<u32>,
+    l_value: StrColumn,
+    logs_by_cmdb: Vec<u32>,
+    faults: Vec<FaultCase>,
+    topology: Topology,
+    topology_derived: bool,
+}
+
+/// Borrowed view of one span.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanRef<'a> {
+    store: &'a TelemetryStore,
+    i: u32,
+}
+
+impl<'a> SpanRef<'a> {
+    pub fn idx(&self) -> SpanIdx {
+        SpanIdx(self.i)
+    }
+    fn u(&self) -> usize {
+        self.i as usize
+    }
+    /// Start, ms since the epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.store.ts[self.u()]
+    }
+    pub fn cmdb_id(&self) -> &'a str {
+        self.store.names.get(self.store.cmdb[self.u()])
+    }
+    pub fn span_id(&self) -> &'a str {
+        self.store.span_id.get(self.u())
+    }
+    pub fn trace_id(&self) -> &'a str {
+        self.store.traces.get(self.store.trace[self.u()])
+    }
+    /// Duration in µs.
+    pub fn duration(&self) -> i64 {
+        self.store.dur[self.u()]
+    }
+    pub fn kind(&self) -> &'a str {
+        self.store.names.get(self.store.kind[self.u()])
+    }
+    pub fn status_code(&self) -> &'a str {
+        self.store.names.get(self.store.status[self.u()])
+    }
+    pub fn operation_name(&self) -> &'a str {
+        self.store.names.get(self.store.op[self.u()])
+    }
+    /// The parent's span id as written in the data; empty for a root.
+    pub fn parent_span(&self) -> &'a str {
+        let p = self.store.parent[self.u()];
+        if p == NO_PARENT {
+            ""
+        } else if p & ORPHAN != 0 {
+            self.store.names.get(p & !ORPHAN)
+        } else {
+            self.store.span_id.get(p as usize)
+        }
+    }
+    /// The parent span when it is in the data.
+    pub fn parent(&self) -> Option<SpanRef<'a>> {
+        let p = self.store.parent[self.u()];
+        (p != NO_PARENT && p & ORPHAN == 0).then_some(SpanRef {
+            store: self.store,
+            i: p,
+        })
+    }
+    pub fn status_ok(&self) -> bool {
+        thinkfl_core::telemetry::status_is_ok(self.status_code())
+    }
+    pub fn to_span(&self) -> Span {
+        Span {
+            timestamp: self.timestamp(),
+            cmdb_id: self.cmdb_id().to_string(),
+            span_id: self.span_id().to_string(),
+            trace_id: self.trace_id().to_string(),
+            duration: self.duration(),
+            kind: self.kind().to_string(),
+            status_code: self.status_code().to_string(),
+            operation_name: self.operation_name().to_string(),
+            parent_span: self.parent_span().to_string(),
+        }
+    }
+}
+
+/// Borrowed view of one metric series.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesRef<'a> {
+    store: &'a TelemetryStore,
+    meta: SeriesMeta,
+}
+
+impl<'a> SeriesRef<'a> {
+    /// The `cmdb_id` as written in the data (`node-6.adservice2-0`, `adservice-grpc`...).
+    pub fn cmdb_id(&self) -> &'a str {
+        self.store.names.get(self.meta.cmdb)
+    }
+    pub fn kpi(&self) -> &'a str {
+        self.store.names.get(self.meta.kpi)
+    }
+    pub fn source(&self) -> MetricSource {
+        self.meta.source
+    }
+    /// Seconds, ascending.
+    pub fn timestamps(&self) -> &'a [i64] {
+        &self.store.p_ts[self.meta.start as usize..self.meta.end as usize]
+    }
+    pub fn values(&self) -> &'a [f64] {
+        &self.store.p_val[self.meta.start as usize..self.meta.end as usize]
+    }
+    pub fn len(&self) -> usize {
+        (self.meta.end - self.meta.start) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Borrowed view of one log record.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRef<'a> {
+    store: &'a TelemetryStore,
+    i: u32,
+}
+
+impl<'a> LogRef<'a> {
+    pub fn log_id(&self) -> &'a str {
+        self.store.log_id.get(self.i as usize)
+    }
+    /// Seconds since the epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.store.l_ts[self.i as usize]
+    }
+    pub fn cmdb_id(&self) -> &'a str {
+        self.store.names.get(self.store.l_cmdb[self.i as usize])
+    }
+    pub fn log_name(&self) -> &'a str {
+        self.store.names.get(self.store.l_name[self.i as usize])
+    }
+    pub fn value(&self) -> &'a str {
+        self.store.l_value.get(self.i as usize)
+    }
+    pub fn to_record(&self) -> LogRecord {
+        LogRecord {
+            log_id: self.log_id().to_string(),
+            timestamp: self.timestamp(),
+            cmdb_id: self.cmdb_id().to_string(),
+            log_name: self.log_name().to_string(),
+            value: self.value().to_string(),
+        }
+    }
+}
