@@ -169,16 +169,20 @@ pub fn turn_grammar(tools: &[&str], components: &Components, facts: &TurnFacts) 
                     ])
                 })
             }
-            "print_results" => print_item(components, &facts.touched).map(|(item, n)| {
+            "print_results" => print_items(components, &facts.touched).map(|items| {
                 let min = if facts.final_review {
-                    n.min(MAX_ITEMS)
+                    items.len().min(MAX_ITEMS)
                 } else {
                     1
                 };
                 Grammar::seq([
                     head,
                     Grammar::lit("\"root_causes\":["),
-                    Grammar::separated(item, ",", min, MAX_ITEMS),
+                    if items.len() <= MAX_DISTINCT_PODS {
+                        distinct_list(&items, min, MAX_ITEMS)
+                    } else {
+                        Grammar::separated(Grammar::choice(items), ",", min, MAX_ITEMS)
+                    },
                     Grammar::lit("]"),
                     close(),
                 ])
@@ -195,40 +199,78 @@ pub fn turn_grammar(tools: &[&str], components: &Components, facts: &TurnFacts) 
     })
 }
 
-/// One root cause as the expert writes it: the pod, then its node and service, which are facts
-/// of the data and so forced by the grammar once the pod is chosen, then a short reason. The pods
-/// are those the episode touched (all of the data's when it touched none).
-/// Also returns how many pods it admits.
-fn print_item(c: &Components, touched: &[String]) -> Option<(Grammar, usize)> {
-    let mut pods: Vec<&String> = c.pods.iter().filter(|p| touched.contains(p)).collect();
+/// Most pods whose list is kept free of repeats. Distinct items are spelled out as a tree (every
+/// first item, then every other second item, ...), `n * (n-1) * (n-2)` branches of about 150
+/// automaton states each; past this many pods a list may repeat one (rare: an episode touches
+/// 5 to 8).
+pub const MAX_DISTINCT_PODS: usize = 12;
+
+/// One root cause per admissible pod, as the expert writes it: the pod, then its node and
+/// service, which are facts of the data and so forced by the grammar once the pod is chosen, then
+/// a short reason. The pods are those the episode touched (all of the data's when it touched
+/// none).
+fn print_items(c: &Components, touched: &[String]) -> Option<Vec<Grammar>> {
+    let mut pods: Vec<&String> = touched
+        .iter()
+        .filter(|t| c.pods.binary_search(t).is_ok())
+        .collect();
     if pods.is_empty() {
         pods = c.pods.iter().collect();
     }
     if pods.is_empty() {
         return None;
     }
-    let heads: Vec<Grammar> = pods
-        .iter()
-        .map(|p| {
-            let q = |s: &str| serde_json::Value::from(s).to_string();
-            let mut head = format!("{{\"pod\":{}", q(p));
-            if let Some(n) = c.node_of.get(p.as_str()) {
-                head.push_str(&format!(",\"node\":{}", q(n)));
-            }
-            head.push_str(&format!(",\"service\":{}", q(thinkfl_core::service_of(p))));
-            head.push_str(",\"reason\":");
-            Grammar::lit(head)
-        })
-        .collect();
-    let n = heads.len();
-    Some((
-        Grammar::seq([
-            Grammar::choice(heads),
-            Grammar::json_string(1, MAX_REASON_CHARS),
-            Grammar::lit("}"),
-        ]),
-        n,
-    ))
+    let mut seen = std::collections::HashSet::new();
+    pods.retain(|p| seen.insert(p.as_str()));
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    Some(
+        pods.iter()
+            .map(|p| {
+                let mut head = format!("{{\"pod\":{}", q(p));
+                if let Some(n) = c.node_of.get(p.as_str()) {
+                    head.push_str(&format!(",\"node\":{}", q(n)));
+                }
+                head.push_str(&format!(",\"service\":{}", q(thinkfl_core::service_of(p))));
+                head.push_str(",\"reason\":");
+                Grammar::seq([
+                    Grammar::lit(head),
+                    Grammar::json_string(1, MAX_REASON_CHARS),
+                    Grammar::lit("}"),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// Between `min` and `max` of `items`, comma-separated, none twice: a ranked list that names
+/// one pod twice wastes a rank (a primed model repeated its top pod three times on the
+/// Train-Ticket held-out set, so its second and third candidates were never ranked).
+fn distinct_list(items: &[Grammar], min: usize, max: usize) -> Grammar {
+    fn rest(items: &[Grammar], used: &mut Vec<usize>, min: usize, max: usize) -> Grammar {
+        let free: Vec<usize> = (0..items.len()).filter(|i| !used.contains(i)).collect();
+        let options: Vec<Grammar> = free
+            .into_iter()
+            .map(|i| {
+                used.push(i);
+                let more = used.len() < max && used.len() < items.len();
+                let g = if more {
+                    let tail = Grammar::seq([Grammar::lit(","), rest(items, used, min, max)]);
+                    let tail = if used.len() >= min {
+                        Grammar::opt(tail)
+                    } else {
+                        tail
+                    };
+                    Grammar::seq([items[i].clone(), tail])
+                } else {
+                    items[i].clone()
+                };
+                used.pop();
+                g
+            })
+            .collect();
+        Grammar::choice(options)
+    }
+    rest(items, &mut Vec::new(), min.max(1), max.max(1))
 }
 
 /// Span ids written in `text` that are spans of the data: the rows of a `search_traces` result,
@@ -241,4 +283,49 @@ pub fn span_ids_in(text: &str, store: &TelemetryStore) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tree of distinct lists against the plain definition: every sequence of the items
+    /// with a length in `[min, max]` and no item twice, over every such sequence and more.
+    #[test]
+    fn distinct_list_admits_exactly_the_lists_without_repeats() {
+        let names = ["a", "bb", "c", "dd"];
+        let items: Vec<Grammar> = names.iter().map(|n| Grammar::lit(*n)).collect();
+        for (min, max) in [(1, 3), (2, 3), (3, 3), (1, 1), (1, 4), (4, 4)] {
+            let nfa = distinct_list(&items, min, max).compile().unwrap();
+            // Every sequence of up to five picks (repeats included).
+            let mut seqs: Vec<Vec<usize>> = vec![vec![]];
+            for _ in 0..5 {
+                let next: Vec<Vec<usize>> = seqs
+                    .iter()
+                    .filter(|s| s.len() < 5)
+                    .flat_map(|s| {
+                        (0..names.len()).map(move |i| {
+                            let mut t = s.clone();
+                            t.push(i);
+                            t
+                        })
+                    })
+                    .collect();
+                seqs.extend(next);
+                seqs.sort();
+                seqs.dedup();
+            }
+            for s in &seqs {
+                let text = s.iter().map(|&i| names[i]).collect::<Vec<_>>().join(",");
+                let mut seen = std::collections::HashSet::new();
+                let distinct = s.iter().all(|i| seen.insert(*i));
+                let want = distinct && (min..=max).contains(&s.len());
+                assert_eq!(
+                    nfa.accepts(&text),
+                    want,
+                    "{text:?} with min {min}, max {max}"
+                );
+            }
+        }
+    }
 }

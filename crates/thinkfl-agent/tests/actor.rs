@@ -341,9 +341,12 @@ fn constrained_turns_admit_the_experts_calls_and_nothing_broken() {
         r#"{"pod":"productcatalogservice-1","service":"productcatalogservice","reason":"y"}"#
     );
     assert!(last.accepts(&print(&three)), "{three}");
+    // No pod twice: a repeat would waste a rank.
+    assert!(!last.accepts(&print(&format!("{item},{item},{item}"))));
     // An intermediate answer may name one.
     let mid = nfa_of(5);
     assert!(mid.accepts(&print(item)));
+    assert!(!mid.accepts(&print(&format!("{item},{item}"))));
     // The service is a fact of the pod: another one is not admitted.
     assert!(!last.accepts(&print(
         r#"{"pod":"recommendationservice-1","service":"frontend","reason":"slow"}"#
