@@ -20,15 +20,61 @@ pub enum StageKind {
     Grpo,
 }
 
+/// What a GRPO stage rewards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reward {
+    /// The grader's stage score: 1 (`R + F`), 2 (`R + 0.8 V`), 3 (`R + 0.2 P - 0.2 H`).
+    Stage(u8),
+    /// A named reward outside the curriculum.
+    Named(RewardName),
+}
+
+/// Rewards by name (`reward = "mrr"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RewardName {
+    /// The reciprocal rank of the first right item alone (0 when none is right): the paper's
+    /// negative control, which it reports collapses without the format and process factors.
+    Mrr,
+}
+
+impl Reward {
+    /// The reward of one graded rollout (`stage2` is the breakdown's stage-2 score, which
+    /// needs the diversity cache).
+    pub fn of(self, b: &thinkfl_grader::GradeBreakdown) -> f64 {
+        match self {
+            Reward::Stage(n) => thinkfl_grader::Stage::from_number(n)
+                .map(|s| b.score(s))
+                .unwrap_or(0.0),
+            Reward::Named(RewardName::Mrr) => b.rank.map_or(0.0, |r| 1.0 / (r as f64 + 1.0)),
+        }
+    }
+
+    /// Whether the diversity cache must grade the rollouts (stage 2's `V`).
+    pub fn needs_diversity(self) -> bool {
+        self == Reward::Stage(2)
+    }
+}
+
+impl std::fmt::Display for Reward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reward::Stage(n) => write!(f, "{n}"),
+            Reward::Named(RewardName::Mrr) => f.write_str("mrr"),
+        }
+    }
+}
+
 /// One stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     pub name: String,
     pub kind: StageKind,
-    /// Grader stage of the reward (1, 2 or 3); GRPO only.
+    /// What a GRPO stage rewards: the grader's stage score (1, 2 or 3) or `"mrr"`; GRPO only.
     #[serde(default)]
-    pub reward: Option<u8>,
+    pub reward: Option<Reward>,
     /// Optimizer updates (SFT) or rollout batches (GRPO).
     pub steps: usize,
     /// Sequences per update (SFT) or questions per batch (GRPO).
@@ -84,8 +130,11 @@ impl StageConfig {
         match self.kind {
             StageKind::Sft if self.reward.is_some() => bad("an sft stage has no reward".into()),
             StageKind::Grpo => {
-                if !matches!(self.reward, Some(1..=3)) {
-                    return bad("a grpo stage needs reward = 1, 2 or 3".into());
+                if !matches!(
+                    self.reward,
+                    Some(Reward::Stage(1..=3) | Reward::Named(RewardName::Mrr))
+                ) {
+                    return bad("a grpo stage needs reward = 1, 2, 3 or \"mrr\"".into());
                 }
                 if self.group < 2 {
                     return bad("group (G) must be at least 2: advantages compare rollouts".into());

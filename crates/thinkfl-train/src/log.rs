@@ -47,6 +47,10 @@ pub struct StepLog {
     pub tool_calls: Option<f64>,
     pub groups_used: usize,
     pub groups_skipped: usize,
+    /// Batches of questions drawn for this step: a draw whose groups all agree (no advantage)
+    /// is followed by another, up to `grpo.max_draws` (DAPO's dynamic sampling).
+    #[serde(default)]
+    pub draws: usize,
     /// The teacher's decisions reproduced on training questions (see [`crate::watch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_train: Option<crate::watch::Agreement>,
@@ -80,7 +84,10 @@ impl StepLog {
             stage_name: sc.name.clone(),
             kind: match sc.kind {
                 StageKind::Sft => "sft".into(),
-                StageKind::Grpo => format!("grpo{}", sc.reward.unwrap_or(0)),
+                StageKind::Grpo => format!(
+                    "grpo{}",
+                    sc.reward.map(|r| r.to_string()).unwrap_or_default()
+                ),
             },
             stage_step,
             lr: sc.lr,

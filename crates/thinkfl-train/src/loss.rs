@@ -259,6 +259,12 @@ pub struct GrpoConfig {
     /// first, so the ratio and its clip matter from the second on.
     #[serde(default = "GrpoConfig::default_updates_per_batch")]
     pub updates_per_batch: usize,
+    /// Most batches of questions a step draws to fill its `batch` groups with ones whose
+    /// rollouts disagree (DAPO's dynamic sampling). A group whose rollouts all score the same
+    /// has no advantage and teaches nothing; once the policy is primed most groups are like
+    /// that, and a rollout costs a fraction of an update. 1 draws once.
+    #[serde(default = "GrpoConfig::default_max_draws")]
+    pub max_draws: usize,
 }
 
 impl GrpoConfig {
@@ -267,6 +273,7 @@ impl GrpoConfig {
     pub const DEFAULT_BETA: f64 = 0.001;
     pub const DEFAULT_ADV_EPS: f64 = 1e-6;
     pub const DEFAULT_UPDATES_PER_BATCH: usize = 1;
+    pub const DEFAULT_MAX_DRAWS: usize = 4;
     fn default_eps_low() -> f64 {
         Self::DEFAULT_EPS_LOW
     }
@@ -281,6 +288,9 @@ impl GrpoConfig {
     }
     fn default_updates_per_batch() -> usize {
         Self::DEFAULT_UPDATES_PER_BATCH
+    }
+    fn default_max_draws() -> usize {
+        Self::DEFAULT_MAX_DRAWS
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -298,9 +308,9 @@ impl GrpoConfig {
         if self.adv_eps.is_nan() || self.adv_eps <= 0.0 {
             return Err(Error::Config("grpo.adv_eps must be > 0".into()));
         }
-        if self.updates_per_batch == 0 {
+        if self.updates_per_batch == 0 || self.max_draws == 0 {
             return Err(Error::Config(
-                "grpo.updates_per_batch must be at least 1".into(),
+                "grpo.updates_per_batch and grpo.max_draws must be at least 1".into(),
             ));
         }
         Ok(())
@@ -315,6 +325,7 @@ impl Default for GrpoConfig {
             beta: Self::DEFAULT_BETA,
             adv_eps: Self::DEFAULT_ADV_EPS,
             updates_per_batch: Self::DEFAULT_UPDATES_PER_BATCH,
+            max_draws: Self::DEFAULT_MAX_DRAWS,
         }
     }
 }

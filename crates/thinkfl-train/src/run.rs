@@ -13,7 +13,7 @@ use std::sync::Arc;
 use thinkfl_agent::{Actor, ActorConfig};
 use thinkfl_candle::{CandleChatModel, ChatTemplate, EngineConfig, LoadedModel, Tok};
 use thinkfl_core::Trajectory;
-use thinkfl_grader::{DiversityCache, GraderConfig, Stage, grade, grade_with_diversity_for};
+use thinkfl_grader::{DiversityCache, GraderConfig, grade, grade_with_diversity_for};
 use thinkfl_store::TelemetryStore;
 use thinkfl_tools::{AnomalyConfig, Baselines, Query, all_case_queries};
 
@@ -231,67 +231,24 @@ pub fn run_grpo_stage(
     mut on_step: impl FnMut(&Trainer, &mut StepLog) -> Result<()>,
 ) -> Result<()> {
     let sc = trainer.cfg.stages[stage].clone();
-    let reward_stage =
-        Stage::from_number(sc.reward.unwrap_or(1)).ok_or_else(|| Error::Config("reward".into()))?;
+    let reward = sc
+        .reward
+        .ok_or_else(|| Error::Config(format!("stage {stage} ({}): no reward", sc.name)))?;
     let model = rollout_model(trainer, parts)?;
     let template = parts.template()?;
     let gcfg = GraderConfig::default();
     let mut cache = DiversityCache::new();
+    // Every training query of every data set, as (set, query).
+    let all: Vec<(usize, usize)> = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(d, s)| (0..s.train_queries.len()).map(move |q| (d, q)))
+        .collect();
+    if all.is_empty() {
+        return Err(Error::Other("no training queries".into()));
+    }
     while trainer.state.stage == stage {
         let t0 = std::time::Instant::now();
-        // Every training query of every data set, as (set, query).
-        let all: Vec<(usize, usize)> = sets
-            .iter()
-            .enumerate()
-            .flat_map(|(d, s)| (0..s.train_queries.len()).map(move |q| (d, q)))
-            .collect();
-        if all.is_empty() {
-            return Err(Error::Other("no training queries".into()));
-        }
-        let k = sc.batch.min(all.len());
-        let picked: Vec<(usize, usize)> = rand::seq::index::sample(&mut trainer.rng, all.len(), k)
-            .into_iter()
-            .map(|i| all[i])
-            .collect();
-        // Groups: (question, copy); G rollouts each. Rollouts of one data set run as one
-        // lockstep batch.
-        let mut queries = Vec::new();
-        let mut origin = Vec::new();
-        let mut seeds = Vec::new();
-        for &(d, q) in &picked {
-            for _ in 0..sc.duplicate * sc.group {
-                queries.push(sets[d].train_queries[q].clone());
-                origin.push(d);
-                seeds.push(trainer.rng.random::<u64>());
-            }
-        }
-        let actor = Actor::new(model.clone(), actor_config(&trainer.cfg, &sc, 0))?;
-        let mut trajs: Vec<Option<Trajectory>> = vec![None; queries.len()];
-        for (d, set) in sets.iter().enumerate() {
-            let idx: Vec<usize> = (0..queries.len()).filter(|&i| origin[i] == d).collect();
-            if idx.is_empty() {
-                continue;
-            }
-            let qs: Vec<_> = idx.iter().map(|&i| queries[i].clone()).collect();
-            let ss: Vec<u64> = idx.iter().map(|&i| seeds[i]).collect();
-            for (i, t) in
-                idx.into_iter()
-                    .zip(actor.run_batch(&set.store, &set.baselines, &qs, &ss)?)
-            {
-                trajs[i] = Some(t);
-            }
-        }
-        let trajs: Vec<Trajectory> = trajs.into_iter().flatten().collect();
-        let rollout_s = t0.elapsed().as_secs_f64();
-        // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
-        let rpath = trainer.run_dir.join("rollouts.jsonl");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&rpath)
-            .map_err(|e| Error::io(&rpath, e))?;
-        thinkfl_agent::write_trajectories(std::io::BufWriter::new(f), &trajs)
-            .map_err(|e| Error::io(&rpath, e))?;
         let mut log = StepLog::new(
             stage,
             &sc,
@@ -300,38 +257,91 @@ pub fn run_grpo_stage(
         );
         let mut rollouts = Vec::new();
         let mut all_adv = Vec::new();
-        for (g, chunk) in trajs.chunks(sc.group).enumerate() {
-            let set = &sets[origin[g * sc.group]];
-            let question = format!(
-                "{}#{}#{}",
-                origin[g * sc.group],
-                queries[g * sc.group].case,
-                queries[g * sc.group].span_id
-            );
-            let mut rewards = Vec::with_capacity(chunk.len());
-            for t in chunk {
-                let truth = &set.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
-                let b = if reward_stage == Stage::Two {
-                    grade_with_diversity_for(&gcfg, t, truth, &mut cache, &question)
-                } else {
-                    grade(&gcfg, t, truth)
-                };
-                log.add_rollout(&b, b.score(reward_stage), t);
-                rewards.push(b.score(reward_stage));
+        // Draw questions until `batch` groups disagree, or `max_draws` batches were drawn.
+        while log.groups_used < sc.batch && log.draws < trainer.cfg.grpo.max_draws {
+            log.draws += 1;
+            let k = (sc.batch - log.groups_used).min(all.len());
+            let picked: Vec<(usize, usize)> =
+                rand::seq::index::sample(&mut trainer.rng, all.len(), k)
+                    .into_iter()
+                    .map(|i| all[i])
+                    .collect();
+            // Groups: (question, copy); G rollouts each. Rollouts of one data set run as one
+            // lockstep batch.
+            let mut queries = Vec::new();
+            let mut origin = Vec::new();
+            let mut seeds = Vec::new();
+            for &(d, q) in &picked {
+                for _ in 0..sc.duplicate * sc.group {
+                    queries.push(sets[d].train_queries[q].clone());
+                    origin.push(d);
+                    seeds.push(trainer.rng.random::<u64>());
+                }
             }
-            match group_advantages(&rewards, trainer.cfg.grpo.adv_eps) {
-                None => log.groups_skipped += 1,
-                Some(adv) => {
-                    log.groups_used += 1;
-                    for (t, a) in chunk.iter().zip(adv) {
-                        let seq =
-                            tokenize(&template, &parts.tokenizer, t, trainer.cfg.max_seq_tokens)?;
-                        all_adv.push(a);
-                        rollouts.push(Rollout { seq, advantage: a });
+            let actor = Actor::new(model.clone(), actor_config(&trainer.cfg, &sc, 0))?;
+            let mut trajs: Vec<Option<Trajectory>> = vec![None; queries.len()];
+            for (d, set) in sets.iter().enumerate() {
+                let idx: Vec<usize> = (0..queries.len()).filter(|&i| origin[i] == d).collect();
+                if idx.is_empty() {
+                    continue;
+                }
+                let qs: Vec<_> = idx.iter().map(|&i| queries[i].clone()).collect();
+                let ss: Vec<u64> = idx.iter().map(|&i| seeds[i]).collect();
+                for (i, t) in
+                    idx.into_iter()
+                        .zip(actor.run_batch(&set.store, &set.baselines, &qs, &ss)?)
+                {
+                    trajs[i] = Some(t);
+                }
+            }
+            let trajs: Vec<Trajectory> = trajs.into_iter().flatten().collect();
+            // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
+            let rpath = trainer.run_dir.join("rollouts.jsonl");
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&rpath)
+                .map_err(|e| Error::io(&rpath, e))?;
+            thinkfl_agent::write_trajectories(std::io::BufWriter::new(f), &trajs)
+                .map_err(|e| Error::io(&rpath, e))?;
+            for (g, chunk) in trajs.chunks(sc.group).enumerate() {
+                let set = &sets[origin[g * sc.group]];
+                let question = format!(
+                    "{}#{}#{}",
+                    origin[g * sc.group],
+                    queries[g * sc.group].case,
+                    queries[g * sc.group].span_id
+                );
+                let mut rewards = Vec::with_capacity(chunk.len());
+                for t in chunk {
+                    let truth = &set.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
+                    let b = if reward.needs_diversity() {
+                        grade_with_diversity_for(&gcfg, t, truth, &mut cache, &question)
+                    } else {
+                        grade(&gcfg, t, truth)
+                    };
+                    log.add_rollout(&b, reward.of(&b), t);
+                    rewards.push(reward.of(&b));
+                }
+                match group_advantages(&rewards, trainer.cfg.grpo.adv_eps) {
+                    None => log.groups_skipped += 1,
+                    Some(adv) => {
+                        log.groups_used += 1;
+                        for (t, a) in chunk.iter().zip(adv) {
+                            let seq = tokenize(
+                                &template,
+                                &parts.tokenizer,
+                                t,
+                                trainer.cfg.max_seq_tokens,
+                            )?;
+                            all_adv.push(a);
+                            rollouts.push(Rollout { seq, advantage: a });
+                        }
                     }
                 }
             }
         }
+        let rollout_s = t0.elapsed().as_secs_f64();
         log.rollout_seconds = rollout_s;
         log.set_advantages(&all_adv);
         if rollouts.iter().any(|r| r.seq.num_targets() > 0) {

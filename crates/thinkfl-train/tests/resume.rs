@@ -164,6 +164,25 @@ fn config_errors_name_the_file_and_field() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("reward"), "{e}");
+    for (reward, ok) in [
+        ("1", true),
+        ("3", true),
+        ("\"mrr\"", true),
+        ("4", false),
+        ("\"mr\"", false),
+    ] {
+        let text = CONFIG.replace(
+            "kind = \"sft\"",
+            &format!("kind = \"grpo\"\nreward = {reward}\ngroup = 2"),
+        );
+        let r = TrainConfig::from_toml(&text, Path::new("stages.toml"));
+        assert_eq!(r.is_ok(), ok, "reward = {reward}: {r:?}");
+    }
+    let bad = CONFIG.replace("[lora]", "[grpo]\nmax_draws = 0\n[lora]");
+    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_draws"), "{e}");
     let bad = CONFIG.replace("[lora]", "[episode]\nconstrain = \"sometimes\"\n[lora]");
     let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
         .unwrap_err()
