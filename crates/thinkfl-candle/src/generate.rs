@@ -775,7 +775,7 @@ impl Engine {
             .model
             .forward_hidden(&ids, &pos, bias.as_ref(), Some(cache), Mode::Infer)?;
         let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
-        Ok(self.model.logits(&last, Mode::Infer)?)
+        self.model.logits(&last, Mode::Infer)
     }
 
     fn remember(&self, row: &Row, cache: &KvCache, i: usize, n_rows: usize) -> Result<()> {

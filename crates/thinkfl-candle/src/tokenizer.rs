@@ -38,6 +38,9 @@ pub const END_OF_TURN_TOKENS: &[&str] = &[
     "</s>",
 ];
 
+/// The bytes `start..end` of a text that a token covers.
+pub type ByteRange = (usize, usize);
+
 /// A tokenizer with the special ids generation needs.
 #[derive(Debug, Clone)]
 pub struct Tok {
@@ -210,7 +213,7 @@ impl Tok {
     }
 
     /// Ids with the byte offsets of each token in `text`.
-    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<ByteRange>)> {
         let e = self.inner.encode(text, false).map_err(tk_err)?;
         Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
     }

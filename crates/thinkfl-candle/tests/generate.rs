@@ -108,7 +108,7 @@ fn next_turn_reuses_the_cached_prefix_and_matches_a_fresh_run() {
     let p1 = m.prompt_ids(&req("Tell me about Paris.", 1)).unwrap();
     let g1 = m
         .engine
-        .generate(&[p1.clone()], &[SamplingParams::greedy(12)])
+        .generate(std::slice::from_ref(&p1), &[SamplingParams::greedy(12)])
         .unwrap()
         .remove(0);
     assert_eq!(g1.reused_tokens, 0);
@@ -124,7 +124,7 @@ fn next_turn_reuses_the_cached_prefix_and_matches_a_fresh_run() {
     let p2 = m.prompt_ids(&turn2).unwrap();
     let g2 = m
         .engine
-        .generate(&[p2.clone()], &[SamplingParams::greedy(12)])
+        .generate(std::slice::from_ref(&p2), &[SamplingParams::greedy(12)])
         .unwrap()
         .remove(0);
     assert!(

@@ -70,11 +70,11 @@ impl KvCache {
             let cap = need.div_ceil(Self::GROW) * Self::GROW;
             let nk = Tensor::zeros((b, h, cap, d), dtype, device)?;
             let nv = Tensor::zeros((b, h, cap, d), dtype, device)?;
-            if let Some((ck, cv)) = slot.as_ref() {
-                if len > 0 {
-                    nk.slice_set(&ck.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
-                    nv.slice_set(&cv.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
-                }
+            if let Some((ck, cv)) = slot.as_ref()
+                && len > 0
+            {
+                nk.slice_set(&ck.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                nv.slice_set(&cv.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
             }
             *slot = Some((nk, nv));
         }

@@ -286,7 +286,7 @@ fn lora_add(
 fn rms_norm(x: &[f32], w: &Tensor, eps: f32, out: &mut [f32]) -> Result<()> {
     with_f32(w, |w| {
         let n = w.len();
-        if n == 0 || x.len() % n != 0 || out.len() != x.len() {
+        if n == 0 || !x.len().is_multiple_of(n) || out.len() != x.len() {
             return Err(Error::Config(format!(
                 "rms-norm weight of {n} values for {} hidden values",
                 x.len()
@@ -487,7 +487,7 @@ fn attend_group(
     scores.clear();
     scores.resize(qs.len() / hd.max(1) * s, 0.0);
     #[cfg(target_arch = "x86_64")]
-    if hd % 8 == 0 && x86::available() {
+    if hd.is_multiple_of(8) && x86::available() {
         // SAFETY: the CPU has AVX2 and FMA (checked); `hd` is a multiple of 8; the slices
         // have the sizes `x86::attend_group` documents.
         unsafe { x86::attend_group(qs, k, v, hd, scale, mask, scores, out) };

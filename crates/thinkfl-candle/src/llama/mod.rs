@@ -235,10 +235,12 @@ impl Llama {
                 "a forward over a non-empty cache needs an attention bias".into(),
             ));
         }
-        if let Some(c) = cache.as_deref_mut() {
-            if mode == Mode::Infer && self.fused_infer && fused::suits(self, t) {
-                return self.forward_hidden_fused(ids, positions, bias, c);
-            }
+        if let Some(c) = cache.as_deref_mut()
+            && mode == Mode::Infer
+            && self.fused_infer
+            && fused::suits(self, t)
+        {
+            return self.forward_hidden_fused(ids, positions, bias, c);
         }
         let ctx = self.layer_context(positions, bias)?;
         let mut x = self.embed_ids(ids)?;
@@ -316,7 +318,6 @@ impl Llama {
         let scale = 1.0 / (hd as f64).sqrt();
         let (cos, sin, cos3, sin3) = (&ctx.cos, &ctx.sin, &ctx.cos3, &ctx.sin3);
         let bias = ctx.bias.as_ref();
-        let mut cache = cache;
         let mut x = x.clone();
         let h = rms_norm(&x, &blk.input_layernorm, eps, mode)?;
         let q = blk
@@ -345,7 +346,7 @@ impl Llama {
                 candle_nn::rotary_emb::rope(&k.contiguous()?, cos3, sin3)?,
             ),
         };
-        let (k, v) = match cache.as_deref_mut() {
+        let (k, v) = match cache {
             Some(c) => c.append(li, &k, &v.contiguous()?)?,
             None => (k, v.contiguous()?),
         };
