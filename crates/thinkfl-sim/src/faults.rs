@@ -16,7 +16,8 @@ pub(crate) struct Injected {
     pub kind: FaultType,
     /// Pods whose container the fault acts on (container faults), or pods on the node.
     pub pods: Vec<u32>,
-    pub node: Option<u32>,
+    /// A node fault with its node; `None` for faults of containers and code.
+    pub node: Option<NodeFault>,
     pub start_s: i64,
     pub end_s: i64,
     /// In [0, 1]; scales every parameter.
@@ -25,6 +26,72 @@ pub(crate) struct Injected {
     pub kills: Vec<(u32, i64, i64)>,
     /// Code exception: the operation whose handler has the bug.
     pub buggy_op: Option<u32>,
+}
+
+/// The node faults of AIOps 2022, each with the index of the node it acts on: drawn together, so
+/// that a node fault never lacks its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeFault {
+    Cpu(u32),
+    CpuClimb(u32),
+    Memory(u32),
+    DiskReadIo(u32),
+    DiskWriteIo(u32),
+    DiskSpace(u32),
+}
+
+impl NodeFault {
+    /// The fault of type `kind` on node `node`; `None` when `kind` is not a node fault.
+    pub(crate) fn of(kind: FaultType, node: u32) -> Option<Self> {
+        Some(match kind {
+            FaultType::NodeCpuFault => Self::Cpu(node),
+            FaultType::NodeCpuClimb => Self::CpuClimb(node),
+            FaultType::NodeMemory => Self::Memory(node),
+            FaultType::NodeDiskReadIo => Self::DiskReadIo(node),
+            FaultType::NodeDiskWriteIo => Self::DiskWriteIo(node),
+            FaultType::NodeDiskSpace => Self::DiskSpace(node),
+            _ => return None,
+        })
+    }
+
+    /// Adds the fault's load to its node's state at time `t` (seconds), for a fault of severity
+    /// `s` that started at `start_s` and ends at `end_s`.
+    fn act(self, m: &Model, s: f64, (start_s, end_s): (i64, i64), t: f64, nodes: &mut [NodeState]) {
+        match self {
+            Self::Cpu(n) => {
+                let n = n as usize;
+                nodes[n].cpu_extra += m.nodes[n].cores * (0.55 + 0.43 * s);
+            }
+            Self::CpuClimb(n) => {
+                let n = n as usize;
+                let x = ((t - start_s as f64) / (end_s - start_s) as f64).clamp(0.0, 1.0);
+                nodes[n].cpu_extra += m.nodes[n].cores * (0.1 + (0.45 + 0.45 * s) * x);
+            }
+            Self::Memory(n) => {
+                let n = n as usize;
+                nodes[n].mem_extra += m.nodes[n].mem_total_mb * (0.3 + 0.5 * s);
+            }
+            Self::DiskReadIo(n) => {
+                let n = n as usize;
+                nodes[n].io_r += 400.0 + 2200.0 * s;
+                nodes[n].io_r_kb += 40_000.0 + 160_000.0 * s;
+                nodes[n].cpu_extra += 0.3;
+            }
+            Self::DiskWriteIo(n) => {
+                let n = n as usize;
+                nodes[n].io_w += 400.0 + 2200.0 * s;
+                nodes[n].io_w_kb += 40_000.0 + 160_000.0 * s;
+                nodes[n].cpu_extra += 0.3;
+            }
+            Self::DiskSpace(n) => {
+                let n = n as usize;
+                let x = ((t - start_s as f64) / 60.0).clamp(0.0, 1.0);
+                // fallocate fills the disk within the first minute.
+                nodes[n].disk_extra_gb += m.nodes[n].disk_total_gb * (0.15 + 0.35 * s) * x;
+                nodes[n].io_w += 150.0 * (1.0 - x) * s;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,7 +228,7 @@ pub(crate) fn schedule(cfg: &SimConfig, m: &Model, rng: &mut ChaCha8Rng) -> Vec<
                 Level::Node,
                 m.nodes[n].name.clone(),
                 m.nodes[n].pods.clone(),
-                Some(n as u32),
+                NodeFault::of(kind, n as u32),
             )
         } else {
             let s = faultable[rng.random_range(0..faultable.len())] as usize;
@@ -352,6 +419,10 @@ pub(crate) fn state_at(
             continue;
         }
         let s = f.sev;
+        if let Some(nf) = f.node {
+            nf.act(m, s, (f.start_s, f.end_s), t, nodes);
+            continue;
+        }
         match f.kind {
             FaultType::ContainerCpuLoad => {
                 for &p in &f.pods {
@@ -404,38 +475,13 @@ pub(crate) fn state_at(
                 }
             }
             FaultType::ContainerProcessKill => {}
-            FaultType::NodeCpuFault => {
-                let n = f.node.expect("node fault") as usize;
-                nodes[n].cpu_extra += m.nodes[n].cores * (0.55 + 0.43 * s);
-            }
-            FaultType::NodeCpuClimb => {
-                let n = f.node.expect("node fault") as usize;
-                let x = ((t - f.start_s as f64) / (f.end_s - f.start_s) as f64).clamp(0.0, 1.0);
-                nodes[n].cpu_extra += m.nodes[n].cores * (0.1 + (0.45 + 0.45 * s) * x);
-            }
-            FaultType::NodeMemory => {
-                let n = f.node.expect("node fault") as usize;
-                nodes[n].mem_extra += m.nodes[n].mem_total_mb * (0.3 + 0.5 * s);
-            }
-            FaultType::NodeDiskReadIo => {
-                let n = f.node.expect("node fault") as usize;
-                nodes[n].io_r += 400.0 + 2200.0 * s;
-                nodes[n].io_r_kb += 40_000.0 + 160_000.0 * s;
-                nodes[n].cpu_extra += 0.3;
-            }
-            FaultType::NodeDiskWriteIo => {
-                let n = f.node.expect("node fault") as usize;
-                nodes[n].io_w += 400.0 + 2200.0 * s;
-                nodes[n].io_w_kb += 40_000.0 + 160_000.0 * s;
-                nodes[n].cpu_extra += 0.3;
-            }
-            FaultType::NodeDiskSpace => {
-                let n = f.node.expect("node fault") as usize;
-                let x = ((t - f.start_s as f64) / 60.0).clamp(0.0, 1.0);
-                // fallocate fills the disk within the first minute.
-                nodes[n].disk_extra_gb += m.nodes[n].disk_total_gb * (0.15 + 0.35 * s) * x;
-                nodes[n].io_w += 150.0 * (1.0 - x) * s;
-            }
+            // Node faults act through `f.node` above.
+            FaultType::NodeCpuFault
+            | FaultType::NodeCpuClimb
+            | FaultType::NodeMemory
+            | FaultType::NodeDiskReadIo
+            | FaultType::NodeDiskWriteIo
+            | FaultType::NodeDiskSpace => {}
             // Code-level faults leave the resources alone: the requests they fail end early.
             FaultType::CodeException => {
                 if let Some(op) = f.buggy_op {

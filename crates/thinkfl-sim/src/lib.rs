@@ -97,6 +97,7 @@ mod engine;
 mod faults;
 mod logs;
 mod model;
+mod presets;
 mod rand_util;
 pub mod sink;
 
@@ -144,7 +145,7 @@ struct Prepared {
 fn prepare(cfg: &SimConfig) -> Result<Prepared, Error> {
     cfg.validate()?;
     let mut rm = rand_util::stream(cfg.seed, rand_util::Stream::Model);
-    let model = model::build(cfg, &mut rm);
+    let model = presets::build(cfg, &mut rm);
     let mut rs = rand_util::stream(cfg.seed, rand_util::Stream::Schedule);
     let faults = faults::schedule(cfg, &model, &mut rs);
     let conf = faults::confounders(cfg, &model, &mut rs);
