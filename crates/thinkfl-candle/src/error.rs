@@ -12,8 +12,39 @@ pub enum Error {
     Tokenizer(String),
     #[error("chat template: {0}")]
     Template(String),
+    /// A model configuration (config.json, GGUF metadata) the model cannot be built from.
     #[error("model config: {0}")]
     Config(String),
+    /// Options of loading, generation or a benchmark that cannot work together.
+    #[error("options: {0}")]
+    Options(String),
+    /// Tensors, weights or caches whose shapes do not fit together.
+    #[error("shape: {0}")]
+    Shape(String),
+    /// A path this model, device or CPU does not offer (a kernel the CPU lacks, training
+    /// without f32 weights).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A generation request the engine cannot serve (`request` is its index in the batch).
+    #[error("request {request}: {message}")]
+    Request { request: usize, message: String },
+    /// Sampling parameters of a request that no sampler can follow.
+    #[error("request {request}: {source}")]
+    Params {
+        request: usize,
+        #[source]
+        source: thinkfl_llm::Error,
+    },
+    /// A request's grammar that does not compile.
+    #[error("grammar of request {request}: {source}")]
+    Grammar {
+        request: usize,
+        #[source]
+        source: thinkfl_llm::grammar::GrammarError,
+    },
+    /// A configuration that cannot be written as JSON.
+    #[error("serializing: {0}")]
+    Serialize(#[from] serde_json::Error),
     #[error("fetching model: {0}")]
     Fetch(String),
     /// A PEFT adapter directory that cannot be read or does not fit the model.
@@ -52,6 +83,10 @@ impl Error {
 
 impl From<Error> for thinkfl_llm::Error {
     fn from(e: Error) -> Self {
-        thinkfl_llm::Error::Backend(e.to_string())
+        match e {
+            // The caller's own parameters: say so in the caller's terms.
+            Error::Params { source, .. } => source,
+            e => thinkfl_llm::Error::backend(e),
+        }
     }
 }

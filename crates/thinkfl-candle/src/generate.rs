@@ -43,7 +43,7 @@ impl EngineConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.max_batch == 0 || self.prefill_chunk_tokens == 0 {
-            return Err(Error::Config(
+            return Err(Error::Options(
                 "max_batch and prefill_chunk_tokens must be positive".into(),
             ));
         }
@@ -352,7 +352,8 @@ fn attention_bias(rows: &[&Row], t: usize, device: &Device) -> Result<Tensor> {
 pub struct Engine {
     pub model: Llama,
     pub tokenizer: Tok,
-    pub config: EngineConfig,
+    /// Validated by [`Engine::new`] and fixed afterwards: a batch of 0 would split nothing.
+    config: EngineConfig,
     store: Mutex<PrefixStore>,
     tokens: OnceLock<TokenIndex>,
 }
@@ -367,6 +368,11 @@ impl Engine {
             store: Mutex::new(PrefixStore::default()),
             tokens: OnceLock::new(),
         })
+    }
+
+    /// The settings the engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
     }
 
     /// Drop all cached prefixes.
@@ -385,11 +391,15 @@ impl Engine {
         params: &[SamplingParams],
     ) -> Result<Vec<Generation>> {
         if prompts.len() != params.len() {
-            return Err(Error::Config(format!(
+            return Err(Error::Options(format!(
                 "{} prompts but {} sampling parameter sets",
                 prompts.len(),
                 params.len()
             )));
+        }
+        for (request, p) in params.iter().enumerate() {
+            p.validate()
+                .map_err(|source| Error::Params { request, source })?;
         }
         let mut out = Vec::with_capacity(prompts.len());
         for (p, s) in prompts
@@ -408,15 +418,21 @@ impl Engine {
     ) -> Result<Vec<Generation>> {
         let dev = self.model.device().clone();
         let max_ctx = self.model.config.max_position_embeddings;
-        for p in prompts {
+        for (request, p) in prompts.iter().enumerate() {
             if p.is_empty() {
-                return Err(Error::Config("empty prompt".into()));
+                return Err(Error::Request {
+                    request,
+                    message: "empty prompt".into(),
+                });
             }
             if p.len() >= max_ctx {
-                return Err(Error::Config(format!(
-                    "prompt of {} tokens leaves no room in a context of {max_ctx}",
-                    p.len()
-                )));
+                return Err(Error::Request {
+                    request,
+                    message: format!(
+                        "prompt of {} tokens leaves no room in a context of {max_ctx}",
+                        p.len()
+                    ),
+                });
             }
         }
         let mut matchers = Vec::with_capacity(params.len());
@@ -424,7 +440,7 @@ impl Engine {
             matchers.push(match &sp.grammar {
                 Some(g) => Some(
                     g.compile()
-                        .map_err(|e| Error::Config(format!("grammar of request {i}: {e}")))?
+                        .map_err(|source| Error::Grammar { request: i, source })?
                         .matcher(),
                 ),
                 None => None,

@@ -93,17 +93,17 @@ impl LoadOptions {
     }
     pub fn validate(&self) -> Result<()> {
         if !self.keep_f32 && !self.keep_quantized {
-            return Err(Error::Config(
+            return Err(Error::Options(
                 "LoadOptions keeps neither f32 nor quantized weights".into(),
             ));
         }
         if self.pack && !self.keep_f32 {
-            return Err(Error::Config(
+            return Err(Error::Options(
                 "LoadOptions packs weights from f32 ones: set keep_f32".into(),
             ));
         }
         if self.pack && !self.device.is_cpu() {
-            return Err(Error::Config("packed weights are CPU only".into()));
+            return Err(Error::Options("packed weights are CPU only".into()));
         }
         Ok(())
     }
@@ -180,7 +180,7 @@ fn permute_qtensor(q: &QTensor, src_rows: &[usize], device: &Device) -> Result<Q
     let row_bytes = cols / dtype.block_size() * dtype.type_size();
     let data = q.data()?;
     if data.len() != rows * row_bytes {
-        return Err(Error::Config(format!(
+        return Err(Error::Shape(format!(
             "quantized tensor of {} bytes for {rows}x{cols} {dtype:?}",
             data.len()
         )));

@@ -136,7 +136,7 @@ impl PackedQ8 {
     /// Pack row-major `w` (`[n, k]`).
     pub fn pack(w: &[f32], n: usize, k: usize) -> Result<Self> {
         if n == 0 || k == 0 || w.len() != n * k {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "packing {} weights as a {n}x{k} matrix",
                 w.len()
             )));
@@ -145,7 +145,7 @@ impl PackedQ8 {
             .iter()
             .position(|v| !v.is_finite() || v.abs() > F16_MAX / 2.0)
         {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "weight [{}, {}] is {}; cannot pack it with f16 steps",
                 i / k,
                 i % k,
@@ -312,7 +312,7 @@ impl PackedQ8 {
         y: &mut [f32],
     ) -> Result<()> {
         if x.len() != m * self.k || y.len() != m * self.n {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "packed matmul of a {}x{} weight: x has {} values and y {} for {m} rows",
                 self.n,
                 self.k,
@@ -321,7 +321,7 @@ impl PackedQ8 {
             )));
         }
         if !kernel.available() {
-            return Err(Error::Config(format!(
+            return Err(Error::Unsupported(format!(
                 "kernel {kernel:?} is not supported by this CPU"
             )));
         }
@@ -368,7 +368,7 @@ impl PackedQ8 {
         let dims = x.dims();
         let k = dims.last().copied().unwrap_or(0);
         if k != self.k {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "packed linear of {} inputs applied to shape {dims:?}",
                 self.k
             )));

@@ -22,14 +22,34 @@ pub fn prefix_at_most(s: &str, max_bytes: usize) -> &str {
 /// Errors of a model backend.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("model backend: {0}")]
-    Backend(String),
+    /// The backend failed: a local model's error, or a server's answer.
+    #[error("model backend: {source}")]
+    Backend {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("request: {0}")]
     Request(String),
     #[error("prompt of {prompt} tokens leaves no room in a context of {context}")]
     ContextOverflow { prompt: usize, context: usize },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A sampling parameter no sampler can follow.
+    #[error("sampling parameter {field} = {value}: {expected}")]
+    InvalidParams {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl Error {
+    /// A backend failure from its cause (an error, or a message).
+    pub fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Backend {
+            source: source.into(),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -56,6 +76,33 @@ pub struct SamplingParams {
 
 impl SamplingParams {
     pub const DEFAULT_MAX_TOKENS: usize = 256;
+
+    /// Checks what a sampler relies on: a finite temperature of at least 0, `top_p` in (0, 1],
+    /// at least one new token. Backends call it before they sample, so that a NaN or an empty
+    /// nucleus is an error here instead of a panic or a silent greedy choice there.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, value: String, expected| {
+            Err(Error::InvalidParams {
+                field,
+                value,
+                expected,
+            })
+        };
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return bad(
+                "temperature",
+                self.temperature.to_string(),
+                "a finite number >= 0 (0 is greedy)",
+            );
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p", self.top_p.to_string(), "in (0, 1]");
+        }
+        if self.max_tokens == 0 {
+            return bad("max_tokens", "0".into(), "at least 1");
+        }
+        Ok(())
+    }
 
     pub fn greedy(max_tokens: usize) -> Self {
         Self {
@@ -146,5 +193,43 @@ impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
     }
     fn chat_batch(&self, requests: &[ChatRequest]) -> Result<Vec<ChatResponse>> {
         (**self).chat_batch(requests)
+    }
+}
+
+#[cfg(test)]
+mod params_tests {
+    use super::*;
+
+    fn field_of(p: SamplingParams) -> &'static str {
+        match p.validate() {
+            Err(Error::InvalidParams { field, .. }) => field,
+            other => panic!("expected InvalidParams, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validate_names_the_bad_parameter() {
+        assert!(SamplingParams::default().validate().is_ok());
+        let sampled = SamplingParams {
+            temperature: 0.7,
+            top_p: 0.9,
+            ..SamplingParams::default()
+        };
+        assert!(sampled.validate().is_ok());
+        for t in [f32::NAN, f32::INFINITY, -0.5] {
+            let p = SamplingParams {
+                temperature: t,
+                ..SamplingParams::default()
+            };
+            assert_eq!(field_of(p), "temperature", "{t}");
+        }
+        for top_p in [0.0, -1.0, 1.5, f32::NAN] {
+            let p = SamplingParams {
+                top_p,
+                ..SamplingParams::default()
+            };
+            assert_eq!(field_of(p), "top_p", "{top_p}");
+        }
+        assert_eq!(field_of(SamplingParams::greedy(0)), "max_tokens");
     }
 }

@@ -241,7 +241,7 @@ impl ChatModel for OpenAiClient {
                     std::thread::sleep(backoff);
                     backoff *= 2;
                 }
-                Err((_, msg)) => return Err(Error::Backend(msg)),
+                Err((_, msg)) => return Err(Error::backend(msg)),
             }
         }
     }
@@ -294,7 +294,7 @@ pub fn encode_messages(messages: &[Message], tool_role: ToolRole) -> Vec<Value> 
 /// Decodes a chat-completion response.
 pub fn decode_response(v: &Value) -> Result<ChatResponse> {
     let choice = v.get("choices").and_then(|c| c.get(0)).ok_or_else(|| {
-        Error::Backend(format!("response has no choices: {}", clip(&v.to_string())))
+        Error::backend(format!("response has no choices: {}", clip(&v.to_string())))
     })?;
     let message = choice.get("message").cloned().unwrap_or(Value::Null);
     let text = message
@@ -444,6 +444,6 @@ mod tests {
             tools: vec![],
             params: Default::default(),
         });
-        assert!(matches!(err, Err(Error::Backend(_))));
+        assert!(matches!(err, Err(Error::Backend { .. })));
     }
 }

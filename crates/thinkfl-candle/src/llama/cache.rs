@@ -53,11 +53,11 @@ impl KvCache {
         let slot = self
             .layers
             .get_mut(i)
-            .ok_or_else(|| Error::Config(format!("no cache layer {i} of {n_layers}")))?;
+            .ok_or_else(|| Error::Shape(format!("no cache layer {i} of {n_layers}")))?;
         if let Some((ck, _)) = slot.as_ref() {
             let (cb, ch, _, cd) = ck.dims4()?;
             if (cb, ch, cd) != (b, h, d) {
-                return Err(Error::Config(format!(
+                return Err(Error::Shape(format!(
                     "cache rows of shape ({cb}, {ch}, _, {cd}) for keys of ({b}, {h}, _, {d})"
                 )));
             }

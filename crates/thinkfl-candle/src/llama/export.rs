@@ -18,7 +18,7 @@ impl Llama {
             let w = lin
                 .weight
                 .as_ref()
-                .ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
+                .ok_or_else(|| Error::Unsupported(format!("{name} has no f32 weight")))?;
             Ok(match &lin.lora {
                 Some(l) if l.enabled => {
                     (w + (l.b.as_tensor().matmul(l.a.as_tensor())? * l.scale)?)?.detach()
@@ -58,14 +58,13 @@ impl Llama {
     /// failure leaves no half-written or empty file where a loader would read it.
     pub fn save_hf(&self, dir: &std::path::Path, model_type: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut cfg =
-            serde_json::to_value(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+        let mut cfg = serde_json::to_value(&self.config)?;
         cfg["model_type"] = serde_json::Value::from(model_type);
         if model_type == "llama" {
             cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
         }
         cfg["torch_dtype"] = "float32".into();
-        let text = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&cfg)?;
         let tensors = self.hf_tensors()?;
         let tmp = |name: &str| dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let (cfg_tmp, st_tmp) = (tmp("config.json"), tmp("model.safetensors"));

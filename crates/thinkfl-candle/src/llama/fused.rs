@@ -77,7 +77,7 @@ impl Llama {
         let cfg = &self.config;
         let (b, t) = ids.dims2()?;
         if positions.dims2()? != (b, t) {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "positions of shape {:?} for ids of ({b}, {t})",
                 positions.dims()
             )));
@@ -140,7 +140,7 @@ impl Llama {
                     let row = tab
                         .get(p as usize * half..(p as usize + 1) * half)
                         .ok_or_else(|| {
-                            Error::Config(format!(
+                            Error::Shape(format!(
                                 "position {p} beyond the rotary table of {} positions",
                                 tab.len() / half.max(1)
                             ))
@@ -206,7 +206,7 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 fn cpu_f32<'a>(st: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
     match (st, layout.contiguous_offsets()) {
         (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(&v[a..b]),
-        _ => Err(Error::Config(
+        _ => Err(Error::Unsupported(
             "the fused decode path needs a contiguous f32 KV cache on the CPU".into(),
         )),
     }
@@ -222,7 +222,7 @@ fn project(lin: &Linear, x: &[f32], m: usize, dev: &Device) -> Result<Vec<f32>> 
             if let Some(bias) = &lin.bias {
                 with_f32(bias, |bv| {
                     if bv.len() != n {
-                        return Err(Error::Config(format!(
+                        return Err(Error::Shape(format!(
                             "bias of {} values for {n} outputs",
                             bv.len()
                         )));
@@ -259,7 +259,7 @@ fn lora_add(
     let (rank, ak) = a.dims2()?;
     let (bn, br) = bm.dims2()?;
     if ak != k || bn != n || br != rank {
-        return Err(Error::Config(format!(
+        return Err(Error::Shape(format!(
             "LoRA A [{rank}, {ak}] and B [{bn}, {br}] on a {n}x{k} layer"
         )));
     }
@@ -287,7 +287,7 @@ fn rms_norm(x: &[f32], w: &Tensor, eps: f32, out: &mut [f32]) -> Result<()> {
     with_f32(w, |w| {
         let n = w.len();
         if n == 0 || !x.len().is_multiple_of(n) || out.len() != x.len() {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "rms-norm weight of {n} values for {} hidden values",
                 x.len()
             )));

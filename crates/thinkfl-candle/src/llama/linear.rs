@@ -109,11 +109,11 @@ impl Linear {
             }
             (_, _, Some(w)) => x.broadcast_matmul(&w.t()?)?,
             (Mode::Train, Some(_), None) => {
-                return Err(Error::Config(
+                return Err(Error::Unsupported(
                     "training forward needs f32 weights; load the model with keep_f32".into(),
                 ));
             }
-            (_, None, None) => return Err(Error::Config("linear layer without weights".into())),
+            (_, None, None) => return Err(Error::Shape("linear layer without weights".into())),
         };
         Ok(match &self.bias {
             Some(b) => base.broadcast_add(b)?,

@@ -28,7 +28,7 @@ impl Llama {
                 let w = lin
                     .weight
                     .as_mut()
-                    .ok_or_else(|| Error::Config(format!("{name} has no f32 weight")))?;
+                    .ok_or_else(|| Error::Unsupported(format!("{name} has no f32 weight")))?;
                 var(format!("model.layers.{i}.{name}.weight"), w)?;
                 if let Some(b) = lin.bias.as_mut() {
                     var(format!("model.layers.{i}.{name}.bias"), b)?;
@@ -77,7 +77,7 @@ impl Llama {
     ) -> Result<Vec<(String, Var)>> {
         use rand::{Rng, SeedableRng};
         if rank == 0 {
-            return Err(Error::Config("LoRA rank must be positive".into()));
+            return Err(Error::Options("LoRA rank must be positive".into()));
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let device = self.device.clone();

@@ -113,7 +113,7 @@ impl Llama {
     ) -> Result<Self> {
         config.validate()?;
         if layers.len() != config.num_hidden_layers {
-            return Err(Error::Config(format!(
+            return Err(Error::Shape(format!(
                 "{} blocks for num_hidden_layers {}",
                 layers.len(),
                 config.num_hidden_layers
@@ -231,7 +231,7 @@ impl Llama {
     ) -> Result<Tensor> {
         let t = ids.dim(1)?;
         if bias.is_none() && t > 1 && cache.as_ref().is_some_and(|c| !c.is_empty()) {
-            return Err(Error::Config(
+            return Err(Error::Options(
                 "a forward over a non-empty cache needs an attention bias".into(),
             ));
         }
@@ -306,7 +306,7 @@ impl Llama {
         let blk = self
             .layers
             .get(li)
-            .ok_or_else(|| Error::Config(format!("no block {li}")))?;
+            .ok_or_else(|| Error::Shape(format!("no block {li}")))?;
         if mode == Mode::Train && cache.is_none() && ctx.causal && self.kernels_suit(blk, x) {
             return self.forward_block_kernels(blk, x, ctx);
         }
