@@ -81,10 +81,10 @@ fn start_server() -> Server {
     let t0 = Instant::now();
     let agent = ureq_agent();
     loop {
-        if let Ok(r) = agent.get(&format!("{}/health", server.url)).call() {
-            if r.status() == 200 {
-                break;
-            }
+        if let Ok(r) = agent.get(&format!("{}/health", server.url)).call()
+            && r.status() == 200
+        {
+            break;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(120),

@@ -17,7 +17,7 @@ fn data(kind: &str) -> TelemetryStore {
     let mut logs = Vec::new();
     let start = T - 1800;
     for (i, t) in (start..T + 300).enumerate() {
-        let bad = t >= T - 10 && t < T + 120;
+        let bad = (T - 10..T + 120).contains(&t);
         // A little jitter so that the reference has a spread.
         let jitter = (i % 7) as i64 * 1_000;
         let back_slow = bad && kind == "latency";

@@ -98,10 +98,12 @@ pub fn validate(args: PrintResultsArgs) -> Result<Vec<RootCause>, PrintResultsEr
 
 impl PrintResults {
     /// Parses and validates `print_results` arguments as a model wrote them (an object or a
-    /// string holding one), with the same error text the model gets.
+    /// string holding one) into the typed list. Its errors are the tool's kinds (bad arguments,
+    /// an invalid list) with the same validation as a call, but it does not go through the
+    /// erased call ([`crate::DynTool::call_json`]): a bad shape is worded by serde here, not by
+    /// the tool's schema.
     pub fn parse(args: &serde_json::Value) -> Result<Vec<RootCause>, ToolError> {
-        // The output text is not needed here, only validation: go through the erased path for
-        // identical argument errors, then validate again to get the typed list.
+        // Only the typed list is needed, not the output text: parse here instead of calling.
         let normalized = match args {
             serde_json::Value::String(s) => {
                 serde_json::from_str(s.trim()).map_err(|e| ToolError::BadArguments {

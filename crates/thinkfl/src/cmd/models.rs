@@ -14,9 +14,6 @@ use thinkfl_store::TelemetryStore;
 /// Help text of `--model`.
 pub const MODEL_HELP: &str = "default | expert | PATH (GGUF file or HF directory) | openai:URL#MODEL (append #grammar to send the actor's grammars to a llama.cpp server as GBNF)";
 
-/// Builds the chat model named by `spec`, with a PEFT LoRA `adapter` (a directory with
-/// `adapter_config.json` and `adapter_model.safetensors`, as `thinkfl train` exports) on local
-/// models. The expert needs the store it will be asked about.
 /// Help text of `--adapter`.
 pub const ADAPTER_HELP: &str = "A LoRA adapter directory (PEFT layout, as `thinkfl train` writes) for a local model; `none` for the base model. Default: with `--model default`, the adapter trained for it (models/thinkfl-smollm2-135m-lora)";
 
@@ -39,6 +36,9 @@ pub fn resolve_adapter(spec: &str, adapter: Option<&Path>) -> Option<std::path::
     }
 }
 
+/// Builds the chat model named by `spec`, with a PEFT LoRA `adapter` (a directory with
+/// `adapter_config.json` and `adapter_model.safetensors`, as `thinkfl train` exports) on local
+/// models. The expert needs the store it will be asked about.
 pub fn build_model(
     spec: &str,
     adapter: Option<&Path>,
