@@ -10,7 +10,6 @@
 //! * [`generate`], [`model`]: generation and the `ChatModel` implementation.
 
 pub mod adapter;
-pub mod bench;
 pub mod config;
 /// The fused inference forward, now [`llama::fused`] (this path is kept for its users).
 pub use llama::fused as decode;

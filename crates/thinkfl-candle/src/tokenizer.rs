@@ -38,6 +38,12 @@ pub const END_OF_TURN_TOKENS: &[&str] = &[
     "</s>",
 ];
 
+/// The text of [`Tok::filler_ids`].
+const FILLER: &str = "The checkout service calls the payment service, which calls the currency service; \
+when the payment pod runs out of memory, requests to checkout slow down and errors appear in the \
+frontend logs. Traces show long spans under PaymentService/Charge, and the node metrics show high \
+memory usage on the host of the payment pod. ";
+
 /// The bytes `start..end` of a text that a token covers.
 pub type ByteRange = (usize, usize);
 
@@ -210,6 +216,20 @@ impl Tok {
             .map_err(tk_err)?
             .get_ids()
             .to_vec())
+    }
+
+    /// `n` token ids of English text about an incident, repeated as needed and cut at `n`; each
+    /// `variant` starts differently, so that prompts of one batch share no prefix. Benchmarks
+    /// and tests use it for prompts of exact lengths.
+    pub fn filler_ids(&self, n: usize, variant: usize) -> Result<Vec<u32>> {
+        let mut text = format!("Case {variant}. ");
+        let mut ids = self.encode(&text)?;
+        while ids.len() < n {
+            text.push_str(FILLER);
+            ids = self.encode(&text)?;
+        }
+        ids.truncate(n);
+        Ok(ids)
     }
 
     /// Ids with the byte offsets of each token in `text`.

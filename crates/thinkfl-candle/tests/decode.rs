@@ -295,7 +295,7 @@ fn smollm2_fused_logits_and_greedy_generation_equal_the_block_forward() {
     let prompts: Vec<Vec<u32>> = [70usize, 5, 41, 2, 150, 30, 9, 12]
         .iter()
         .enumerate()
-        .map(|(r, &n)| thinkfl_candle::bench::prompt_ids(&tok, n, r).unwrap())
+        .map(|(r, &n)| tok.filler_ids(n, r).unwrap())
         .collect();
     for lora in [false, true] {
         let mut model = loaded.model.clone();

@@ -8,7 +8,6 @@
 //! cap on open connections, every bad request a 4xx with a JSON body `{"error": ...}`, and tool
 //! calls guarded so that a panic becomes a 500 instead of a dead worker.
 
-pub mod bench;
 pub mod loadgen;
 pub mod serve;
 pub mod tool_server;

@@ -4,7 +4,6 @@
 //! columnar, interned, indexed, immutable store every tool queries.
 
 pub mod aiops;
-pub mod bench;
 mod csvio;
 mod fastspans;
 pub mod jaeger;

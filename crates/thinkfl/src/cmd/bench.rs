@@ -1,7 +1,7 @@
 //! `thinkfl bench ...`: throughput figures, printed (never asserted).
 
 use clap::{Args as ClapArgs, Subcommand};
-use thinkfl_candle::bench::{BenchConfig, bench, find_llama_bench, llama_bench_peer};
+use thinkfl_bench::model::{BenchConfig, bench, find_llama_bench, llama_bench_peer};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {

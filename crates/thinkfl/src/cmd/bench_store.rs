@@ -1,12 +1,12 @@
 //! `thinkfl bench store`: generates a synthetic span file, loads and indexes it, and prints
 //! spans/s and bytes per span; then runs the same load with pandas `read_csv`
-//! (`crates/thinkfl-store/benches/pandas_load.py`) when python3 and pandas are there, so the
+//! (`crates/thinkfl-bench/scripts/pandas_load.py`) when python3 and pandas are there, so the
 //! ratio is measured in one run. Figures only; nothing is asserted.
 
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::Command;
-use thinkfl_store::bench::{BenchConfig, bench_store};
+use thinkfl_bench::store::{BenchConfig, bench_store};
 
 #[derive(Debug, ClapArgs)]
 pub struct StoreArgs {
@@ -34,7 +34,7 @@ pub struct StoreArgs {
 /// The pandas script, at its place in the source tree.
 const PANDAS_SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../thinkfl-store/benches/pandas_load.py"
+    "/../thinkfl-bench/scripts/pandas_load.py"
 );
 
 pub fn run(args: StoreArgs) -> anyhow::Result<()> {

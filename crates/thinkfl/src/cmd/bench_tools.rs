@@ -4,7 +4,7 @@
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::time::Duration;
-use thinkfl_server::bench::{ToolsBenchConfig, run as bench_run};
+use thinkfl_bench::tools::{ToolsBenchConfig, run as bench_run};
 use thinkfl_store::{LoadOptions, TelemetryStore};
 
 #[derive(Debug, ClapArgs)]

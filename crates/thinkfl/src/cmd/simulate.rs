@@ -152,7 +152,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let preset: Preset = a.preset.parse()?;
     let tmp = std::env::temp_dir().join(format!("thinkfl-bench-sim-{}", std::process::id()));
     let dir = a.out.clone().unwrap_or_else(|| tmp.clone());
-    let r = thinkfl_sim::bench(preset, a.services, a.spans, a.logs, &dir)?;
+    let r = thinkfl_bench::sim::bench(preset, a.services, a.spans, a.logs, &dir)?;
     if a.out.is_none() {
         std::fs::remove_dir_all(&tmp).ok();
     }

@@ -1,14 +1,13 @@
-//! Throughput of the inference path: prefill tokens/s on a long prompt, decode tokens/s at
-//! batch 1, and aggregate decode tokens/s at a larger batch. It drives the same forward and KV
-//! cache as [`crate::generate::Engine`] with greedy choices, but with fixed lengths (no early
+//! Throughput of the inference path (`thinkfl bench model`): prefill tokens/s on a long prompt,
+//! decode tokens/s at batch 1, and aggregate decode tokens/s at a larger batch. It drives the
+//! same forward and KV cache as [`thinkfl_candle::Engine`] with greedy choices, but with fixed lengths (no early
 //! end-of-turn), so runs are comparable.
 
-use crate::error::{Error, Result};
-use crate::llama::{KvCache, Llama, Mode};
-use crate::tokenizer::Tok;
+use crate::{Error, Result};
 use candle_core::Tensor;
 use serde::Serialize;
 use std::time::Instant;
+use thinkfl_candle::{KvCache, Llama, Mode, Tok};
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,7 +33,7 @@ impl BenchConfig {
             || self.batch == 0
             || self.decode_prompt_tokens == 0
         {
-            return Err(Error::Config("benchmark sizes must be positive".into()));
+            return Err(Error::Options("benchmark sizes must be positive".into()));
         }
         Ok(())
     }
@@ -62,21 +61,9 @@ pub struct BenchReport {
     pub decode_tokens: usize,
 }
 
-const TEXT: &str = "The checkout service calls the payment service, which calls the currency service; \
-when the payment pod runs out of memory, requests to checkout slow down and errors appear in the \
-frontend logs. Traces show long spans under PaymentService/Charge, and the node metrics show high \
-memory usage on the host of the payment pod. ";
-
-/// `n` token ids of English text (repeated as needed).
-pub fn prompt_ids(tok: &Tok, n: usize, variant: usize) -> Result<Vec<u32>> {
-    let mut text = format!("Case {variant}. ");
-    let mut ids = tok.encode(&text)?;
-    while ids.len() < n {
-        text.push_str(TEXT);
-        ids = tok.encode(&text)?;
-    }
-    ids.truncate(n);
-    Ok(ids)
+/// `n` token ids of English text, different for each `variant`.
+fn prompt_ids(tok: &Tok, n: usize, variant: usize) -> Result<Vec<u32>> {
+    Ok(tok.filler_ids(n, variant)?)
 }
 
 fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
@@ -193,16 +180,19 @@ pub fn llama_bench_peer(
         .output()
         .map_err(|e| Error::io(exe, e))?;
     if !out.status.success() {
-        return Err(Error::model(
-            exe,
-            format!(
+        return Err(Error::Peer {
+            exe: exe.to_path_buf(),
+            message: format!(
                 "llama-bench failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
-        ));
+        });
     }
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::model(exe, format!("unreadable llama-bench JSON: {e}")))?;
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).map_err(|e| Error::Peer {
+            exe: exe.to_path_buf(),
+            message: format!("unreadable llama-bench JSON: {e}"),
+        })?;
     let pick = |prompt: bool| {
         rows.iter()
             .find(|r| {
@@ -215,7 +205,10 @@ pub fn llama_bench_peer(
                 }
             })
             .and_then(|r| r.get("avg_ts").and_then(|v| v.as_f64()))
-            .ok_or_else(|| Error::model(exe, "llama-bench printed no pp/tg row"))
+            .ok_or_else(|| Error::Peer {
+                exe: exe.to_path_buf(),
+                message: "llama-bench printed no pp/tg row".into(),
+            })
     };
     Ok(PeerReport {
         tool: format!("llama.cpp llama-bench ({})", exe.display()),

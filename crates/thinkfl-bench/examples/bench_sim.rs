@@ -1,5 +1,5 @@
 //! Spans generated and written per second (the same figures as `thinkfl bench sim`):
-//! `cargo run --release -p thinkfl-sim --example bench_sim -- [spans] [preset] [services] [logs]`.
+//! `cargo run --release -p thinkfl-bench --example bench_sim -- [spans] [preset] [services] [logs]`.
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let spans: u64 = a
@@ -16,7 +16,7 @@ fn main() {
         .unwrap_or(100);
     let logs = a.get(4).is_some_and(|s| s == "logs");
     let dir = std::env::temp_dir().join(format!("thinkfl-bench-sim-{}", std::process::id()));
-    let r = thinkfl_sim::bench(preset, services, spans, logs, &dir).expect("bench");
+    let r = thinkfl_bench::sim::bench(preset, services, spans, logs, &dir).expect("bench");
     std::fs::remove_dir_all(&dir).ok();
     println!(
         "bench sim: preset {preset}, logs {}",

@@ -1,17 +1,19 @@
-//! Load benchmark of the store: generates a synthetic AIOps 2022 span file (seeded), then loads
-//! and indexes it with [`TelemetryStore::load`], and reports spans/s and bytes per span, both as
+//! Load benchmark of the store (`thinkfl bench store`): generates a synthetic AIOps 2022 span
+//! file (seeded), then loads and indexes it with [`TelemetryStore::load`], and reports spans/s and bytes per span, both as
 //! the resident-set growth of the process (`VmRSS` of `/proc/self/status`, before and after the
 //! load, with the file buffer already freed) and as the store's own heap size
 //! ([`TelemetryStore::heap_bytes`]). The resident growth is given raw and again after glibc's
 //! `malloc_trim` returned the pages freed by the load's temporary buffers. Figures are printed,
 //! never asserted.
 
-use crate::{Error, LoadOptions, Result, TelemetryStore};
+use crate::proc::{cpu_seconds, release_free_heap, resident_bytes};
+use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use thinkfl_store::{LoadOptions, TelemetryStore};
 
 /// Configuration of the store benchmark.
 #[derive(Debug, Clone)]
@@ -177,48 +179,9 @@ pub fn generate_span_csv(
     Ok((bytes, traces))
 }
 
-/// CPU time (user + system) of this process so far, in seconds, from `/proc/self/stat`.
-pub fn cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux the project runs on.
-    Some((utime + stime) / 100.0)
-}
-
-/// Resident set size of this process in bytes, from `/proc/self/status`.
-pub fn resident_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Returns the allocator's free pages to the system; `false` where that is not available.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_free_heap() -> bool {
-    unsafe extern "C" {
-        /// glibc: `int malloc_trim(size_t pad)`.
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    // SAFETY: malloc_trim only releases memory the allocator holds as free; it is safe to call
-    // at any time from any thread.
-    unsafe { malloc_trim(0) };
-    true
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_heap() -> bool {
-    false
-}
-
 /// Generates the file, then loads and indexes it, timing the load.
 pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
-    cfg.validate()
-        .map_err(|m| Error::format(Path::new("bench"), m))?;
+    cfg.validate().map_err(Error::Options)?;
     let tmp;
     let dir = match &cfg.dir {
         Some(d) => d.clone(),
@@ -251,7 +214,13 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
     } else {
         None
     };
-    assert_eq!(report.skipped_rows, 0, "the generator writes valid rows");
+    if report.skipped_rows != 0 {
+        return Err(Error::Data(format!(
+            "the store skipped {} generated rows: {:?}",
+            report.skipped_rows,
+            report.warnings.first()
+        )));
+    }
     let n = store.span_count();
     let heap = store.heap_bytes();
     let rss = match (before, after) {

@@ -2,8 +2,8 @@
 //! loopback, on a data set of millions of spans (a synthetic Online-Boutique-like one by default,
 //! seeded). Figures are printed, never asserted.
 
-use crate::loadgen::{self, LoadConfig, Probe};
-use crate::{LoadedDataset, ToolServer, ToolServerConfig, serve};
+use crate::proc::threads_cpu_s;
+use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thinkfl_core::{MetricSource, Topology};
+use thinkfl_server::loadgen::{self, LoadConfig, Probe};
+use thinkfl_server::{LoadedDataset, ToolServer, ToolServerConfig, serve};
 use thinkfl_store::{SpanFields, SpanIdx, StoreBuilder, TelemetryStore};
 use thinkfl_tools::{OutputMode, ToolEnv, ToolRegistry, ToolsConfig};
 
@@ -104,37 +106,6 @@ pub struct HttpFigures {
     /// per request (2e6 / server_cpu_us_per_request).
     pub projected_req_per_s_on_2_cores: f64,
     pub examples: Vec<String>,
-}
-
-/// CPU seconds (user + system) used so far by this process's threads whose name starts with
-/// `prefix` (Linux /proc; 0 elsewhere).
-pub fn threads_cpu_s(prefix: &str) -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
-    const TICKS: f64 = 100.0;
-    let mut total = 0.0;
-    for e in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !stat[open + 1..close].starts_with(prefix) {
-            continue;
-        }
-        // Fields after the name: state is field 3; utime and stime are fields 14 and 15.
-        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let f = |i: usize| {
-            rest.get(i - 3)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        total += (f(14) + f(15)) / TICKS;
-    }
-    total
 }
 
 /// Everything a run measured.
@@ -412,7 +383,11 @@ fn time_calls(
 }
 
 /// Runs the benchmark on `store` (or a synthetic store of `cfg.spans` spans).
-pub fn run(
+pub fn run(cfg: &ToolsBenchConfig, store: Option<TelemetryStore>) -> Result<ToolsBenchReport> {
+    run_io(cfg, store).map_err(Error::Server)
+}
+
+fn run_io(
     cfg: &ToolsBenchConfig,
     store: Option<TelemetryStore>,
 ) -> std::io::Result<ToolsBenchReport> {

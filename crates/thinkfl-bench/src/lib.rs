@@ -1,0 +1,55 @@
+//! The benchmarks of thinkfl, out of the library crates they measure: the store's load
+//! ([`store`]), the tools in process and the tool server on loopback ([`tools`]), the model's
+//! prefill and decode ([`model`]), and the simulator ([`sim`]), with one reader of the process
+//! figures `/proc` gives ([`proc`]). Their figures are printed, never asserted.
+
+pub mod model;
+pub mod proc;
+pub mod sim;
+pub mod store;
+pub mod tools;
+
+use std::path::PathBuf;
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Sizes or settings a run cannot use.
+    #[error("bench options: {0}")]
+    Options(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run whose own data did not come out as generated (a bug of the generator or the
+    /// reader, not of the machine).
+    #[error("bench data: {0}")]
+    Data(String),
+    #[error(transparent)]
+    Store(#[from] thinkfl_store::Error),
+    #[error(transparent)]
+    Model(#[from] thinkfl_candle::Error),
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Sim(#[from] thinkfl_sim::Error),
+    /// The speed peer (llama.cpp's `llama-bench`) failed or printed what cannot be read.
+    #[error("{}: {message}", exe.display())]
+    Peer { exe: PathBuf, message: String },
+    /// The tool server or its load client failed.
+    #[error("tool server: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
