@@ -93,7 +93,9 @@ impl Observed {
     pub fn spans(&mut self, spans: &[Span]) {
         let mut first: HashMap<&str, &str> = HashMap::with_capacity(spans.len());
         for s in spans {
-            first.entry(s.span_id.as_str()).or_insert(s.cmdb_id.as_str());
+            first
+                .entry(s.span_id.as_str())
+                .or_insert(s.cmdb_id.as_str());
         }
         let mut seen = BTreeSet::new();
         for s in spans {

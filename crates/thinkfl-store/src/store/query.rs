@@ -10,7 +10,6 @@ use thinkfl_core::{
 };
 
 impl TelemetryStore {
-
     pub fn span_count(&self) -> usize {
         self.ts.len()
     }
