@@ -15,6 +15,14 @@ use thinkfl_tools::{
 };
 
 /// The RoT actor over any [`ChatModel`].
+/// A finished episode and the grammar each of its assistant messages was decoded under (`None`
+/// where the turn was free), in the order of the messages.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub trajectory: Trajectory,
+    pub grammars: Vec<Option<thinkfl_llm::grammar::Grammar>>,
+}
+
 pub struct Actor<M> {
     model: M,
     config: ActorConfig,
@@ -70,7 +78,7 @@ impl<M: ChatModel> Actor<M> {
     pub fn run(&self, store: &TelemetryStore, query: &Query) -> Result<Trajectory, crate::Error> {
         let env = ToolEnv::new(store, self.tools_config());
         let mut out = self.run_batch_in(&env, std::slice::from_ref(query), &[self.config.seed])?;
-        Ok(out.remove(0))
+        Ok(out.remove(0).trajectory)
     }
 
     /// Runs one episode per (query, seed) in lockstep: each round sends the pending requests of
@@ -83,6 +91,22 @@ impl<M: ChatModel> Actor<M> {
         seeds: &[u64],
     ) -> Result<Vec<Trajectory>, crate::Error> {
         let env = ToolEnv::with_baselines(store, self.tools_config(), baselines);
+        Ok(self
+            .run_batch_in(&env, queries, seeds)?
+            .into_iter()
+            .map(|r| r.trajectory)
+            .collect())
+    }
+
+    /// [`Actor::run_batch`], with the grammar each assistant turn was decoded under.
+    pub fn run_batch_recorded(
+        &self,
+        store: &TelemetryStore,
+        baselines: &Baselines,
+        queries: &[Query],
+        seeds: &[u64],
+    ) -> Result<Vec<Recorded>, crate::Error> {
+        let env = ToolEnv::with_baselines(store, self.tools_config(), baselines);
         self.run_batch_in(&env, queries, seeds)
     }
 
@@ -91,7 +115,7 @@ impl<M: ChatModel> Actor<M> {
         env: &ToolEnv<'_>,
         queries: &[Query],
         seeds: &[u64],
-    ) -> Result<Vec<Trajectory>, crate::Error> {
+    ) -> Result<Vec<Recorded>, crate::Error> {
         assert_eq!(queries.len(), seeds.len(), "one seed per query");
         let cfg = &self.config;
         let mut episodes = Vec::with_capacity(queries.len());
@@ -137,10 +161,13 @@ impl<M: ChatModel> Actor<M> {
             .into_iter()
             .zip(queries)
             .map(|(e, q)| {
-                let mut t = e.finish();
+                let (mut t, grammars) = e.finish_recorded();
                 t.case = Some(q.case);
                 t.timings.total_ms = wall_ms;
-                t
+                Recorded {
+                    trajectory: t,
+                    grammars,
+                }
             })
             .collect())
     }

@@ -34,6 +34,8 @@ pub struct Episode {
     components: Arc<Components>,
     /// The question's time, s.
     question_ts: i64,
+    /// The grammar each assistant turn was decoded under (`None`: free), in order.
+    grammars: Vec<Option<thinkfl_llm::grammar::Grammar>>,
 }
 
 impl Episode {
@@ -72,6 +74,7 @@ impl Episode {
             queried_spans: Vec::new(),
             components,
             question_ts: question.timestamp_ms.div_euclid(1000),
+            grammars: Vec::new(),
         }
     }
 
@@ -171,6 +174,10 @@ impl Episode {
         if self.done {
             return;
         }
+        // The state has not moved since `request`, so this is the grammar the reply was
+        // decoded under (training needs it to tell the model's choices from forced bytes).
+        let grammar = self.grammar(cfg);
+        self.grammars.push(grammar);
         self.turn += 1;
         self.traj.timings.model_ms += model_ms;
         self.traj.tokens.prompt += resp.prompt_tokens as u64;
@@ -344,6 +351,12 @@ impl Episode {
     fn end(&mut self) {
         self.done = true;
         self.phase = Phase::FinalReview;
+    }
+
+    /// The finished trajectory and the grammar of each of its assistant messages, in order.
+    pub fn finish_recorded(mut self) -> (Trajectory, Vec<Option<thinkfl_llm::grammar::Grammar>>) {
+        let grammars = std::mem::take(&mut self.grammars);
+        (self.finish(), grammars)
     }
 
     /// The finished trajectory: messages, calls, path, final answer, tokens, timings.

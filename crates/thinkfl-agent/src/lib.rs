@@ -16,7 +16,7 @@ pub mod episode;
 pub mod expert;
 pub mod prompts;
 
-pub use actor::{Actor, question_span};
+pub use actor::{Actor, Recorded, question_span};
 pub use config::ActorConfig;
 pub use constrain::Constrain;
 pub use episode::Episode;

@@ -20,6 +20,17 @@ pub enum StageKind {
     Grpo,
 }
 
+/// Which assistant tokens the loss is computed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossTokens {
+    /// Every token of the assistant's messages.
+    #[default]
+    All,
+    /// The tokens the turn's grammar did not force.
+    Free,
+}
+
 /// What a GRPO stage rewards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -219,6 +230,12 @@ pub struct TrainConfig {
     /// Checkpoint every N optimizer steps (and at the end of each stage).
     #[serde(default = "TrainConfig::default_checkpoint_every")]
     pub checkpoint_every: usize,
+    /// Which assistant tokens the loss sees: `all` of them, or only those the turn's grammar
+    /// left `free` (the model's choices: tool, span, pod, item count, reasons), so that the
+    /// bytes constrained decoding forces anyway do not dilute the decisions (see
+    /// [`crate::free`]).
+    #[serde(default)]
+    pub loss_tokens: LossTokens,
     #[serde(default)]
     pub lora: LoraConfig,
     #[serde(default)]

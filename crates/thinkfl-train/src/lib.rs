@@ -17,6 +17,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod free;
 pub mod log;
 pub mod lora;
 pub mod loss;

@@ -3,14 +3,14 @@
 //! and GRPO stages whose G rollouts per question run as one lockstep batch of the actor on the
 //! policy's own generation engine (quantized base + f32 adapters), graded by `thinkfl-grader`.
 
-use crate::config::{StageConfig, TrainConfig, split_cases};
+use crate::config::{LossTokens, StageConfig, TrainConfig, split_cases};
 use crate::error::{Error, Result};
 use crate::log::StepLog;
 use crate::loss::{Sequence, group_advantages};
 use crate::trainer::{Rollout, Trainer};
 use rand::Rng;
 use std::sync::Arc;
-use thinkfl_agent::{Actor, ActorConfig};
+use thinkfl_agent::{Actor, ActorConfig, Recorded};
 use thinkfl_candle::{CandleChatModel, ChatTemplate, EngineConfig, LoadedModel, Tok};
 use thinkfl_core::Trajectory;
 use thinkfl_grader::{DiversityCache, GraderConfig, grade, grade_with_diversity_for};
@@ -112,6 +112,26 @@ pub fn tokenize(
     Ok(Sequence { ids, mask }.truncated(max))
 }
 
+/// [`tokenize`] a recorded episode for the loss: with `loss_tokens = "free"`, only the tokens
+/// its turns' grammars left free are targets.
+pub fn tokenize_recorded(
+    cfg: &TrainConfig,
+    parts: &ModelParts,
+    template: &ChatTemplate,
+    rec: &Recorded,
+) -> Result<Sequence> {
+    let mut seq = tokenize(
+        template,
+        &parts.tokenizer,
+        &rec.trajectory,
+        cfg.max_seq_tokens,
+    )?;
+    if cfg.loss_tokens == LossTokens::Free {
+        crate::free::keep_free_tokens(&mut seq, &rec.grammars, &parts.token_bytes);
+    }
+    Ok(seq)
+}
+
 /// Oracle trajectories of any chat model (the scripted expert, or a large model behind an
 /// OpenAI-compatible server) on the training queries, greedy, kept where the answer is right
 /// (rejection sampling); returns them and how many were run.
@@ -120,15 +140,17 @@ pub fn oracle_trajectories(
     cfg: &TrainConfig,
     d_max: usize,
     oracle: Arc<dyn thinkfl_llm::ChatModel>,
-) -> Result<(Vec<Trajectory>, usize)> {
+) -> Result<(Vec<Recorded>, usize)> {
     let actor = Actor::new(oracle, greedy_actor_config(cfg, d_max))?;
     let seeds: Vec<u64> = (0..data.train_queries.len() as u64).collect();
-    let trajs = actor.run_batch(&data.store, &data.baselines, &data.train_queries, &seeds)?;
+    let trajs =
+        actor.run_batch_recorded(&data.store, &data.baselines, &data.train_queries, &seeds)?;
     let gcfg = GraderConfig::default();
     let n = trajs.len();
     let kept = trajs
         .into_iter()
-        .filter(|t| {
+        .filter(|r| {
+            let t = &r.trajectory;
             t.case
                 .is_some_and(|c| grade(&gcfg, t, &data.store.faults()[c]).rank == Some(0))
         })
@@ -142,11 +164,14 @@ pub struct ModelParts {
     pub tokenizer: Tok,
     pub template_source: String,
     pub name: String,
+    /// The bytes of each token id ([`Tok::token_bytes`]), to match tokens against grammars.
+    pub token_bytes: Vec<Option<Vec<u8>>>,
 }
 
 impl ModelParts {
     pub fn of(loaded: &LoadedModel) -> Self {
         ModelParts {
+            token_bytes: loaded.tokenizer.token_bytes(),
             tokenizer: loaded.tokenizer.clone(),
             template_source: loaded.template.source().to_string(),
             name: loaded.name.clone(),
@@ -279,7 +304,7 @@ pub fn run_grpo_stage(
                 }
             }
             let actor = Actor::new(model.clone(), actor_config(&trainer.cfg, &sc, 0))?;
-            let mut trajs: Vec<Option<Trajectory>> = vec![None; queries.len()];
+            let mut trajs: Vec<Option<Recorded>> = vec![None; queries.len()];
             for (d, set) in sets.iter().enumerate() {
                 let idx: Vec<usize> = (0..queries.len()).filter(|&i| origin[i] == d).collect();
                 if idx.is_empty() {
@@ -287,14 +312,17 @@ pub fn run_grpo_stage(
                 }
                 let qs: Vec<_> = idx.iter().map(|&i| queries[i].clone()).collect();
                 let ss: Vec<u64> = idx.iter().map(|&i| seeds[i]).collect();
-                for (i, t) in
-                    idx.into_iter()
-                        .zip(actor.run_batch(&set.store, &set.baselines, &qs, &ss)?)
-                {
+                for (i, t) in idx.into_iter().zip(actor.run_batch_recorded(
+                    &set.store,
+                    &set.baselines,
+                    &qs,
+                    &ss,
+                )?) {
                     trajs[i] = Some(t);
                 }
             }
-            let trajs: Vec<Trajectory> = trajs.into_iter().flatten().collect();
+            let recorded: Vec<Recorded> = trajs.into_iter().flatten().collect();
+            let trajs: Vec<Trajectory> = recorded.iter().map(|r| r.trajectory.clone()).collect();
             // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
             let rpath = trainer.run_dir.join("rollouts.jsonl");
             let f = std::fs::OpenOptions::new()
@@ -327,13 +355,8 @@ pub fn run_grpo_stage(
                     None => log.groups_skipped += 1,
                     Some(adv) => {
                         log.groups_used += 1;
-                        for (t, a) in chunk.iter().zip(adv) {
-                            let seq = tokenize(
-                                &template,
-                                &parts.tokenizer,
-                                t,
-                                trainer.cfg.max_seq_tokens,
-                            )?;
+                        for (r, a) in recorded[g * sc.group..][..chunk.len()].iter().zip(adv) {
+                            let seq = tokenize_recorded(&trainer.cfg, parts, &template, r)?;
                             all_adv.push(a);
                             rollouts.push(Rollout { seq, advantage: a });
                         }

@@ -13,7 +13,7 @@ use thinkfl_store::{LoadOptions, TelemetryStore};
 use thinkfl_train::config::{StageKind, TrainConfig};
 use thinkfl_train::log::{LogWriter, StepLog};
 use thinkfl_train::run::{
-    ModelParts, RunData, WatchSet, oracle_trajectories, run_grpo_stage, tokenize, watch,
+    ModelParts, RunData, WatchSet, oracle_trajectories, run_grpo_stage, tokenize_recorded, watch,
 };
 use thinkfl_train::trainer::Trainer;
 
@@ -277,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let template = parts.template()?;
                 let seqs = kept
                     .iter()
-                    .map(|t| tokenize(&template, &parts.tokenizer, t, cfg.max_seq_tokens))
+                    .map(|r| tokenize_recorded(&cfg, &parts, &template, r))
                     .collect::<Result<Vec<_>, _>>()?;
                 let tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
                 eprintln!(
