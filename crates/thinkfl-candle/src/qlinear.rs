@@ -421,10 +421,11 @@ impl Job<'_> {
             let tiles = tiles.clone();
             match kernel {
                 Kernel::Scalar => scalar_tiles(&job, tiles),
-                // SAFETY: availability checked by the caller.
                 #[cfg(target_arch = "x86_64")]
+                // SAFETY: availability checked by the caller.
                 Kernel::Avx512 => unsafe { x86::avx512_tiles(&job, tiles) },
                 #[cfg(target_arch = "x86_64")]
+                // SAFETY: availability checked by the caller.
                 Kernel::Avx2 => unsafe { x86::avx2_tiles(&job, tiles) },
                 #[cfg(not(target_arch = "x86_64"))]
                 _ => scalar_tiles(&job, tiles),
@@ -438,6 +439,7 @@ impl Job<'_> {
 struct OutPtr(*mut f32);
 // SAFETY: threads write disjoint columns (see `Job::tiles`).
 unsafe impl Send for OutPtr {}
+// SAFETY: shared only to hand each thread its own columns, as for `Send`.
 unsafe impl Sync for OutPtr {}
 
 const F16_MAX: f32 = 65504.0;
@@ -693,8 +695,8 @@ mod x86 {
         nt: usize,
     ) {
         let mut t = t0;
-        // SAFETY (all calls): forwarded from the caller; rows <= 8.
         while t + 2 <= t0 + nt {
+            // SAFETY: forwarded from the caller; rows <= 8.
             unsafe {
                 match rows {
                     1 => avx512_group::<1, 2, Q4>(job, r0, t),
@@ -711,6 +713,7 @@ mod x86 {
         }
         if t < t0 + nt {
             for r in r0..r0 + rows {
+                // SAFETY: forwarded from the caller; one row, one token.
                 unsafe { avx512_group::<1, 1, Q4>(job, r, t) };
             }
         }
@@ -764,7 +767,7 @@ mod x86 {
                 }
             };
             // Codes of a column (or column pair) as 16 u32 lanes.
-            // SAFETY (callers): offset within the record's codes.
+            // SAFETY: (for the callers) offset within the record's codes.
             let load = |j: usize, off: usize| unsafe {
                 _mm512_cvtepu8_epi32(_mm_loadu_si128(rec[j].add(PARAMS + off) as *const __m128i))
             };
@@ -917,7 +920,7 @@ mod x86 {
                     }
                 }
             };
-            // SAFETY (callers): offset within the record's codes.
+            // SAFETY: (for the callers) offset within the record's codes.
             let load = |j: usize, off: usize| unsafe {
                 _mm256_cvtepu8_epi32(_mm_loadl_epi64(rec[j].add(PARAMS + off) as *const __m128i))
             };

@@ -22,6 +22,7 @@ fn argmax(v: &[f32]) -> u32 {
 #[test]
 fn f32_forward_matches_dequantized_reference() {
     // Read lazily by candle per thread, before the first QMatMul is built in this thread.
+    // SAFETY: this test binary runs this one test, so no other thread reads the environment.
     unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
     let path = common::smollm2_path();
     let loaded = load(&path, &LoadOptions::f32_only()).unwrap();

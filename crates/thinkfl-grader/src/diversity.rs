@@ -12,6 +12,7 @@ pub struct DiversityCache {
 }
 
 impl DiversityCache {
+    /// A cache that has seen nothing.
     pub fn new() -> Self {
         Self::default()
     }

@@ -8,6 +8,8 @@
 //! (stage 1 `R + F`, stage 2 `R + 0.8 V`, stage 3 `R + 0.2 P - 0.2 H`). Every constant is a field
 //! of [`GraderConfig`].
 
+#![warn(missing_docs)]
+
 mod config;
 mod diversity;
 mod matching;
@@ -26,8 +28,14 @@ use thinkfl_core::{FaultCase, Trajectory};
 /// Errors of the grader.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Error {
+    /// A grader setting out of range.
     #[error("grader config: {field} {reason}")]
-    Config { field: &'static str, reason: String },
+    Config {
+        /// The setting, as the config names it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A stage of the progressive GRPO curriculum (DESIGN.md section 7).
@@ -43,8 +51,10 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// The stages in the order they run.
     pub const ALL: [Stage; 3] = [Stage::One, Stage::Two, Stage::Three];
 
+    /// 1, 2 or 3, as configs and logs write the stage.
     pub fn number(self) -> u8 {
         match self {
             Stage::One => 1,
@@ -53,6 +63,7 @@ impl Stage {
         }
     }
 
+    /// The stage of [`Stage::number`] `n`; `None` outside 1..=3.
     pub fn from_number(n: u8) -> Option<Self> {
         match n {
             1 => Some(Stage::One),

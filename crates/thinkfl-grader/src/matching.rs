@@ -18,6 +18,7 @@ pub enum Matching {
 }
 
 impl Matching {
+    /// The name configs and reports use: `strict` or `lenient`.
     pub fn as_str(self) -> &'static str {
         match self {
             Matching::Strict => "strict",

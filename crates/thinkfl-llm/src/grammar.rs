@@ -26,21 +26,36 @@ pub const MAX_STATES: usize = 1 << 20;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Grammar {
     /// Exactly this text.
-    Literal { text: String },
+    Literal {
+        /// The text.
+        text: String,
+    },
     /// Any one of the options.
-    Choice { options: Vec<Grammar> },
+    Choice {
+        /// The options.
+        options: Vec<Grammar>,
+    },
     /// The items, one after the other.
-    Seq { items: Vec<Grammar> },
+    Seq {
+        /// The items.
+        items: Vec<Grammar>,
+    },
     /// `item` between `min` and `max` times.
     Repeat {
+        /// What repeats.
         item: Box<Grammar>,
+        /// Fewest copies.
         min: usize,
+        /// Most copies, at most [`MAX_REPEAT`].
         max: usize,
     },
     /// Between `min` and `max` characters of `class`.
     Chars {
+        /// The characters allowed.
         class: CharClass,
+        /// Fewest characters.
         min: usize,
+        /// Most characters, at most [`MAX_REPEAT`].
         max: usize,
     },
 }
@@ -63,6 +78,7 @@ impl CharClass {
         }
     }
 
+    /// Whether byte `b` is in the class.
     pub fn contains(self, b: u8) -> bool {
         self.ranges().iter().any(|&(lo, hi)| lo <= b && b <= hi)
     }
@@ -71,27 +87,39 @@ impl CharClass {
 /// A grammar that cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrammarError {
+    /// A repeat or character run whose least count exceeds its most.
     #[error("repeat with min {min} > max {max}")]
-    MinAboveMax { min: usize, max: usize },
+    MinAboveMax {
+        /// The least count asked for.
+        min: usize,
+        /// The most count asked for.
+        max: usize,
+    },
+    /// A repeat or character run of more than [`MAX_REPEAT`] copies.
     #[error("repeat of {0} copies; at most {MAX_REPEAT}")]
     TooManyCopies(usize),
+    /// A choice between nothing, which no string matches.
     #[error("choice with no options")]
     EmptyChoice,
+    /// An automaton of more than [`MAX_STATES`] states.
     #[error("grammar of more than {MAX_STATES} states")]
     TooLarge,
 }
 
 impl Grammar {
+    /// Exactly `text`.
     pub fn lit(text: impl Into<String>) -> Self {
         Grammar::Literal { text: text.into() }
     }
 
+    /// The `items` one after the other.
     pub fn seq(items: impl IntoIterator<Item = Grammar>) -> Self {
         Grammar::Seq {
             items: items.into_iter().collect(),
         }
     }
 
+    /// Any one of the `options`.
     pub fn choice(options: impl IntoIterator<Item = Grammar>) -> Self {
         Grammar::Choice {
             options: options.into_iter().collect(),
@@ -107,6 +135,7 @@ impl Grammar {
         }
     }
 
+    /// `item` between `min` and `max` times.
     pub fn repeat(item: Grammar, min: usize, max: usize) -> Self {
         Grammar::Repeat {
             item: Box::new(item),
@@ -115,6 +144,7 @@ impl Grammar {
         }
     }
 
+    /// Between `min` and `max` characters of `class`.
     pub fn chars(class: CharClass, min: usize, max: usize) -> Self {
         Grammar::Chars { class, min, max }
     }
@@ -373,6 +403,7 @@ impl Nfa {
         m.advance(text.as_bytes()) && m.is_complete()
     }
 
+    /// States of the automaton: what [`MAX_STATES`] bounds.
     pub fn num_states(&self) -> usize {
         self.inner.states.len()
     }
@@ -487,6 +518,7 @@ impl Matcher {
             .any(|&s| !states[s as usize].edges.is_empty())
     }
 
+    /// Whether no continuation can complete the text: the matcher has no state left.
     pub fn is_dead(&self) -> bool {
         self.states.is_empty()
     }

@@ -2,6 +2,8 @@
 //! OpenAI-compatible servers implement, sampling parameters, and the parsing of tool calls out of
 //! model text.
 
+#![warn(missing_docs)]
+
 pub mod grammar;
 pub mod openai;
 pub mod parse;
@@ -25,20 +27,32 @@ pub enum Error {
     /// The backend failed: a local model's error, or a server's answer.
     #[error("model backend: {source}")]
     Backend {
+        /// The cause.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A request the backend cannot send or serve (its settings, its body).
     #[error("request: {0}")]
     Request(String),
+    /// A prompt that fills the model's context.
     #[error("prompt of {prompt} tokens leaves no room in a context of {context}")]
-    ContextOverflow { prompt: usize, context: usize },
+    ContextOverflow {
+        /// Tokens of the prompt.
+        prompt: usize,
+        /// Tokens the model's context holds.
+        context: usize,
+    },
+    /// Reading or writing a file or socket.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     /// A sampling parameter no sampler can follow.
     #[error("sampling parameter {field} = {value}: {expected}")]
     InvalidParams {
+        /// The parameter, as `SamplingParams` names it.
         field: &'static str,
+        /// Its value.
         value: String,
+        /// What it should be.
         expected: &'static str,
     },
 }
@@ -52,6 +66,7 @@ impl Error {
     }
 }
 
+/// What the backends return.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// How to sample a completion.
@@ -75,6 +90,7 @@ pub struct SamplingParams {
 }
 
 impl SamplingParams {
+    /// `max_tokens` of [`SamplingParams::default`].
     pub const DEFAULT_MAX_TOKENS: usize = 256;
 
     /// Checks what a sampler relies on: a finite temperature of at least 0, `top_p` in (0, 1],
@@ -104,6 +120,7 @@ impl SamplingParams {
         Ok(())
     }
 
+    /// Greedy decoding (temperature 0, no nucleus) of at most `max_tokens` tokens.
     pub fn greedy(max_tokens: usize) -> Self {
         Self {
             temperature: 0.0,
@@ -125,11 +142,13 @@ impl Default for SamplingParams {
 /// One chat completion request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
+    /// The conversation so far, system prompt first.
     pub messages: Vec<Message>,
     /// OpenAI function schemas (`{"type":"function","function":{...}}`) of the tools the model
     /// may call. Text backends render them into the prompt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<serde_json::Value>,
+    /// How to sample the completion.
     pub params: SamplingParams,
 }
 
@@ -148,17 +167,21 @@ pub enum StopReason {
 /// One chat completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
+    /// The completion's text.
     pub text: String,
     /// Tool calls the backend returned in structured form (OpenAI `tool_calls`); text backends
     /// leave this empty and the caller parses `text` with [`parse::parse_tool_calls`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// Why generation ended.
     pub stop: StopReason,
+    /// Tokens of the prompt as the backend counted them.
     pub prompt_tokens: usize,
     /// Prompt tokens the backend served from its cache of earlier prompts (the local prefix
     /// cache; OpenAI's `usage.prompt_tokens_details.cached_tokens`), 0 where it does not say.
     #[serde(default)]
     pub cached_prompt_tokens: usize,
+    /// Tokens generated.
     pub completion_tokens: usize,
     /// Log-probability of each generated token under the sampling distribution, where the
     /// backend has them.
@@ -175,6 +198,7 @@ pub trait ChatModel: Send + Sync {
     /// A short name for reports (`smollm2-135m`, `openai:qwen2.5-3b`).
     fn name(&self) -> &str;
 
+    /// One completion of `request`.
     fn chat(&self, request: &ChatRequest) -> Result<ChatResponse>;
 
     /// Several independent requests; backends that batch override this. The default runs them

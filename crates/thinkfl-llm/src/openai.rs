@@ -42,6 +42,7 @@ pub struct OpenAiConfig {
     /// `tool_choice` of requests that carry tools: `auto`, `required` (servers such as llama.cpp
     /// then constrain the reply to a valid call) or `none`; unset leaves the server's default.
     pub tool_choice: Option<String>,
+    /// How tool results are sent back (see [`ToolRole`]).
     pub tool_role: ToolRole,
     /// Extra fields merged into every request body, for server extensions (vLLM's
     /// `guided_json`, llama.cpp's `grammar`, `top_k`...).
@@ -52,10 +53,14 @@ pub struct OpenAiConfig {
 }
 
 impl OpenAiConfig {
+    /// Whole-request timeout of [`OpenAiConfig::new`].
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+    /// Retries of [`OpenAiConfig::new`].
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    /// First backoff of [`OpenAiConfig::new`].
     pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
 
+    /// The settings for `model` on the server at `base_url`, the rest at their defaults.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -108,6 +113,7 @@ impl OpenAiConfig {
         Ok(cfg)
     }
 
+    /// Checks that a model is named and the timeout is positive.
     pub fn validate(&self) -> Result<()> {
         if self.model.is_empty() {
             return Err(Error::Request("model name is empty".into()));
@@ -134,6 +140,7 @@ pub struct OpenAiClient {
 }
 
 impl OpenAiClient {
+    /// A client of the server `config` names, after [`OpenAiConfig::validate`].
     pub fn new(config: OpenAiConfig) -> Result<Self> {
         config.validate()?;
         let agent = ureq::Agent::config_builder()
@@ -149,6 +156,7 @@ impl OpenAiClient {
         })
     }
 
+    /// The settings the client was built with.
     pub fn config(&self) -> &OpenAiConfig {
         &self.config
     }

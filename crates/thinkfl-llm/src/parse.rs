@@ -29,7 +29,9 @@ pub struct CallError {
 /// One tool call found in the text, decoded or not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedCall {
+    /// The text of the call as the model wrote it.
     pub raw: String,
+    /// The decoded call, or what is wrong with it.
     pub call: Result<ToolCall, CallError>,
 }
 

@@ -347,7 +347,8 @@ fn checkpointed_backward_matches_the_full_graph() {
     let old: Vec<f32> = full_v.iter().map(|v| v + 0.1).collect();
     let reference: Vec<f32> = full_v.iter().map(|v| v - 0.05).collect();
     let cfg = GrpoConfig::default();
-    let losses: [Box<dyn Fn(&Tensor) -> Tensor>; 2] = [
+    type LossOf<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+    let losses: [LossOf; 2] = [
         Box::new(|lp: &Tensor| sft_loss(lp, norm).unwrap()),
         Box::new(|lp: &Tensor| {
             grpo_loss(lp, &old, Some(&reference), 0.7, norm, &cfg)

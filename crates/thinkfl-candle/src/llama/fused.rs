@@ -601,7 +601,7 @@ mod x86 {
         let s = out.len();
         let (qp, kp, op) = (q.as_ptr(), k.as_ptr(), out.as_mut_ptr());
         let mut slot = 0;
-        // SAFETY (whole body): reads within `q` (`hd`) and `k` (`s * hd`), writes within `out`.
+        // SAFETY: (the whole block) reads within `q` (`hd`) and `k` (`s * hd`), writes within `out`.
         unsafe {
             while slot + 4 <= s {
                 let r = kp.add(slot * hd);
@@ -649,7 +649,7 @@ mod x86 {
         const W: usize = 64;
         let s = p.len();
         let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), out.as_mut_ptr());
-        // SAFETY (whole body): reads within `p` (`s`) and `v` (`s * hd`), reads and writes
+        // SAFETY: (the whole block) reads within `p` (`s`) and `v` (`s * hd`), reads and writes
         // within `out` (`hd`).
         unsafe {
             let mut c0 = 0;

@@ -38,6 +38,38 @@ struct SeriesMeta {
 }
 
 /// The store. See the module documentation.
+///
+/// ```
+/// use thinkfl_core::{Dataset, Span};
+/// use thinkfl_store::TelemetryStore;
+///
+/// let span = |id: &str, parent: &str, pod: &str, ts: i64| Span {
+///     timestamp: ts,
+///     cmdb_id: pod.into(),
+///     span_id: id.into(),
+///     trace_id: "t1".into(),
+///     duration: 1_000,
+///     kind: "rpc".into(),
+///     status_code: "0".into(),
+///     operation_name: "op".into(),
+///     parent_span: parent.into(),
+/// };
+/// let store = TelemetryStore::from_dataset(Dataset {
+///     spans: vec![
+///         span("a", "", "frontend-0", 1_000),
+///         span("b", "a", "cartservice-1", 1_002),
+///         span("c", "a", "redis-cart-0", 1_001),
+///     ],
+///     ..Dataset::default()
+/// });
+/// // Children of a span in time order, whatever the file order.
+/// let children: Vec<&str> = store.children("a").map(|s| s.cmdb_id()).collect();
+/// assert_eq!(children, ["redis-cart-0", "cartservice-1"]);
+/// assert_eq!(store.span_by_id("b").and_then(|s| s.parent()).map(|p| p.span_id()), Some("a"));
+/// // Without topology.json the topology is derived from the data.
+/// assert!(store.topology_derived());
+/// assert!(store.topology().calls.contains(&("frontend".into(), "cartservice".into())));
+/// ```
 #[derive(Debug)]
 pub struct TelemetryStore {
     names: Pool,
