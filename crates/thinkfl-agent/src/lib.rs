@@ -15,6 +15,7 @@ pub mod constrain;
 pub mod episode;
 pub mod expert;
 pub mod prompts;
+pub mod report;
 
 pub use actor::{Actor, Recorded, question_span};
 pub use config::ActorConfig;
@@ -22,6 +23,7 @@ pub use constrain::Constrain;
 pub use episode::Episode;
 pub use expert::ExpertPolicy;
 pub use prompts::{Phase, PromptSet, QuestionSpan};
+pub use report::summary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -12,6 +12,7 @@ pub mod otlp;
 mod sink;
 mod store;
 mod strings;
+pub mod summary;
 pub mod topology;
 
 pub use aiops::{AiopsWriter, read_aiops, write_aiops};

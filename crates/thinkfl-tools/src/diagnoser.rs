@@ -23,6 +23,34 @@ pub struct Query {
     pub operation_name: String,
 }
 
+impl Query {
+    /// `case` of a query that belongs to no fault case (asked from a span or trace by hand).
+    pub const NO_CASE: usize = usize::MAX;
+
+    /// The question of one span, outside any fault case; `None` when the data has no such span.
+    pub fn of_span(store: &TelemetryStore, span_id: &str) -> Option<Query> {
+        let s = store.span_by_id(span_id.trim())?;
+        Some(Query {
+            case: Self::NO_CASE,
+            trace_id: s.trace_id().into(),
+            span_id: s.span_id().into(),
+            timestamp_ms: s.timestamp(),
+            cmdb_id: s.cmdb_id().into(),
+            operation_name: s.operation_name().into(),
+        })
+    }
+
+    /// The question of a trace: its entry span (a root, or the first span whose parent the data
+    /// lacks, as in traces cut by dropped spans); `None` when the data has no such trace.
+    pub fn of_trace(store: &TelemetryStore, trace_id: &str) -> Option<Query> {
+        let entry = store
+            .trace(trace_id.trim())
+            .find(|s| s.parent_span().is_empty() || store.span_by_id(s.parent_span()).is_none())?;
+        let id = entry.span_id().to_string();
+        Self::of_span(store, &id)
+    }
+}
+
 /// The time window of a fault case, in seconds, half-open `[start_s, end_s)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CaseWindow {

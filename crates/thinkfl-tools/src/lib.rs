@@ -34,7 +34,10 @@ pub use diagnoser::{
 pub use env::{OutputMode, ToolEnv, ToolsConfig};
 pub use nsigma::{Fluctuation, NSigmaConfig};
 pub use suspects::{Suspect, SuspectConfig, rank_suspects};
-pub use tool::{DynTool, Tool, ToolError, ToolFailure, ToolOutput, ToolRegistry};
+pub use tool::{
+    DynTool, Tool, ToolError, ToolFailure, ToolOutput, ToolRegistry, parameters_schema,
+    parse_arguments,
+};
 pub use tools::{
     PrintResults, SearchAnomalousComponents, SearchFluctuatingMetrics, SearchLogs, SearchTraces,
 };

@@ -6,7 +6,6 @@
 
 use crate::env::ToolEnv;
 use schemars::JsonSchema;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
@@ -239,19 +238,7 @@ impl<T: Tool> DynTool for T {
         parameters_schema::<T::Args>()
     }
     fn call_json(&self, env: &ToolEnv<'_>, args: &Value) -> Result<ToolOutput, ToolError> {
-        let bad = |message: String| ToolError::BadArguments {
-            tool: Tool::name(self).to_string(),
-            message,
-            expected: expected_shape(&parameters_schema::<T::Args>()),
-        };
-        let args = normalize_arguments(args).map_err(bad)?;
-        if !args.is_object() {
-            return Err(bad(format!(
-                "arguments must be a JSON object, got {}",
-                json_kind(&args)
-            )));
-        }
-        let typed: T::Args = T::Args::deserialize(args.as_ref()).map_err(|e| bad(e.to_string()))?;
+        let typed: T::Args = parse_arguments(Tool::name(self), args)?;
         match self.call(env, typed) {
             Ok(out) => {
                 let mut out: ToolOutput = out.into();
@@ -269,6 +256,29 @@ impl<T: Tool> DynTool for T {
             }
         }
     }
+}
+
+/// Typed arguments of tool `tool` from what a caller sent: an object, or a string holding one (as
+/// models often write it); a mismatch is a [`ToolError::BadArguments`] that says what was wrong and
+/// what the schema expects. Tools outside the registry (the MCP server's `localize`) parse their
+/// arguments with it too, so every tool answers a bad call the same way.
+pub fn parse_arguments<A: DeserializeOwned + JsonSchema>(
+    tool: &str,
+    args: &Value,
+) -> Result<A, ToolError> {
+    let bad = |message: String| ToolError::BadArguments {
+        tool: tool.to_string(),
+        message,
+        expected: expected_shape(&parameters_schema::<A>()),
+    };
+    let args = normalize_arguments(args).map_err(bad)?;
+    if !args.is_object() {
+        return Err(bad(format!(
+            "arguments must be a JSON object, got {}",
+            json_kind(&args)
+        )));
+    }
+    A::deserialize(args.as_ref()).map_err(|e| bad(e.to_string()))
 }
 
 fn json_kind(v: &Value) -> &'static str {

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
 use thinkfl_agent::Actor;
-use thinkfl_core::{FaultCase, Trajectory};
+use thinkfl_core::FaultCase;
 use thinkfl_store::{LoadOptions, TelemetryStore};
 use thinkfl_tools::{AnomalyConfig, Query, case_queries};
 
@@ -78,25 +78,15 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         print!(
             "{}",
-            summary(&query, case.as_ref(), &traj, actor.model().name())
+            thinkfl_agent::summary(&query, case.as_ref(), &traj, actor.model().name())
         );
     }
     Ok(())
 }
 
 fn pick_query(store: &TelemetryStore, args: &Args) -> Result<(Query, Option<FaultCase>)> {
-    let from_span = |id: &str, case: usize| -> Result<Query> {
-        let s = store
-            .span_by_id(id)
-            .with_context(|| format!("span {id} is not in the data"))?;
-        Ok(Query {
-            case,
-            trace_id: s.trace_id().into(),
-            span_id: s.span_id().into(),
-            timestamp_ms: s.timestamp(),
-            cmdb_id: s.cmdb_id().into(),
-            operation_name: s.operation_name().into(),
-        })
+    let from_span = |id: &str| -> Result<Query> {
+        Query::of_span(store, id).with_context(|| format!("span {id} is not in the data"))
     };
     if let Some(n) = args.case {
         let case = store.faults().get(n).cloned().with_context(|| {
@@ -116,17 +106,13 @@ fn pick_query(store: &TelemetryStore, args: &Args) -> Result<(Query, Option<Faul
         return Ok((q, Some(case)));
     }
     if let Some(t) = &args.trace {
-        let root = store
-            .trace(t)
-            .find(|s| s.parent_span().is_empty() || store.span_by_id(s.parent_span()).is_none());
-        let Some(root) = root else {
+        let Some(q) = Query::of_trace(store, t) else {
             bail!("trace {t} is not in the data")
         };
-        let id = root.span_id().to_string();
-        return Ok((from_span(&id, usize::MAX)?, None));
+        return Ok((q, None));
     }
     if let Some(s) = &args.span {
-        return Ok((from_span(s, usize::MAX)?, None));
+        return Ok((from_span(s)?, None));
     }
     // Without a choice: the first case with a query, else the slowest root span.
     for n in 0..store.faults().len() {
@@ -142,86 +128,5 @@ fn pick_query(store: &TelemetryStore, args: &Args) -> Result<(Query, Option<Faul
         .max_by_key(|s| s.duration())
         .context("the data set has no spans")?;
     let id = root.span_id().to_string();
-    Ok((from_span(&id, usize::MAX)?, None))
-}
-
-/// The human-readable report of one episode.
-pub fn summary(q: &Query, case: Option<&FaultCase>, t: &Trajectory, model: &str) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    if let Some(c) = case {
-        let _ = writeln!(
-            s,
-            "fault case {} at {}: truth {} {} ({})",
-            q.case,
-            c.timestamp,
-            c.level,
-            c.cmdb_id,
-            c.display_type()
-        );
-    }
-    let _ = writeln!(
-        s,
-        "query: trace {} entry span {} on {} ({})",
-        q.trace_id, q.span_id, q.cmdb_id, q.operation_name
-    );
-    let _ = writeln!(s, "model: {model}");
-    match &t.prediction {
-        Some(list) => {
-            let _ = writeln!(s, "ranked root causes:");
-            for (i, rc) in list.iter().enumerate() {
-                let mut parts = Vec::new();
-                for (k, v) in [
-                    ("node", &rc.node),
-                    ("service", &rc.service),
-                    ("pod", &rc.pod),
-                ] {
-                    if let Some(v) = v {
-                        parts.push(format!("{k}={v}"));
-                    }
-                }
-                let reason = rc
-                    .reason
-                    .as_deref()
-                    .map(|r| format!("  -- {r}"))
-                    .unwrap_or_default();
-                let _ = writeln!(s, "  {}. {}{}", i + 1, parts.join(" "), reason);
-            }
-        }
-        None => {
-            let _ = writeln!(s, "no valid answer was printed");
-        }
-    }
-    let _ = writeln!(
-        s,
-        "evidence path: {}",
-        if t.path.is_empty() {
-            "-".into()
-        } else {
-            t.path.join(" -> ")
-        }
-    );
-    let valid = t.calls.iter().filter(|c| c.valid).count();
-    let _ = writeln!(
-        s,
-        "tool calls: {} ({} valid){}",
-        t.calls.len(),
-        valid,
-        if t.forced_final {
-            ", forced final answer"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(
-        s,
-        "time: model {:.0} ms, tools {:.1} ms, total {:.0} ms; tokens: prompt {} ({} cached), completion {}",
-        t.timings.model_ms,
-        t.timings.tool_ms,
-        t.timings.total_ms,
-        t.tokens.prompt,
-        t.tokens.cached,
-        t.tokens.completion
-    );
-    s
+    Ok((from_span(&id)?, None))
 }
