@@ -258,7 +258,8 @@ def test_localize_with_the_default_model_reports_progress(tmp_path):
     assert progress[1][1].startswith("model turn 2, after: ")
 
 
-def test_cancel_a_running_localize(tmp_path):
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_cancel_a_running_localize(tmp_path, transport):
     """A client cancels `localize` with the local model after its first turn: the episode stops
     (the server says so once it has), and the session goes on answering."""
     log = tmp_path / "server.log"
@@ -268,33 +269,44 @@ def test_cancel_a_running_localize(tmp_path):
         if p >= 2:  # the model loaded and an episode is under way
             started.set()
 
-    async def main():
+    async def session_and_cancel(s):
+        async with anyio.create_task_group() as tg:
+            async def call():
+                await s.call_tool("localize", {"case": 0}, progress_callback=on_progress)
+                raise AssertionError("localize finished before it was cancelled")
+
+            tg.start_soon(call)
+            with anyio.fail_after(300):
+                await started.wait()
+            t0 = time.monotonic()
+            tg.cancel_scope.cancel()
+        # The server logs the stop once the episode has ended (at the end of its turn).
+        with anyio.fail_after(120):
+            while "localize cancelled by the client; the episode stopped" not in log.read_text():
+                await anyio.sleep(0.1)
+        stopped_s = time.monotonic() - t0
+        r = await s.call_tool("search_traces", {"parent_span_id": "125b4bbe94d27a47"})
+        assert not r.is_error
+        # The expert runs at once: no episode holds the server.
+        r = await s.call_tool("localize", {"case": 0, "model": "expert"})
+        assert not r.is_error
+        return stopped_s
+
+    async def over_stdio():
         with open(log, "w") as err:
             async with stdio_session(SAMPLE, err) as s:
-                async with anyio.create_task_group() as tg:
-                    async def call():
-                        await s.call_tool("localize", {"case": 0}, progress_callback=on_progress)
-                        raise AssertionError("localize finished before it was cancelled")
+                return await session_and_cancel(s)
 
-                    tg.start_soon(call)
-                    with anyio.fail_after(300):
-                        await started.wait()
-                    t0 = time.monotonic()
-                    tg.cancel_scope.cancel()
-                # The server logs the stop once the episode has ended (at the end of its turn).
-                with anyio.fail_after(120):
-                    while "localize cancelled by the client; the episode stopped" not in log.read_text():
-                        await anyio.sleep(0.1)
-                stopped_s = time.monotonic() - t0
-                r = await s.call_tool("search_traces", {"parent_span_id": "125b4bbe94d27a47"})
-                assert not r.is_error
-                # The expert runs at once: no episode holds the server.
-                r = await s.call_tool("localize", {"case": 0, "model": "expert"})
-                assert not r.is_error
-                return stopped_s
+    async def over_http(url):
+        async with http_session(url) as s:
+            return await session_and_cancel(s)
 
-    stopped_s = anyio.run(main)
+    if transport == "stdio":
+        stopped_s = anyio.run(over_stdio)
+    else:
+        with mcp_http_server(SAMPLE, log) as url:
+            stopped_s = anyio.run(over_http, url)
     line = [l for l in log.read_text().splitlines() if "episode stopped" in l][0]
     turns = int(line.split("after ")[1].split(" model turns")[0])
     assert 2 <= turns < 10, line
-    print(f"\ncancelled localize stopped {stopped_s:.1f} s after the cancel: {line}")
+    print(f"\n{transport}: cancelled localize stopped {stopped_s:.1f} s after the cancel: {line}")
