@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 pub struct Probe {
     /// The whole request as sent (may be deliberately malformed).
     pub raw: Vec<u8>,
+    /// The status the answer must have.
     pub expect_status: u16,
     /// The exact body expected, when known.
     pub expect_body: Option<Vec<u8>>,
@@ -24,6 +25,7 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// `GET path`, answered with `expect_status`.
     pub fn get(path: &str, expect_status: u16) -> Self {
         Self {
             raw: format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes(),
@@ -45,6 +47,7 @@ impl Probe {
         }
     }
 
+    /// `POST path` with a JSON `body`, answered with `expect_status`.
     pub fn post_json(path: &str, body: &str, expect_status: u16) -> Self {
         Self {
             raw: format!(
@@ -59,11 +62,13 @@ impl Probe {
         }
     }
 
+    /// The answer's body must be exactly `body`.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.expect_body = Some(body.into());
         self
     }
 
+    /// The answer's body must contain `s`.
     pub fn containing(mut self, s: impl Into<String>) -> Self {
         self.expect_contains = Some(s.into());
         self
@@ -73,6 +78,7 @@ impl Probe {
 /// Settings of one load run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadConfig {
+    /// The server.
     pub addr: SocketAddr,
     /// Concurrent keep-alive connections.
     pub connections: usize,
@@ -87,6 +93,7 @@ pub struct LoadConfig {
 /// What a run measured.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadReport {
+    /// Requests sent.
     pub sent: usize,
     /// Responses with the expected status and body.
     pub correct: usize,
@@ -94,12 +101,16 @@ pub struct LoadReport {
     pub wrong: usize,
     /// Connection failures, timeouts and unparsable responses.
     pub io_errors: usize,
+    /// Wall time of the run.
     pub elapsed: Duration,
+    /// Latency of each answered request, µs.
     pub latencies_us: Vec<u32>,
+    /// The first wrong answers, described.
     pub examples: Vec<String>,
 }
 
 impl LoadReport {
+    /// Requests sent per second of the run.
     pub fn requests_per_s(&self) -> f64 {
         self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -118,14 +129,18 @@ impl LoadReport {
 /// One parsed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The `Content-Type` header, when sent.
     pub content_type: Option<String>,
+    /// The body.
     pub body: Vec<u8>,
     /// The server said `Connection: close`.
     pub close: bool,
 }
 
 impl Response {
+    /// The body as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -25,11 +25,16 @@ pub struct ServeLimits {
 }
 
 impl ServeLimits {
+    /// Default of `max_connections`.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+    /// Default of `header_read_timeout`.
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of `request_timeout`.
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default of `max_body_bytes`.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
+    /// Checks that every limit lets some request through; the error names the limit.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |field: &'static str, msg: &str| {
             Err(crate::Error::Limits {

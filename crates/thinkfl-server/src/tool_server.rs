@@ -22,13 +22,16 @@ use thinkfl_tools::{
 /// One data set the server answers for, selected by `cloudbed_id` (its directory name).
 #[derive(Debug)]
 pub struct LoadedDataset {
+    /// What requests name it by (`cloudbed_id`).
     pub id: String,
+    /// Its telemetry.
     pub store: TelemetryStore,
     /// Normal durations for the enriched mode, computed on the first request that needs them.
     baselines: OnceLock<Baselines>,
 }
 
 impl LoadedDataset {
+    /// A data set named `id` over `store`.
     pub fn new(id: impl Into<String>, store: TelemetryStore) -> Self {
         Self {
             id: id.into(),
@@ -52,6 +55,7 @@ impl LoadedDataset {
         Ok(Self::new(id, store))
     }
 
+    /// The tools' view of this data set, with its normal durations shared between requests.
     pub fn env(&self, config: ToolsConfig) -> ToolEnv<'_> {
         ToolEnv::with_shared_baselines(&self.store, config, &self.baselines)
     }
@@ -62,10 +66,12 @@ impl LoadedDataset {
 pub struct ToolServerConfig {
     /// Tool settings; `tools.mode` is the default output mode (a request may pass `mode`).
     pub tools: ToolsConfig,
+    /// Connection, timeout and body limits.
     pub limits: ServeLimits,
 }
 
 impl ToolServerConfig {
+    /// Checks the tool settings and the limits.
     pub fn validate(&self) -> Result<(), crate::Error> {
         self.tools.validate()?;
         self.limits.validate()
@@ -124,6 +130,7 @@ fn text_response(text: String) -> Response {
 }
 
 impl ToolServer {
+    /// A server of `datasets` (at least one, ids distinct) under a validated `config`.
     pub fn new(
         datasets: Vec<LoadedDataset>,
         config: ToolServerConfig,
@@ -147,10 +154,12 @@ impl ToolServer {
         })
     }
 
+    /// The settings the server was built with.
     pub fn config(&self) -> &ToolServerConfig {
         &self.config
     }
 
+    /// The ids of its data sets, in the order given.
     pub fn dataset_ids(&self) -> Vec<&str> {
         self.datasets.iter().map(|d| d.id.as_str()).collect()
     }
