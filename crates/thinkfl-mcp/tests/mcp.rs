@@ -135,6 +135,11 @@ async fn tools_resources_prompt_and_errors_over_a_pipe() {
         ),
         (
             "localize",
+            json!({"case": 0, "model": "gpt"}),
+            r#"unknown variant `gpt`, expected `default` or `expert`. Expected arguments: {"case"?: integer, "d_max"?: integer, "model"?: "default"|"expert", "span_id"?: string, "trace_id"?: string}."#,
+        ),
+        (
+            "localize",
             json!({"case": 0}),
             "started without a local model",
         ),

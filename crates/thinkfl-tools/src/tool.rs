@@ -189,16 +189,7 @@ fn expected_shape(schema: &Value) -> String {
     let fields: Vec<String> = props
         .iter()
         .map(|(k, p)| {
-            let ty = match p.get("type") {
-                Some(Value::String(t)) => t.clone(),
-                Some(Value::Array(ts)) => ts
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .find(|t| *t != "null")
-                    .unwrap_or("any")
-                    .to_string(),
-                _ => "any".into(),
-            };
+            let ty = shape_of(p);
             let opt = if required.contains(&k.as_str()) {
                 ""
             } else {
@@ -208,6 +199,48 @@ fn expected_shape(schema: &Value) -> String {
         })
         .collect();
     format!("{{{}}}", fields.join(", "))
+}
+
+/// The type of one property as the reminder shows it: its type, or its allowed values
+/// (`"default"|"expert"`) for an enum, which schemars writes as `oneOf` consts, under an
+/// `anyOf` with null when optional.
+fn shape_of(p: &Value) -> String {
+    match p.get("type") {
+        Some(Value::String(t)) => return t.clone(),
+        Some(Value::Array(ts)) => {
+            if let Some(t) = ts.iter().filter_map(Value::as_str).find(|t| *t != "null") {
+                return t.to_string();
+            }
+        }
+        _ => {}
+    }
+    let mut consts = Vec::new();
+    collect_consts(p, &mut consts);
+    if !consts.is_empty() {
+        return consts.join("|");
+    }
+    ["anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| p.get(*k).and_then(Value::as_array))
+        .flatten()
+        .map(shape_of)
+        .find(|t| t != "null" && t != "any")
+        .unwrap_or_else(|| "any".into())
+}
+
+/// The `const` and `enum` values under `p`'s alternatives, as JSON text.
+fn collect_consts(p: &Value, out: &mut Vec<String>) {
+    if let Some(c) = p.get("const") {
+        out.push(c.to_string());
+    }
+    if let Some(Value::Array(vs)) = p.get("enum") {
+        out.extend(vs.iter().filter(|v| !v.is_null()).map(Value::to_string));
+    }
+    for k in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(alts)) = p.get(k) {
+            alts.iter().for_each(|a| collect_consts(a, out));
+        }
+    }
 }
 
 /// Turns a string-encoded argument object into the object; leaves anything else as is.
