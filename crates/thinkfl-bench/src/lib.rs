@@ -3,6 +3,8 @@
 //! prefill and decode ([`model`]), and the simulator ([`sim`]), with one reader of the process
 //! figures `/proc` gives ([`proc`]). Their figures are printed, never asserted.
 
+#![warn(missing_docs)]
+
 pub mod model;
 pub mod proc;
 pub mod sim;
@@ -17,9 +19,12 @@ pub enum Error {
     /// Sizes or settings a run cannot use.
     #[error("bench options: {0}")]
     Options(String),
+    /// Reading or writing a file of the run.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
@@ -27,17 +32,26 @@ pub enum Error {
     /// reader, not of the machine).
     #[error("bench data: {0}")]
     Data(String),
+    /// Loading the store.
     #[error(transparent)]
     Store(#[from] thinkfl_store::Error),
+    /// The model.
     #[error(transparent)]
     Model(#[from] thinkfl_candle::Error),
+    /// A tensor operation of the benchmark itself.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The simulator.
     #[error(transparent)]
     Sim(#[from] thinkfl_sim::Error),
     /// The speed peer (llama.cpp's `llama-bench`) failed or printed what cannot be read.
     #[error("{}: {message}", exe.display())]
-    Peer { exe: PathBuf, message: String },
+    Peer {
+        /// The peer's executable.
+        exe: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The tool server or its load client failed.
     #[error("tool server: {0}")]
     Server(#[source] std::io::Error),
@@ -52,4 +66,5 @@ impl Error {
     }
 }
 
+/// What the benchmarks return.
 pub type Result<T> = std::result::Result<T, Error>;

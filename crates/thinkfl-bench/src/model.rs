@@ -23,10 +23,15 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
+    /// Default of `prompt_tokens`.
     pub const DEFAULT_PROMPT_TOKENS: usize = 512;
+    /// Default of `decode_tokens`.
     pub const DEFAULT_DECODE_TOKENS: usize = 64;
+    /// Default of `batch`.
     pub const DEFAULT_BATCH: usize = 8;
+    /// Default of `decode_prompt_tokens`.
     pub const DEFAULT_DECODE_PROMPT_TOKENS: usize = 32;
+    /// Checks that every size is positive.
     pub fn validate(&self) -> Result<()> {
         if self.prompt_tokens == 0
             || self.decode_tokens == 0
@@ -53,11 +58,17 @@ impl Default for BenchConfig {
 /// Figures of one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchReport {
+    /// Prompt tokens per second of the prefill.
     pub prefill_tokens_per_s: f64,
+    /// Tokens per second decoding one sequence.
     pub decode_tokens_per_s_batch1: f64,
+    /// Tokens per second over all sequences decoding `batch` together.
     pub decode_tokens_per_s_batch: f64,
+    /// The batch of the aggregate figure.
     pub batch: usize,
+    /// Tokens of the prefill prompt.
     pub prompt_tokens: usize,
+    /// Tokens decoded per sequence.
     pub decode_tokens: usize,
 }
 
@@ -131,9 +142,13 @@ pub fn bench(model: &Llama, tok: &Tok, cfg: &BenchConfig) -> Result<BenchReport>
 /// Figures of llama.cpp's `llama-bench` on the same GGUF (the speed peer).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeerReport {
+    /// The peer and its path.
     pub tool: String,
+    /// Threads it ran with.
     pub threads: usize,
+    /// Prompt tokens per second of its prefill.
     pub prefill_tokens_per_s: f64,
+    /// Tokens per second decoding one sequence.
     pub decode_tokens_per_s_batch1: f64,
 }
 

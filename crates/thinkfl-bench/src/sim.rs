@@ -7,14 +7,19 @@ use thinkfl_sim::{CountingSink, Preset, SimConfig, Stats, simulate, simulate_to_
 /// figures to print, never to assert.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchReport {
+    /// Spans per trace of the preset (from a short probe run).
     pub spans_per_trace: f64,
+    /// The request rate that gives the asked number of spans.
     pub traces_per_minute: f64,
     /// Generation alone, rows counted but not written.
     pub generate: Stats,
+    /// Seconds of generation alone.
     pub generate_s: f64,
     /// Generation and writing the AIOps 2022 layout.
     pub write: Stats,
+    /// Seconds of generation and writing.
     pub write_s: f64,
+    /// Bytes written.
     pub bytes: u64,
 }
 

@@ -29,10 +29,14 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
+    /// Default of `spans`.
     pub const DEFAULT_SPANS: usize = 5_000_000;
+    /// Default of `seed`.
     pub const DEFAULT_SEED: u64 = 7;
+    /// Default of `spans_per_trace`.
     pub const DEFAULT_SPANS_PER_TRACE: usize = 20;
 
+    /// Checks the sizes; the message says which and why.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.spans == 0 || self.spans >= (1 << 31) {
             return Err(format!("spans must be in 1..2^31, got {}", self.spans));
@@ -58,13 +62,21 @@ impl Default for BenchConfig {
 /// What [`bench_store`] measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
+    /// Spans loaded.
     pub spans: usize,
+    /// Traces loaded.
     pub traces: usize,
+    /// Size of the span file.
     pub file_bytes: u64,
+    /// The span file.
     pub span_file: PathBuf,
+    /// Threads of the load (rayon's pool).
     pub threads: usize,
+    /// Seconds writing the file.
     pub generate_seconds: f64,
+    /// Seconds loading and indexing it.
     pub load_seconds: f64,
+    /// Spans loaded per second.
     pub spans_per_second: f64,
     /// CPU time (user + system, all threads) the load took: unlike wall time, it does not grow
     /// when other processes share the cores.

@@ -32,6 +32,7 @@ pub struct ToolsBenchConfig {
     pub http_connections: usize,
     /// Requests of the 1,000-connection run (with malformed requests mixed in).
     pub storm_requests: usize,
+    /// Connections of that run.
     pub storm_connections: usize,
     /// Worker threads of the server runtime.
     pub server_threads: usize,
@@ -39,6 +40,7 @@ pub struct ToolsBenchConfig {
     pub client_threads: usize,
     /// Upper bound on each HTTP run.
     pub http_deadline: Duration,
+    /// Seed of the synthetic data set and the queries.
     pub seed: u64,
 }
 
@@ -63,9 +65,13 @@ impl Default for ToolsBenchConfig {
 /// Latency summary in µs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Latency {
+    /// Samples.
     pub n: usize,
+    /// Median.
     pub p50_us: f64,
+    /// 99th percentile.
     pub p99_us: f64,
+    /// Mean.
     pub mean_us: f64,
 }
 
@@ -88,14 +94,23 @@ impl Latency {
 /// One HTTP run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HttpFigures {
+    /// Keep-alive connections.
     pub connections: usize,
+    /// Requests sent.
     pub sent: usize,
+    /// Answers with the expected status and body.
     pub correct: usize,
+    /// Answers that came back wrong.
     pub wrong: usize,
+    /// Connection failures, timeouts and unparsable answers.
     pub io_errors: usize,
+    /// Wall time of the run.
     pub seconds: f64,
+    /// Requests per second.
     pub requests_per_s: f64,
+    /// Median latency, µs.
     pub p50_us: u32,
+    /// 99th-percentile latency, µs.
     pub p99_us: u32,
     /// CPU time of the server's threads per request (µs), from /proc: independent of other
     /// load on the machine.
@@ -105,27 +120,41 @@ pub struct HttpFigures {
     /// Requests per second the server would answer with two dedicated cores, from its CPU time
     /// per request (2e6 / server_cpu_us_per_request).
     pub projected_req_per_s_on_2_cores: f64,
+    /// The first wrong answers, described.
     pub examples: Vec<String>,
 }
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ToolsBenchReport {
+    /// Spans of the data set.
     pub spans: usize,
+    /// Traces of the data set.
     pub traces: usize,
+    /// Metric series of the data set.
     pub series: usize,
+    /// Seconds building (or taking) the store.
     pub build_seconds: f64,
+    /// `search_traces` in process, plain output.
     pub search_traces_plain: Latency,
+    /// `search_traces` in process, enriched output.
     pub search_traces_enriched: Latency,
+    /// `search_fluctuating_metrics` in process.
     pub search_fluctuating_metrics: Latency,
+    /// `search_traces` over HTTP.
     pub http_search_traces: HttpFigures,
+    /// Many connections with malformed requests mixed in.
     pub http_storm: HttpFigures,
+    /// Worker threads of the server runtime.
     pub server_threads: usize,
+    /// Worker threads of the load client.
     pub client_threads: usize,
+    /// CPUs available to the process.
     pub cpus: usize,
 }
 
 impl ToolsBenchReport {
+    /// The figures as the CLI prints them.
     pub fn render(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(

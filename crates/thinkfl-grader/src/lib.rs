@@ -125,6 +125,38 @@ impl GradeBreakdown {
 }
 
 /// Grades a trajectory without a diversity cache (`V` and the stage-2 score are `None`).
+///
+/// ```
+/// use thinkfl_core::{FaultCase, Level, RootCause, Trajectory};
+/// use thinkfl_grader::{GraderConfig, Stage, grade};
+///
+/// let truth = FaultCase {
+///     timestamp: 1_647_705_600,
+///     level: Level::Pod,
+///     cmdb_id: "cartservice-1".into(),
+///     failure_type: "k8s container cpu load".into(),
+///     duration: None,
+/// };
+/// let item = |pod: &str, service: &str| RootCause {
+///     node: Some("node-2".into()),
+///     service: Some(service.into()),
+///     pod: Some(pod.into()),
+///     reason: Some("CPU saturated".into()),
+/// };
+/// let traj = Trajectory {
+///     // The episode walked from the frontend to the cart service.
+///     path: vec!["frontend-0".into(), "cartservice-1".into()],
+///     prediction: Some(vec![item("frontend-0", "frontend"), item("cartservice-1", "cartservice")]),
+///     ..Trajectory::default()
+/// };
+/// let cfg = GraderConfig::default();
+/// let g = grade(&cfg, &traj, &truth);
+/// assert_eq!(g.rank, Some(1), "the second item names the faulty pod");
+/// assert_eq!(g.route_position, Some(2));
+/// assert!(g.recall > 0.0 && g.recall < 1.0, "found, but not first");
+/// assert_eq!(g.diversity, None);
+/// assert!(g.score(Stage::Three) > 0.0);
+/// ```
 pub fn grade(cfg: &GraderConfig, traj: &Trajectory, truth: &FaultCase) -> GradeBreakdown {
     let prediction = traj.prediction.as_deref().unwrap_or(&[]);
     let rank = first_match(prediction, truth, cfg.recall_matching);
