@@ -54,11 +54,14 @@ pub struct ListIncidents {
 }
 
 impl ListIncidents {
+    /// The tool's name.
     pub const NAME: &'static str = "list_incidents";
     /// Most traces listed per case (all are counted).
     pub const MAX_TRACES: usize = 50;
+    /// Traces listed per case when the call does not say.
     pub const DEFAULT_TRACES: usize = 3;
 
+    /// The tool with the detector's settings (its own cache of the cases' traces).
     pub fn new(anomaly: AnomalyConfig) -> Self {
         Self {
             anomaly,
@@ -71,6 +74,7 @@ impl ListIncidents {
     }
 }
 
+/// Arguments of `list_incidents`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListIncidentsArgs {
@@ -205,6 +209,7 @@ pub struct Inspect {
 }
 
 impl Inspect {
+    /// The tool's name.
     pub const NAME: &'static str = "inspect";
 
     /// `name` is how the report names the data set (its directory).

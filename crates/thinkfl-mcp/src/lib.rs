@@ -17,6 +17,8 @@
 //! says. Transports: stdio ([`serve_stdio`]) and streamable HTTP on a loopback address
 //! ([`serve_http`]), with the tool server's connection limits.
 
+#![warn(missing_docs)]
+
 mod data_tools;
 mod localize;
 mod server;
@@ -33,10 +35,18 @@ use thinkfl_tools::{AnomalyConfig, OutputMode, ToolsConfig};
 /// Errors of setting the server up or of a transport (calls answer with MCP tool errors).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A setting out of range (or a listener on a non-loopback address).
     #[error("invalid MCP server config `{field}`: {msg}")]
-    Config { field: &'static str, msg: String },
+    Config {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// The tools' settings.
     #[error(transparent)]
     Tools(#[from] thinkfl_tools::Error),
+    /// The HTTP limits, or the accept loop.
     #[error(transparent)]
     Server(#[from] thinkfl_server::Error),
     /// A tool argument the data cannot answer for (a fault case it does not have).
@@ -44,9 +54,16 @@ pub enum Error {
     NotFound(String),
     /// A tool argument out of its range.
     #[error("`{field}` {msg}")]
-    Argument { field: &'static str, msg: String },
+    Argument {
+        /// The argument.
+        field: &'static str,
+        /// Its range and the value given.
+        msg: String,
+    },
+    /// The MCP session could not start or ended with an error.
     #[error("MCP transport: {0}")]
     Transport(String),
+    /// Binding or reading the listener.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -70,9 +87,14 @@ pub struct McpConfig {
 }
 
 impl McpConfig {
+    /// Default of `tool_timeout`: the tools answer in milliseconds; 30 s only stops a
+    /// pathological call.
     pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default of `localize_timeout`: loading the model and ten turns on two cores take under a
+    /// minute; ten leave room for a busy machine.
     pub const DEFAULT_LOCALIZE_TIMEOUT: Duration = Duration::from_secs(600);
 
+    /// Checks every setting, naming the first one out of range.
     pub fn validate(&self) -> Result<(), Error> {
         self.tools.validate()?;
         self.anomaly.validate()?;

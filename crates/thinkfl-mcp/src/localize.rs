@@ -26,6 +26,7 @@ pub enum LocalizeModel {
 }
 
 impl LocalizeModel {
+    /// The name a call gives.
     pub fn as_str(self) -> &'static str {
         match self {
             LocalizeModel::Default => "default",
@@ -34,6 +35,7 @@ impl LocalizeModel {
     }
 }
 
+/// Arguments of `localize`: exactly one of `case`, `trace_id`, `span_id`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalizeArgs {
@@ -55,6 +57,7 @@ pub struct LocalizeArgs {
 }
 
 impl LocalizeArgs {
+    /// Most tool rounds a call may ask for (the actor's default is 10).
     pub const MAX_D_MAX: usize = 20;
 }
 

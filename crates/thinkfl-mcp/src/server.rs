@@ -149,14 +149,17 @@ impl ThinkflMcp {
         })
     }
 
+    /// The data set's name (its directory).
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
+    /// The settings it was made with.
     pub fn config(&self) -> &McpConfig {
         &self.inner.config
     }
 
+    /// The data set.
     pub fn store(&self) -> &TelemetryStore {
         &self.inner.store
     }
