@@ -246,6 +246,11 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
     let max = lane_max(logits);
     let mut probs: Vec<f32> = logits.iter().map(|&l| exp_le0((l - max) * inv)).collect();
     let z = lane_sum(&probs, |p| p);
+    if !(z.is_finite() && z > 0.0) {
+        // No distribution to draw from (NaN or infinite logits from a broken model, or no
+        // logits at all): the best finite logit, if any, rather than a panic deeper down.
+        return fallback_pick(logits);
+    }
     probs.iter_mut().for_each(|p| *p /= z);
     let top_p = params.top_p.clamp(0.0, 1.0);
     let chosen = if top_p < 1.0 {
@@ -287,6 +292,9 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
             k = cand.len().min((k * 8).max(k + more));
         };
         cand.truncate(keep.max(1));
+        if cand.is_empty() {
+            return fallback_pick(logits);
+        }
         let total: f32 = cand.iter().map(|c| c.1).sum();
         let mut u = rng.random::<f32>() * total;
         let mut pick = cand[cand.len() - 1].0;
@@ -316,6 +324,23 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
         pick
     };
     (chosen, probs[chosen as usize].max(f32::MIN_POSITIVE).ln())
+}
+
+/// The first of the largest finite logits, with log-probability 0 (it is all that can be
+/// drawn); token 0 at -inf when there is none.
+fn fallback_pick(logits: &[f32]) -> (u32, f32) {
+    let best = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .fold(None::<(usize, f32)>, |acc, (i, &v)| match acc {
+            Some((_, b)) if b >= v => acc,
+            _ => Some((i, v)),
+        });
+    match best {
+        Some((i, _)) => (i as u32, 0.0),
+        None => (0, f32::NEG_INFINITY),
+    }
 }
 
 fn log_sum_exp(x: &[f32], scale: f32) -> f32 {

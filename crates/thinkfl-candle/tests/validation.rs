@@ -111,3 +111,35 @@ fn an_engine_without_batches_is_refused_at_construction() {
         ));
     }
 }
+
+/// Logits a broken model could produce (NaN, infinities, none finite, none at all) give a token
+/// or the sentinel, never a panic, under every sampling mode.
+#[test]
+fn sampling_survives_logits_without_a_distribution() {
+    use rand::SeedableRng;
+    let cases: Vec<(Vec<f32>, Option<u32>)> = vec![
+        (vec![f32::NAN; 8], None),
+        (vec![0.5, f32::NAN, 2.0, f32::NAN], None),
+        (vec![f32::INFINITY, 1.0, 3.0], None),
+        (vec![f32::NEG_INFINITY; 4], Some(0)),
+        (vec![], Some(0)),
+    ];
+    for (logits, want) in cases {
+        for (temperature, top_p) in [(0.0, 1.0), (0.7, 1.0), (0.7, 0.9), (1.3, 0.5)] {
+            let params = SamplingParams {
+                temperature,
+                top_p,
+                ..SamplingParams::greedy(1)
+            };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+            let (id, _) = thinkfl_candle::generate::sample(&logits, &params, &mut rng);
+            assert!(
+                (id as usize) < logits.len().max(1),
+                "{logits:?} at t={temperature}, top_p={top_p}: id {id}"
+            );
+            if let Some(w) = want {
+                assert_eq!(id, w, "{logits:?} at t={temperature}, top_p={top_p}");
+            }
+        }
+    }
+}
