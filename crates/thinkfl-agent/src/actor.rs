@@ -138,6 +138,7 @@ impl<M: ChatModel> Actor<M> {
             if pending.is_empty() {
                 break;
             }
+            // Not done, so each pending episode has a next request.
             let requests: Vec<_> = pending
                 .iter()
                 .filter_map(|&i| episodes[i].request(cfg, &self.registry))
@@ -152,8 +153,8 @@ impl<M: ChatModel> Actor<M> {
                     requests.len()
                 )));
             }
-            for (&i, resp) in pending.iter().zip(responses) {
-                episodes[i].observe(cfg, &self.registry, env, resp, model_ms);
+            for ((&i, req), resp) in pending.iter().zip(requests).zip(responses) {
+                episodes[i].observe(cfg, &self.registry, env, req.params.grammar, resp, model_ms);
             }
         }
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -161,22 +161,22 @@ impl Episode {
         })
     }
 
-    /// Digests one model reply: runs its tool calls, moves through the phases, and ends the
-    /// episode when the final answer is printed or the budget is spent.
+    /// Digests one model reply, decoded under `grammar` (the one [`Episode::request`] gave):
+    /// runs its tool calls, moves through the phases, and ends the episode when the final
+    /// answer is printed or the budget is spent.
     pub fn observe(
         &mut self,
         cfg: &ActorConfig,
         registry: &ToolRegistry,
         env: &ToolEnv<'_>,
+        grammar: Option<thinkfl_llm::grammar::Grammar>,
         resp: ChatResponse,
         model_ms: f64,
     ) {
         if self.done {
             return;
         }
-        // The state has not moved since `request`, so this is the grammar the reply was
-        // decoded under (training needs it to tell the model's choices from forced bytes).
-        let grammar = self.grammar(cfg);
+        // Kept so that training can tell the model's choices from the bytes it forced.
         self.grammars.push(grammar);
         self.turn += 1;
         self.traj.timings.model_ms += model_ms;

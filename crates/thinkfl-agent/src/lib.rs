@@ -42,9 +42,9 @@ impl From<thinkfl_llm::Error> for Error {
 }
 
 /// Writes trajectories as JSON lines.
-pub fn write_trajectories<W: std::io::Write>(
+pub fn write_trajectories<'a, W: std::io::Write>(
     mut w: W,
-    trajs: &[thinkfl_core::Trajectory],
+    trajs: impl IntoIterator<Item = &'a thinkfl_core::Trajectory>,
 ) -> std::io::Result<()> {
     for t in trajs {
         serde_json::to_writer(&mut w, t)?;

@@ -322,7 +322,6 @@ pub fn run_grpo_stage(
                 }
             }
             let recorded: Vec<Recorded> = trajs.into_iter().flatten().collect();
-            let trajs: Vec<Trajectory> = recorded.iter().map(|r| r.trajectory.clone()).collect();
             // Every rollout is kept for inspection (what the policy wrote, what the grader saw).
             let rpath = trainer.run_dir.join("rollouts.jsonl");
             let f = std::fs::OpenOptions::new()
@@ -330,9 +329,12 @@ pub fn run_grpo_stage(
                 .append(true)
                 .open(&rpath)
                 .map_err(|e| Error::io(&rpath, e))?;
-            thinkfl_agent::write_trajectories(std::io::BufWriter::new(f), &trajs)
-                .map_err(|e| Error::io(&rpath, e))?;
-            for (g, chunk) in trajs.chunks(sc.group).enumerate() {
+            thinkfl_agent::write_trajectories(
+                std::io::BufWriter::new(f),
+                recorded.iter().map(|r| &r.trajectory),
+            )
+            .map_err(|e| Error::io(&rpath, e))?;
+            for (g, chunk) in recorded.chunks(sc.group).enumerate() {
                 let set = &sets[origin[g * sc.group]];
                 let question = format!(
                     "{}#{}#{}",
@@ -341,21 +343,23 @@ pub fn run_grpo_stage(
                     queries[g * sc.group].span_id
                 );
                 let mut rewards = Vec::with_capacity(chunk.len());
-                for t in chunk {
+                for r in chunk {
+                    let t = &r.trajectory;
                     let truth = &set.store.faults()[t.case.unwrap_or(queries[g * sc.group].case)];
                     let b = if reward.needs_diversity() {
                         grade_with_diversity_for(&gcfg, t, truth, &mut cache, &question)
                     } else {
                         grade(&gcfg, t, truth)
                     };
-                    log.add_rollout(&b, reward.of(&b), t);
-                    rewards.push(reward.of(&b));
+                    let score = reward.of(&b);
+                    log.add_rollout(&b, score, t);
+                    rewards.push(score);
                 }
                 match group_advantages(&rewards, trainer.cfg.grpo.adv_eps) {
                     None => log.groups_skipped += 1,
                     Some(adv) => {
                         log.groups_used += 1;
-                        for (r, a) in recorded[g * sc.group..][..chunk.len()].iter().zip(adv) {
+                        for (r, a) in chunk.iter().zip(adv) {
                             let seq = tokenize_recorded(&trainer.cfg, parts, &template, r)?;
                             all_adv.push(a);
                             rollouts.push(Rollout { seq, advantage: a });
