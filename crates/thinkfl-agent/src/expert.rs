@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use thinkfl_core::{Message, Role, RootCause, service_of};
+use thinkfl_core::{FaultCase, Level, Message, Role, RootCause, service_of};
 use thinkfl_llm::parse::parse_tool_calls;
 use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse, StopReason};
 use thinkfl_store::{SpanRef, TelemetryStore};
@@ -62,6 +62,9 @@ pub struct ExpertPolicy {
     baselines: Baselines,
     config: ExpertConfig,
     nsigma: NSigmaConfig,
+    /// Hindsight ([`ExpertPolicy::with_hindsight`]): the truth of each training question, by
+    /// its entry span id. Empty at inference.
+    hindsight: HashMap<String, FaultCase>,
 }
 
 impl std::fmt::Debug for ExpertPolicy {
@@ -101,7 +104,21 @@ impl ExpertPolicy {
             baselines,
             config,
             nsigma: NSigmaConfig::default(),
+            hindsight: HashMap::new(),
         }
+    }
+
+    /// An oracle that knows each training question's truth (by its entry span id) and ranks the
+    /// suspect standing for it first, when the episode showed it: its descent, its check of the
+    /// top suspect's metrics and its reasons stay the expert's, only the order of the final
+    /// ranking follows the truth. Stage 0 then imitates decisions that the evidence on screen
+    /// supports but the expert's fixed weights misjudge (hindsight relabelling), instead of
+    /// only the expert's right answers: the student can learn to beat its teacher. Without the
+    /// global view (the paper's prompt set) it changes nothing. Never for inference or
+    /// evaluation: it reads the answer.
+    pub fn with_hindsight(mut self, truths: impl IntoIterator<Item = (String, FaultCase)>) -> Self {
+        self.hindsight = truths.into_iter().collect();
+        self
     }
 
     /// Latency a span carries beyond its operation's normal duration (µs).
@@ -264,17 +281,22 @@ impl ExpertPolicy {
         deepest: Option<&str>,
         seen: &HashSet<&str>,
         chain_pods: &[String],
+        truth: Option<&FaultCase>,
     ) -> Vec<RootCause> {
         let mut scored: Vec<(f64, &Suspect)> = suspects
             .iter()
             // What the tools showed: an answer names what the episode found.
             .filter(|s| seen.contains(s.pod.as_str()))
             .map(|s| {
-                let bonus = if deepest == Some(s.pod.as_str()) {
+                let mut bonus = if deepest == Some(s.pod.as_str()) {
                     self.config.descent_bonus
                 } else {
                     0.0
                 };
+                if truth.is_some_and(|t| stands_for(s, t)) {
+                    // Above any score: hindsight ranks the truth first.
+                    bonus += 1e9;
+                }
                 (s.score + bonus, s)
             })
             .collect();
@@ -423,7 +445,8 @@ impl ExpertPolicy {
                 chain_pods.push(s.cmdb_id().to_string());
             }
         }
-        let ranking = self.fused_ranking(&suspects, deepest.as_deref(), &seen, &chain_pods);
+        let truth = self.hindsight.get(&entry);
+        let ranking = self.fused_ranking(&suspects, deepest.as_deref(), &seen, &chain_pods, truth);
         if p.prints == 1
             && p.metrics == 0
             && let Some(pod) = ranking.first().and_then(|r| r.pod.clone())
@@ -437,6 +460,17 @@ impl ExpertPolicy {
             "print_results".into(),
             print_args(&ranking[..shown.min(ranking.len())]),
         )
+    }
+}
+
+/// Whether a suspect pod stands for the fault at the fault's level (as the grader's strict
+/// matching reads an item naming the pod with its service and node).
+fn stands_for(s: &Suspect, truth: &FaultCase) -> bool {
+    let want = truth.cmdb_id.trim();
+    match truth.level {
+        Level::Pod => s.pod == want,
+        Level::Service => s.service == want,
+        Level::Node => s.node.as_deref() == Some(want),
     }
 }
 

@@ -110,6 +110,65 @@ fn expert_finds_recommendationservice_on_the_real_sample() {
 }
 
 #[test]
+fn hindsight_ranks_the_truth_first_only_where_the_episode_showed_it() {
+    let store = sample();
+    let q = entry_query(&store);
+    let run = |truth: Option<thinkfl_core::FaultCase>| {
+        let mut expert = ExpertPolicy::new(store.clone(), ExpertConfig::default());
+        if let Some(t) = truth {
+            expert = expert.with_hindsight([(q.span_id.clone(), t)]);
+        }
+        Actor::new(expert, ActorConfig::default())
+            .unwrap()
+            .run(&store, &q)
+            .unwrap()
+    };
+    let plain = run(None);
+    let pred = plain.prediction.clone().unwrap();
+    assert!(pred.len() >= 2, "{pred:?}");
+    let second = pred[1].pod.clone().unwrap();
+    let fault = |cmdb_id: &str, level| thinkfl_core::FaultCase {
+        timestamp: q.timestamp_ms / 1000,
+        level,
+        cmdb_id: cmdb_id.into(),
+        failure_type: "k8s容器cpu负载".into(),
+        duration: None,
+    };
+    // The expert's second pod as the truth: it moves to the front, and the top suspect's
+    // metrics check follows it; the descent is the expert's own.
+    let hs = run(Some(fault(&second, Level::Pod)));
+    let hpred = hs.prediction.clone().unwrap();
+    assert_eq!(hpred[0].pod.as_deref(), Some(second.as_str()));
+    assert!(
+        hpred
+            .iter()
+            .skip(1)
+            .all(|r| r.pod.as_deref() != Some(second.as_str()))
+    );
+    let calls = |t: &thinkfl_core::Trajectory, name: &str| -> Vec<String> {
+        t.calls
+            .iter()
+            .filter_map(|c| c.call.as_ref())
+            .filter(|c| c.name == name)
+            .map(|c| c.arguments.to_string())
+            .collect()
+    };
+    assert_eq!(calls(&hs, "search_traces"), calls(&plain, "search_traces"));
+    let metrics = calls(&hs, "search_fluctuating_metrics");
+    assert!(metrics.iter().any(|a| a.contains(&second)), "{metrics:?}");
+    // A truth the episode never showed changes nothing; so does a truth of another question.
+    let unseen = run(Some(fault("node-99", Level::Node)));
+    assert_eq!(unseen.prediction, plain.prediction);
+    let other = ExpertPolicy::new(store.clone(), ExpertConfig::default())
+        .with_hindsight([("0000000000000000".to_string(), fault(&second, Level::Pod))]);
+    let t = Actor::new(other, ActorConfig::default())
+        .unwrap()
+        .run(&store, &q)
+        .unwrap();
+    assert_eq!(t.prediction, plain.prediction);
+}
+
+#[test]
 fn queries_of_the_sample_case_start_at_its_entry_span() {
     let store = sample();
     let qs = case_queries(&store, 0, &AnomalyConfig::default());

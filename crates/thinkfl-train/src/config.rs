@@ -105,6 +105,12 @@ pub struct StageConfig {
     /// Most tool-call rounds of an episode (`D_max`).
     #[serde(default = "StageConfig::default_d_max")]
     pub d_max: usize,
+    /// SFT with the scripted expert as oracle: its final ranking puts each training case's
+    /// truth first where the episode showed it (hindsight relabelling,
+    /// `ExpertPolicy::with_hindsight`), so that stage 0 teaches the decisions the evidence
+    /// supports rather than the expert's misses. Off by default (plain rejection sampling).
+    #[serde(default)]
+    pub hindsight: bool,
 }
 
 impl StageConfig {
@@ -140,6 +146,9 @@ impl StageConfig {
         }
         match self.kind {
             StageKind::Sft if self.reward.is_some() => bad("an sft stage has no reward".into()),
+            StageKind::Grpo if self.hindsight => {
+                bad("hindsight is for an sft stage's oracle; a grpo stage has none".into())
+            }
             StageKind::Grpo => {
                 if !matches!(
                     self.reward,

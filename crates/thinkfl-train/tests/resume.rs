@@ -178,6 +178,17 @@ fn config_errors_name_the_file_and_field() {
         let r = TrainConfig::from_toml(&text, Path::new("stages.toml"));
         assert_eq!(r.is_ok(), ok, "reward = {reward}: {r:?}");
     }
+    let hindsight = CONFIG.replace("kind = \"sft\"", "kind = \"sft\"\nhindsight = true");
+    let cfg = TrainConfig::from_toml(&hindsight, Path::new("stages.toml")).unwrap();
+    assert!(cfg.stages[0].hindsight);
+    let bad = CONFIG.replace(
+        "kind = \"sft\"",
+        "kind = \"grpo\"\nreward = 1\ngroup = 2\nhindsight = true",
+    );
+    let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hindsight"), "{e}");
     let bad = CONFIG.replace("[lora]", "[grpo]\nmax_draws = 0\n[lora]");
     let e = TrainConfig::from_toml(&bad, Path::new("stages.toml"))
         .unwrap_err()

@@ -9,6 +9,7 @@ use clap::Args as ClapArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Arc;
+use thinkfl_agent::expert::{ExpertConfig, ExpertPolicy};
 use thinkfl_store::{LoadOptions, TelemetryStore};
 use thinkfl_train::config::{StageKind, TrainConfig};
 use thinkfl_train::log::{LogWriter, StepLog};
@@ -268,8 +269,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ));
                 let mut kept = Vec::new();
                 let mut ran = 0;
+                if sc.hindsight && args.oracle != "expert" {
+                    bail!(
+                        "stage {stage} ({}): hindsight needs the scripted expert as oracle, not {}",
+                        sc.name,
+                        args.oracle
+                    );
+                }
                 for data in &sets {
-                    let oracle = super::models::build_model(&args.oracle, None, &data.store)?;
+                    let oracle: Arc<dyn thinkfl_llm::ChatModel> = if sc.hindsight {
+                        let truths = data
+                            .train_queries
+                            .iter()
+                            .map(|q| (q.span_id.clone(), data.store.faults()[q.case].clone()));
+                        Arc::new(
+                            ExpertPolicy::with_baselines(
+                                data.store.clone(),
+                                data.baselines.clone(),
+                                ExpertConfig::default(),
+                            )
+                            .with_hindsight(truths),
+                        )
+                    } else {
+                        super::models::build_model(&args.oracle, None, &data.store)?
+                    };
                     let (k, r) = oracle_trajectories(data, &cfg, sc.d_max, oracle)?;
                     kept.extend(k);
                     ran += r;
@@ -281,9 +304,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let tokens: usize = seqs.iter().map(|s| s.ids.len()).sum();
                 eprintln!(
-                    "stage {stage}: {} of {ran} oracle ({}) trajectories right (rejection sampling), {tokens} tokens, {} trained",
+                    "stage {stage}: {} of {ran} oracle ({}{}) trajectories right (rejection sampling), {tokens} tokens, {} trained",
                     seqs.len(),
                     args.oracle,
+                    if sc.hindsight { ", hindsight" } else { "" },
                     seqs.iter().map(|s| s.num_targets()).sum::<usize>()
                 );
                 let mut step = trainer.state.stage_step;
