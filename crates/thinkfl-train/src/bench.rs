@@ -114,7 +114,7 @@ pub fn run(path: &Path, b: &StepBench) -> Result<StepReport> {
     let t_load = Instant::now();
     let mut loaded = thinkfl_candle::load(path, &thinkfl_candle::LoadOptions::default())?;
     loaded.model.set_fused_train(b.fused);
-    let run_dir = tempfile::tempdir().map_err(|e| Error::Other(format!("temp dir: {e}")))?;
+    let run_dir = tempfile::tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
     let mut trainer = Trainer::new(cfg, CONFIG.to_string(), loaded.model, run_dir.path())?;
     let load_s = t_load.elapsed().as_secs_f64();
     let seq = sequence(b.seq);

@@ -47,7 +47,7 @@ impl TrainState {
         let pos: u128 = self
             .rng_word_pos
             .parse()
-            .map_err(|_| Error::Other(format!("bad rng_word_pos {:?}", self.rng_word_pos)))?;
+            .map_err(|_| Error::Checkpoint(format!("bad rng_word_pos {:?}", self.rng_word_pos)))?;
         r.set_word_pos(pos);
         Ok(r)
     }
@@ -81,7 +81,7 @@ pub fn save(run: &Path, policy: &Policy, opt: &AdamW, state: &TrainState) -> Res
         &opt.state_tensors(&policy.params),
         &tmp.join(OPTIMIZER_FILE),
     )?;
-    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(state)?;
     std::fs::write(tmp.join(STATE_FILE), json).map_err(|e| Error::io(&tmp, e))?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

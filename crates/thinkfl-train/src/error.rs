@@ -21,8 +21,21 @@ pub enum Error {
     Model(#[from] thinkfl_candle::Error),
     #[error("actor: {0}")]
     Actor(#[from] thinkfl_agent::Error),
+    /// A checkpoint or optimizer state that does not fit the run it is resumed into.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// Training data that cannot train: too few fault cases, no queries, no sequences.
+    #[error("training data: {0}")]
+    Data(String),
+    /// A batch or sequence whose parts disagree, or that trains no token.
+    #[error("batch: {0}")]
+    Batch(String),
+    /// Writing JSON (logs, checkpoint state, adapter config).
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A caller's per-step hook failed (a log write, the watch, a progress display).
     #[error("{0}")]
-    Other(String),
+    Hook(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -31,6 +44,10 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+    /// A caller's hook error, its source kept.
+    pub fn hook(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Hook(e.into())
     }
     pub fn file(path: &Path, msg: impl Into<String>) -> Self {
         Error::File {

@@ -176,7 +176,7 @@ impl LogWriter {
         })
     }
     pub fn write(&mut self, rec: &StepLog) -> Result<()> {
-        let mut line = serde_json::to_string(rec).map_err(|e| Error::Other(e.to_string()))?;
+        let mut line = serde_json::to_string(rec)?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())

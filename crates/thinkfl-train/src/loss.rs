@@ -55,7 +55,7 @@ pub fn token_logprobs(model: &Llama, seq: &Sequence) -> Result<Tensor> {
 /// The targets of `seq` and its ids and positions `[1, t]` up to the last target.
 fn inputs(model: &Llama, seq: &Sequence) -> Result<(Vec<usize>, Tensor, Tensor)> {
     if seq.ids.len() != seq.mask.len() {
-        return Err(Error::Other(format!(
+        return Err(Error::Batch(format!(
             "sequence of {} ids with a mask of {}",
             seq.ids.len(),
             seq.mask.len()
@@ -63,7 +63,7 @@ fn inputs(model: &Llama, seq: &Sequence) -> Result<(Vec<usize>, Tensor, Tensor)>
     }
     let targets = seq.targets();
     let Some(&last) = targets.last() else {
-        return Err(Error::Other("sequence without trained tokens".into()));
+        return Err(Error::Batch("sequence without trained tokens".into()));
     };
     let dev = model.device();
     let t = last + 1;
@@ -139,7 +139,7 @@ pub fn checkpointed_backward(
     acc.add(&store, params)?;
     let mut grad = store
         .get(top.as_tensor())
-        .ok_or_else(|| Error::Other("the loss does not depend on the hidden states".into()))?
+        .ok_or_else(|| Error::Batch("the loss does not depend on the hidden states".into()))?
         .detach();
     drop(store);
     for li in (0..n).rev() {
@@ -373,7 +373,7 @@ pub fn grpo_loss(
 ) -> Result<(Tensor, GrpoTerms)> {
     let n = logp.dim(0)?;
     if old.len() != n || reference.is_some_and(|r| r.len() != n) {
-        return Err(Error::Other(format!(
+        return Err(Error::Batch(format!(
             "{n} log-probs, {} old, reference {:?}",
             old.len(),
             reference.map(<[f32]>::len)

@@ -200,9 +200,9 @@ impl AdamW {
                 let key = format!("{kind}.{name}");
                 let ten = state
                     .remove(&key)
-                    .ok_or_else(|| Error::Other(format!("optimizer state lacks {key}")))?;
+                    .ok_or_else(|| Error::Checkpoint(format!("optimizer state lacks {key}")))?;
                 if ten.dims() != var.as_tensor().dims() {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Checkpoint(format!(
                         "optimizer state {key} has shape {:?}, parameter {:?}",
                         ten.dims(),
                         var.as_tensor().dims()

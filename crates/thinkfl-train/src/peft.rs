@@ -57,7 +57,7 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Resul
 pub fn save_adapter(policy: &Policy, dir: &Path, base_model: Option<String>) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = adapter_config(&policy.lora, base_model);
-    let json = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&cfg)?;
     write_atomic(&dir.join(CONFIG_FILE), &json)?;
     let tensors: HashMap<String, Tensor> = policy
         .params

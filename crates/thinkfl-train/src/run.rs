@@ -33,7 +33,7 @@ impl RunData {
     pub fn new(store: Arc<TelemetryStore>, cfg: &TrainConfig) -> Result<Self> {
         let n = store.faults().len();
         if n < 2 {
-            return Err(Error::Other(format!(
+            return Err(Error::Data(format!(
                 "the data set has {n} fault cases; training needs at least 2"
             )));
         }
@@ -60,7 +60,7 @@ impl RunData {
             .flat_map(|&c| all[c].iter().take(cfg.queries_per_case).cloned())
             .collect();
         if train_queries.is_empty() {
-            return Err(Error::Other(
+            return Err(Error::Data(
                 "no anomalous-trace queries in the training cases".into(),
             ));
         }
@@ -270,7 +270,7 @@ pub fn run_grpo_stage(
         .flat_map(|(d, s)| (0..s.train_queries.len()).map(move |q| (d, q)))
         .collect();
     if all.is_empty() {
-        return Err(Error::Other("no training queries".into()));
+        return Err(Error::Data("no training queries".into()));
     }
     while trainer.state.stage == stage {
         let t0 = std::time::Instant::now();

@@ -201,7 +201,7 @@ impl Trainer {
         let t0 = Instant::now();
         let norm: usize = batch.iter().map(Sequence::num_targets).sum();
         if norm == 0 {
-            return Err(Error::Other("SFT batch without trained tokens".into()));
+            return Err(Error::Batch("SFT batch without trained tokens".into()));
         }
         let mut acc = GradAccum::new();
         let mut stats = UpdateStats {
@@ -241,7 +241,7 @@ impl Trainer {
             .collect();
         let norm: usize = rollouts.iter().map(|r| r.seq.num_targets()).sum();
         if norm == 0 {
-            return Err(Error::Other("GRPO batch without trained tokens".into()));
+            return Err(Error::Batch("GRPO batch without trained tokens".into()));
         }
         let cfg = self.cfg.grpo.clone();
         let mut old: Vec<Option<Vec<f32>>> = Vec::with_capacity(rollouts.len());
@@ -344,7 +344,7 @@ impl Trainer {
             return Err(Error::Config(format!("stage {stage} is not an sft stage")));
         }
         if examples.is_empty() {
-            return Err(Error::Other(format!(
+            return Err(Error::Data(format!(
                 "stage {stage} ({}): no training sequences",
                 sc.name
             )));

@@ -74,7 +74,7 @@ fn resume_equals_uninterrupted_run() {
     let r = first.run_sft_stage(0, &ex, |t, s| {
         losses.push(s.loss);
         if t.state.global_step == 4 {
-            Err(thinkfl_train::Error::Other("killed".into()))
+            Err(thinkfl_train::Error::hook("killed"))
         } else {
             Ok(())
         }

@@ -317,8 +317,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let mut rec = StepLog::new(stage, &sc, step, t.state.global_step);
                     rec.set_update(s);
                     rec.finish();
-                    look(t, &mut rec, &pb2)
-                        .map_err(|e| thinkfl_train::Error::Other(e.to_string()))?;
+                    look(t, &mut rec, &pb2).map_err(thinkfl_train::Error::hook)?;
                     pb2.set_position(step as u64);
                     pb2.set_message(format!(
                         "loss {:.4}  {:.0} tok/s",
@@ -331,7 +330,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             StageKind::Grpo => {
                 let pb2 = pb.clone();
                 run_grpo_stage(&mut trainer, stage, &sets, &parts, |t, rec| {
-                    look(t, rec, &pb2).map_err(|e| thinkfl_train::Error::Other(e.to_string()))?;
+                    look(t, rec, &pb2).map_err(thinkfl_train::Error::hook)?;
                     pb2.set_position(rec.stage_step as u64);
                     pb2.set_message(format!(
                         "reward {:.3}  R@1 {:.2}  skipped {}/{}  {:.0} tok/s",
