@@ -8,14 +8,19 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    /// A host machine (`node-6`).
     Node,
+    /// A service, all its pods together (`cartservice`).
     Service,
+    /// One replica of a service (`cartservice-2`).
     Pod,
 }
 
 impl Level {
+    /// Every level, in the order node, service, pod.
     pub const ALL: [Level; 3] = [Level::Node, Level::Service, Level::Pod];
 
+    /// The lowercase name used in ground truth and tool arguments (`"pod"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Node => "node",
@@ -46,11 +51,15 @@ impl FromStr for Level {
 /// A named component at a level: `node-6`, `cartservice`, `cartservice-2`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Component {
+    /// The level the name is at.
     pub level: Level,
+    /// The name as the data writes it.
     pub name: String,
 }
 
 impl Component {
+    /// A component `name` at `level`, taken as given (see [`Component::classify`] to infer the
+    /// level from a name).
     pub fn new(level: Level, name: impl Into<String>) -> Self {
         Self {
             level,

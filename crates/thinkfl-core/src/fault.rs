@@ -10,20 +10,35 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultType {
+    /// `k8s容器cpu负载`: CPU stress in one pod.
     ContainerCpuLoad,
+    /// `k8s容器内存负载`: memory stress in one pod.
     ContainerMemoryLoad,
+    /// `k8s容器网络延迟`: added network latency on one pod's interface.
     ContainerNetworkDelay,
+    /// `k8s容器网络丢包`: packet loss on one pod's interface.
     ContainerPacketLoss,
+    /// `k8s容器网络资源包损坏`: corrupted packets on one pod's interface.
     ContainerPacketCorruption,
+    /// `k8s容器网络资源包重复发送`: duplicated packets on one pod's interface.
     ContainerPacketDuplication,
+    /// `k8s容器读io负载`: disk read load in one pod.
     ContainerReadIoLoad,
+    /// `k8s容器写io负载`: disk write load in one pod.
     ContainerWriteIoLoad,
+    /// `k8s容器进程中止`: the pod's process is killed.
     ContainerProcessKill,
+    /// `node节点CPU故障`: a CPU fault on a node.
     NodeCpuFault,
+    /// `node节点CPU爬升`: a node's CPU use climbing.
     NodeCpuClimb,
+    /// `node 内存消耗`: memory consumption on a node.
     NodeMemory,
+    /// `node 磁盘读IO消耗`: disk read IO on a node.
     NodeDiskReadIo,
+    /// `node 磁盘写IO消耗`: disk write IO on a node.
     NodeDiskWriteIo,
+    /// `node 磁盘空间消耗`: disk space filling on a node.
     NodeDiskSpace,
     /// A code-level fault: one operation of the service throws an exception on part of its
     /// requests (stack traces in the pod's logs, error status on its spans).
@@ -201,6 +216,7 @@ impl FromStr for FaultType {
 pub struct FaultCase {
     /// Fault start, seconds since the epoch.
     pub timestamp: i64,
+    /// The level the fault was injected at (node, service or pod).
     pub level: Level,
     /// The faulty node, service or pod.
     pub cmdb_id: String,
@@ -228,12 +244,16 @@ impl FaultCase {
 /// One predicted root cause, as `print_results` takes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RootCause {
+    /// The node of the root cause, if the answer names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The service of the root cause, if the answer names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The pod of the root cause, if the answer names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// The model's free-text reason; not graded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -5,6 +5,8 @@
 //! section 4.1): span timestamps in ms, span durations in µs, metric/log/ground-truth timestamps
 //! in s.
 
+#![warn(missing_docs)]
+
 pub mod chat;
 pub mod component;
 pub mod dataset;
@@ -24,8 +26,11 @@ pub use trajectory::{CallRecord, Timings, TokenCounts, Trajectory};
 /// Errors of the core types: parsing of enumerations and names.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
+    /// A level name other than `node`, `service` or `pod`.
     #[error("unknown level {0:?} (expected node, service or pod)")]
     UnknownLevel(String),
+    /// A `failure_type` that is none of [`FaultType::ALL`] in any of its spellings (data name,
+    /// English, slug).
     #[error("unknown failure type {0:?}")]
     UnknownFaultType(String),
 }

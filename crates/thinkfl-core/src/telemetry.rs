@@ -9,7 +9,9 @@ pub struct Span {
     pub timestamp: i64,
     /// The pod that emitted the span (`frontend-2`).
     pub cmdb_id: String,
+    /// The span's id, unique within the data set.
     pub span_id: String,
+    /// The trace the span belongs to.
     pub trace_id: String,
     /// Duration in µs.
     pub duration: i64,
@@ -18,12 +20,14 @@ pub struct Span {
     pub kind: String,
     /// As written by the data: `0`, `OK`, `Ok`, `200`, `1`, `500`, `Error`...
     pub status_code: String,
+    /// The operation (`hipstershop.CartService/GetCart`, `POST /cart`).
     pub operation_name: String,
     /// Empty for a root span.
     pub parent_span: String,
 }
 
 impl Span {
+    /// Whether the span has no parent.
     pub fn is_root(&self) -> bool {
         self.parent_span.is_empty()
     }
@@ -70,12 +74,14 @@ pub enum MetricSource {
 }
 
 impl MetricSource {
+    /// Every source, in the order the files are written.
     pub const ALL: [MetricSource; 4] = [
         MetricSource::Container,
         MetricSource::Node,
         MetricSource::Istio,
         MetricSource::Service,
     ];
+    /// The lowercase name of the source (`"istio"`).
     pub fn as_str(self) -> &'static str {
         match self {
             MetricSource::Container => "container",
@@ -91,15 +97,20 @@ impl MetricSource {
 pub struct MetricPoint {
     /// Seconds since the epoch.
     pub timestamp: i64,
+    /// The emitting component; its shape depends on `source` (see [`MetricSource`]).
     pub cmdb_id: String,
+    /// The KPI (`container_cpu_usage_seconds`, `system.cpu.pct_usage`, `mrt`...).
     pub kpi_name: String,
+    /// The sample's value, in the KPI's own unit.
     pub value: f64,
+    /// The file family the row came from (and is written back to).
     pub source: MetricSource,
 }
 
 /// One log line (`log/all/log_filebeat-testbed-log-service.csv`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogRecord {
+    /// The row's id in the data set.
     pub log_id: String,
     /// Seconds since the epoch.
     pub timestamp: i64,
@@ -107,6 +118,7 @@ pub struct LogRecord {
     pub cmdb_id: String,
     /// `log_cartservice-service_application`, `log_frontend-envoy_gateway`...
     pub log_name: String,
+    /// The log line itself, verbatim.
     pub value: String,
 }
 

@@ -6,14 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One service and its pods.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceInfo {
+    /// The service name (`cartservice`).
     pub name: String,
+    /// Its pods (sorted by [`Topology::normalize`]).
     pub pods: Vec<String>,
 }
 
 /// `topology.json`: written by the simulator, derived from the data otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
+    /// Every service (sorted by name by [`Topology::normalize`]).
     pub services: Vec<ServiceInfo>,
+    /// Every node name (sorted by [`Topology::normalize`]).
     pub nodes: Vec<String>,
     /// pod -> node.
     pub placement: BTreeMap<String, String>,
@@ -36,6 +40,7 @@ impl Topology {
             .collect()
     }
 
+    /// The service named `name`, if the topology has it.
     pub fn service(&self, name: &str) -> Option<&ServiceInfo> {
         self.services.iter().find(|s| s.name == name)
     }

@@ -17,30 +17,41 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
+/// Tokens spent by an episode, summed over its model calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCounts {
+    /// Prompt tokens, summed over calls (a prompt is counted again at each round).
     pub prompt: u64,
     /// Of `prompt`, the tokens served from the backend's prefix cache: prompt tokens that cost
     /// compute are `prompt - cached`.
     #[serde(default)]
     pub cached: u64,
+    /// Tokens the model generated.
     pub completion: u64,
 }
 
+/// Where an episode's time went, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Time in model calls, summed.
     pub model_ms: f64,
+    /// Time in tool calls, summed.
     pub tool_ms: f64,
+    /// `model_ms + tool_ms` for an episode run alone; for an episode of a batch (`Actor` running
+    /// several at once) the wall time of the whole batch, since model calls were shared.
     pub total_ms: f64,
 }
 
+/// The record of one localization episode: conversation, calls, path, answer and costs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
     /// Which question (fault case index, query span) this episode answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case: Option<usize>,
+    /// The span id of the question, when the question is a query span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_span: Option<String>,
+    /// The conversation, system prompt first, tool answers included.
     pub messages: Vec<Message>,
     /// Every tool call in order, `print_results` included.
     pub calls: Vec<CallRecord>,
@@ -51,7 +62,9 @@ pub struct Trajectory {
     /// Whether the final answer came from the forced print after `D_max` rounds.
     #[serde(default)]
     pub forced_final: bool,
+    /// Tokens spent.
     pub tokens: TokenCounts,
+    /// Time spent.
     pub timings: Timings,
 }
 
