@@ -524,6 +524,8 @@ fn file_part(kpi: &str) -> String {
 }
 
 impl AiopsWriter {
+    /// Creates `dir` and opens the span and log files of the layout in it; metric files are
+    /// opened as their first row arrives.
     pub fn create(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let spans = create_csv(&dir.join("trace/all/trace_jaeger-span.csv"), &SPAN_HEADER)?;
@@ -546,6 +548,7 @@ impl AiopsWriter {
         self.dir.join("trace/all/trace_jaeger-span.csv")
     }
 
+    /// Appends one row to `trace/all/trace_jaeger-span.csv`.
     pub fn write_span(&mut self, s: &Span) -> Result<()> {
         let mut ib = itoa_buf();
         let mut db = itoa_buf();
@@ -609,6 +612,7 @@ impl AiopsWriter {
         })
     }
 
+    /// Appends one row to `log/all/log_filebeat-testbed-log-service.csv`.
     pub fn write_log(&mut self, l: &LogRecord) -> Result<()> {
         let ts = l.timestamp.to_string();
         let path = self

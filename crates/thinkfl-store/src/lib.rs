@@ -3,6 +3,8 @@
 //! Jaeger JSON trace exports, a writer of the AIOps 2022 layout, and [`TelemetryStore`], the
 //! columnar, interned, indexed, immutable store every tool queries.
 
+#![warn(missing_docs)]
+
 pub mod aiops;
 mod csvio;
 mod fastspans;
@@ -25,9 +27,12 @@ use std::path::{Path, PathBuf};
 /// Errors of reading and writing telemetry.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file that could not be opened, read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -35,14 +40,23 @@ pub enum Error {
     /// the column.
     #[error("{}:{line}: column {column}: {message}", file.display())]
     Parse {
+        /// The file.
         file: PathBuf,
+        /// The line, 1-based; the header is line 1.
         line: u64,
+        /// The column: its 1-based number and, where known, its header name.
         column: String,
+        /// What is wrong with the value.
         message: String,
     },
     /// A data set that is not of the expected shape (missing files or header columns).
     #[error("{}: {message}", path.display())]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The data set's directory or file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -60,6 +74,7 @@ impl Error {
     }
 }
 
+/// A result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Options of every reader.
@@ -71,6 +86,7 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// Options of a lenient load.
     pub fn lenient() -> Self {
         Self { lenient: true }
     }

@@ -42,14 +42,23 @@ pub struct StoreBuilder {
 /// The fields of one span row, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct SpanFields<'a> {
+    /// Start, ms since the epoch.
     pub timestamp: i64,
+    /// The pod that emitted the span.
     pub cmdb_id: &'a str,
+    /// The span's id.
     pub span_id: &'a str,
+    /// The trace's id.
     pub trace_id: &'a str,
+    /// Duration in µs.
     pub duration: i64,
+    /// `http`, `rpc`, `db`... as in the data.
     pub kind: &'a str,
+    /// The status code as written.
     pub status_code: &'a str,
+    /// The operation name.
     pub operation_name: &'a str,
+    /// The parent's span id; empty for a root.
     pub parent_span: &'a str,
 }
 
@@ -70,6 +79,7 @@ impl<'a> From<&'a Span> for SpanFields<'a> {
 }
 
 impl StoreBuilder {
+    /// An empty builder.
     pub fn new() -> Self {
         Self::default()
     }
@@ -85,6 +95,7 @@ impl StoreBuilder {
         self.trace.reserve(n);
     }
 
+    /// Appends one span row, interning its strings.
     pub fn push_span(&mut self, s: SpanFields<'_>) {
         self.ts.push(s.timestamp);
         self.dur.push(s.duration);
@@ -152,6 +163,8 @@ impl StoreBuilder {
         });
     }
 
+    /// Appends one metric sample; the series (cmdb_id, kpi, source) is created on its first
+    /// sample. Samples need not arrive in time order: `finish` sorts each series.
     pub fn push_metric(
         &mut self,
         timestamp: i64,
@@ -172,6 +185,7 @@ impl StoreBuilder {
         self.m_val.push(value);
     }
 
+    /// Appends one log line.
     pub fn push_log(
         &mut self,
         log_id: &str,
@@ -187,14 +201,18 @@ impl StoreBuilder {
         self.l_value.push(value.as_bytes());
     }
 
+    /// Appends one ground-truth row (the store keeps them sorted by time).
     pub fn push_fault(&mut self, f: FaultCase) {
         self.faults.push(f);
     }
 
+    /// Sets the data set's topology; `None` makes [`StoreBuilder::finish`] derive one from the
+    /// spans, metrics and logs.
     pub fn set_topology(&mut self, t: Option<Topology>) {
         self.topology = t;
     }
 
+    /// Spans pushed so far.
     pub fn span_count(&self) -> usize {
         self.ts.len()
     }

@@ -70,6 +70,34 @@ struct SeriesMeta {
 /// assert!(store.topology_derived());
 /// assert!(store.topology().calls.contains(&("frontend".into(), "cartservice".into())));
 /// ```
+///
+/// Loading a data set from disk: the real AIOps 2022 sample of the repository's fixtures (one
+/// anomalous trace of a packet-corruption fault in `recommendationservice`, and the service logs
+/// around it).
+///
+/// ```
+/// use std::path::Path;
+/// use thinkfl_store::{LoadOptions, TelemetryStore, read_aiops};
+///
+/// let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+/// let (dataset, report) = read_aiops(&dir, &LoadOptions::default())?;
+/// assert_eq!(report.skipped_rows, 0);
+/// let store = TelemetryStore::from_dataset(dataset);
+///
+/// // The entry span of the anomalous trace: 13.4 s at the frontend.
+/// let entry = store.span_by_id("d1b3f238e544e3f0").expect("entry span");
+/// assert_eq!((entry.cmdb_id(), entry.duration()), ("frontend-2", 13_385_835));
+/// assert!(entry.parent().is_none());
+/// assert!(store.children(entry.span_id()).count() > 0);
+///
+/// // Its logs: of a pod, in a time window (seconds).
+/// let t = entry.timestamp() / 1000;
+/// assert!(store.logs_of("recommendationservice-1", t - 120, t + 120).count() > 0);
+///
+/// // The ground truth.
+/// assert_eq!(store.faults()[0].cmdb_id, "recommendationservice");
+/// # Ok::<(), thinkfl_store::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct TelemetryStore {
     names: Pool,
@@ -114,6 +142,7 @@ pub struct SpanRef<'a> {
 }
 
 impl<'a> SpanRef<'a> {
+    /// The span's index in the store.
     pub fn idx(&self) -> SpanIdx {
         SpanIdx(self.i)
     }
@@ -124,12 +153,15 @@ impl<'a> SpanRef<'a> {
     pub fn timestamp(&self) -> i64 {
         self.store.ts[self.u()]
     }
+    /// The pod that emitted the span.
     pub fn cmdb_id(&self) -> &'a str {
         self.store.names.get(self.store.cmdb[self.u()])
     }
+    /// The span's id.
     pub fn span_id(&self) -> &'a str {
         self.store.span_id.get(self.u())
     }
+    /// The trace's id.
     pub fn trace_id(&self) -> &'a str {
         self.store.traces.get(self.store.trace[self.u()])
     }
@@ -137,12 +169,15 @@ impl<'a> SpanRef<'a> {
     pub fn duration(&self) -> i64 {
         self.store.dur[self.u()]
     }
+    /// `http`, `rpc`, `db`, `telemetry` or empty, as in the data.
     pub fn kind(&self) -> &'a str {
         self.store.names.get(self.store.kind[self.u()])
     }
+    /// The status code as written (see [`SpanRef::status_ok`]).
     pub fn status_code(&self) -> &'a str {
         self.store.names.get(self.store.status[self.u()])
     }
+    /// The operation name.
     pub fn operation_name(&self) -> &'a str {
         self.store.names.get(self.store.op[self.u()])
     }
@@ -165,9 +200,11 @@ impl<'a> SpanRef<'a> {
             i: p,
         })
     }
+    /// Whether the status code means success (see [`Span::status_ok`]).
     pub fn status_ok(&self) -> bool {
         thinkfl_core::telemetry::status_is_ok(self.status_code())
     }
+    /// The span as an owned row.
     pub fn to_span(&self) -> Span {
         Span {
             timestamp: self.timestamp(),
@@ -195,9 +232,11 @@ impl<'a> SeriesRef<'a> {
     pub fn cmdb_id(&self) -> &'a str {
         self.store.names.get(self.meta.cmdb)
     }
+    /// The KPI's name.
     pub fn kpi(&self) -> &'a str {
         self.store.names.get(self.meta.kpi)
     }
+    /// The file family of the series.
     pub fn source(&self) -> MetricSource {
         self.meta.source
     }
@@ -205,12 +244,15 @@ impl<'a> SeriesRef<'a> {
     pub fn timestamps(&self) -> &'a [i64] {
         &self.store.p_ts[self.meta.start as usize..self.meta.end as usize]
     }
+    /// The values, one per timestamp of [`SeriesRef::timestamps`].
     pub fn values(&self) -> &'a [f64] {
         &self.store.p_val[self.meta.start as usize..self.meta.end as usize]
     }
+    /// Samples in the series.
     pub fn len(&self) -> usize {
         (self.meta.end - self.meta.start) as usize
     }
+    /// Whether the series has no sample.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -224,6 +266,7 @@ pub struct LogRef<'a> {
 }
 
 impl<'a> LogRef<'a> {
+    /// The row's id.
     pub fn log_id(&self) -> &'a str {
         self.store.log_id.get(self.i as usize)
     }
@@ -231,15 +274,19 @@ impl<'a> LogRef<'a> {
     pub fn timestamp(&self) -> i64 {
         self.store.l_ts[self.i as usize]
     }
+    /// The pod that wrote the line.
     pub fn cmdb_id(&self) -> &'a str {
         self.store.names.get(self.store.l_cmdb[self.i as usize])
     }
+    /// The log's name (`log_cartservice-service_application`...).
     pub fn log_name(&self) -> &'a str {
         self.store.names.get(self.store.l_name[self.i as usize])
     }
+    /// The line itself.
     pub fn value(&self) -> &'a str {
         self.store.l_value.get(self.i as usize)
     }
+    /// The log as an owned row.
     pub fn to_record(&self) -> LogRecord {
         LogRecord {
             log_id: self.log_id().to_string(),

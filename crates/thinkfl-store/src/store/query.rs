@@ -10,14 +10,21 @@ use thinkfl_core::{
 };
 
 impl TelemetryStore {
+    /// Spans in the store.
     pub fn span_count(&self) -> usize {
         self.ts.len()
     }
 
+    /// Distinct trace ids.
     pub fn trace_count(&self) -> usize {
         self.traces.len()
     }
 
+    /// The span at `i`.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not an index of this store.
     pub fn span(&self, i: SpanIdx) -> SpanRef<'_> {
         assert!(
             (i.0 as usize) < self.span_count(),
@@ -199,10 +206,15 @@ impl TelemetryStore {
             .collect()
     }
 
+    /// Series that belong to `component` (a name, classified by
+    /// [`Component::classify`]): a node's own series; a pod's container and istio series; a
+    /// service's `metric_service` rows (`<service>` or `<service>-grpc`) and the container and istio
+    /// series of its pods.
     pub fn series_count(&self) -> usize {
         self.series.len()
     }
 
+    /// Distinct metric series.
     pub fn point_count(&self) -> usize {
         self.p_ts.len()
     }
@@ -252,10 +264,12 @@ impl TelemetryStore {
         out
     }
 
+    /// Log lines in the store.
     pub fn log_count(&self) -> usize {
         self.l_ts.len()
     }
 
+    /// Ground truth, sorted by fault start.
     pub fn faults(&self) -> &[FaultCase] {
         &self.faults
     }
