@@ -20,6 +20,7 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// The kebab-case name used on the command line and in `corpus.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Preset::OnlineBoutique => "online-boutique",
@@ -64,6 +65,7 @@ pub enum Difficulty {
 }
 
 impl Difficulty {
+    /// The lowercase name used on the command line and in data set names.
     pub fn as_str(self) -> &'static str {
         match self {
             Difficulty::Easy => "easy",
@@ -154,6 +156,7 @@ impl TraceNoise {
     /// Largest clock offset of a node, ms.
     pub const MAX_SKEW_MS: f64 = 400.0;
 
+    /// Whether this is [`TraceNoise::NONE`]: traces exported exactly as simulated.
     pub fn is_none(&self) -> bool {
         *self == TraceNoise::NONE
     }
@@ -266,20 +269,29 @@ pub const DEFAULT_START_EPOCH_S: i64 = 1_647_705_600;
 pub const DEFAULT_DURATION_S: i64 = 7_200;
 /// About 25 spans per Online Boutique trace: ~300 k spans in two hours.
 pub const DEFAULT_TRACES_PER_MINUTE: f64 = 100.0;
+/// Default [`SimConfig::daily_amplitude`]: the rate runs from 25% below its mean before dawn to
+/// 25% above it in the afternoon.
 pub const DEFAULT_DAILY_AMPLITUDE: f64 = 0.5;
+/// Default [`SimConfig::utc_offset_h`]: UTC+8, the time zone of AIOps 2022.
 pub const DEFAULT_UTC_OFFSET_H: i64 = 8;
+/// Default [`SimConfig::faults`].
 pub const DEFAULT_FAULTS: usize = 10;
+/// Default [`SimConfig::fault_min_s`]: two minutes.
 pub const DEFAULT_FAULT_MIN_S: i64 = 120;
 /// Three minutes: the paper's `search_fluctuating_metrics` flags a value beyond 3σ of the
 /// ±1200 s baseline, and that baseline contains the fault itself; a step change is visible only
 /// while it covers less than about a tenth of the 40-minute baseline (sqrt((1-f)/f) > 3).
 /// Longer faults are allowed (`fault_max_s`) but hide their metric steps from that tool.
 pub const DEFAULT_FAULT_MAX_S: i64 = 180;
+/// Default [`SimConfig::min_gap_s`]: a minute of quiet between faults.
 pub const DEFAULT_MIN_GAP_S: i64 = 60;
+/// Default [`SimConfig::warmup_s`]: ten minutes of normal behaviour before the first fault.
 pub const DEFAULT_WARMUP_S: i64 = 600;
+/// Default [`SimConfig::services`] of the `synthetic` preset.
 pub const DEFAULT_SYNTHETIC_SERVICES: usize = 100;
 /// Largest synthetic system accepted.
 pub const MAX_SYNTHETIC_SERVICES: usize = 5_000;
+/// Default [`SimConfig::call_timeout_ms`]: 20 s.
 pub const DEFAULT_CALL_TIMEOUT_MS: f64 = 20_000.0;
 
 impl Default for SimConfig {

@@ -41,6 +41,7 @@ pub enum Scale {
 }
 
 impl Scale {
+    /// The lowercase name used on the command line and in `corpus.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scale::Small => "small",
@@ -102,11 +103,14 @@ impl FromStr for Scale {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Used to train on.
     Train,
+    /// Kept for evaluation: a seed no training data set uses, or a topology never trained on.
     HeldOut,
 }
 
 impl Role {
+    /// The name of the role's subdirectory and of its value in `corpus.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Train => "train",
@@ -175,9 +179,11 @@ pub struct Spec {
     pub name: String,
     /// Relative to the corpus directory: `train/online-boutique-hard-s7003`.
     pub path: String,
+    /// Training or held out.
     pub role: Role,
     /// `online-boutique`, `train-ticket`, `synthetic-24`.
     pub topology: String,
+    /// The simulation to run.
     pub config: SimConfig,
 }
 
@@ -234,46 +240,66 @@ pub fn plan(seed: u64, scale: Scale) -> Vec<Spec> {
 /// One data set in the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// The data set's name (`online-boutique-hard-s7003`).
     pub name: String,
     /// Relative to the corpus directory.
     pub path: String,
+    /// Training or held out.
     pub role: Role,
+    /// The topology's name (`online-boutique`, `train-ticket`, `synthetic-24`).
     pub topology: String,
+    /// The simulator preset the topology comes from.
     pub preset: Preset,
     /// Services of a synthetic system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<usize>,
+    /// The data set's seed.
     pub seed: u64,
+    /// The difficulty it was simulated at.
     pub difficulty: Difficulty,
+    /// Simulated time, seconds.
     pub duration_s: i64,
+    /// Mean request rate of the simulation.
     pub traces_per_minute: f64,
     /// Fault cases in its `groundtruth.csv`.
     pub faults: usize,
     /// Fault cases by type (slug).
     pub fault_types: BTreeMap<String, usize>,
+    /// Traces written.
     pub traces: u64,
+    /// Spans written.
     pub spans: u64,
+    /// Metric samples written.
     pub metrics: u64,
+    /// Log lines written.
     pub logs: u64,
 }
 
 /// Counts of one role.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
+    /// Data sets of the role.
     pub datasets: usize,
+    /// Fault cases in them (ground-truth rows).
     pub cases: usize,
 }
 
 /// `corpus.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Layout version, [`MANIFEST_VERSION`].
     pub version: u32,
+    /// The corpus seed; data set `k` has seed `seed * 1000 + k`.
     pub seed: u64,
+    /// How much was generated.
     pub scale: Scale,
     /// Topologies of which no data set is for training.
     pub held_out_topologies: Vec<String>,
+    /// Totals of the training data sets.
     pub train: Totals,
+    /// Totals of the held-out data sets.
     pub held_out: Totals,
+    /// Every data set, in the order written.
     pub datasets: Vec<Entry>,
 }
 
@@ -296,9 +322,11 @@ impl Manifest {
 /// What [`build`] reports after each data set.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {
+    /// The data set just written.
     pub entry: &'a Entry,
     /// Data sets written so far, this one included, of `total`.
     pub done: usize,
+    /// Data sets of the corpus.
     pub total: usize,
     /// Seconds this data set took.
     pub seconds: f64,

@@ -91,6 +91,8 @@
 //! minute by minute (all series at one timestamp, then the next). Memory stays bounded by the
 //! traces running across a minute boundary.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod corpus;
 mod engine;
@@ -124,15 +126,20 @@ pub enum Error {
 /// What a run produced besides the rows: the ground truth, the topology and the counts.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The ground truth, in time order.
     pub faults: Vec<FaultCase>,
+    /// The simulated system's topology (what `topology.json` holds).
     pub topology: Topology,
+    /// Counts of what was written.
     pub stats: Stats,
 }
 
 /// The plan of a run, before any request is simulated: topology and fault schedule.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The fault schedule, in time order.
     pub faults: Vec<FaultCase>,
+    /// The simulated system's topology.
     pub topology: Topology,
 }
 

@@ -6,14 +6,19 @@ use thinkfl_core::{Dataset, LogRecord, MetricPoint, Span};
 
 /// Receives rows in generation order: spans and logs in time order, metrics minute by minute.
 pub trait Sink {
+    /// Takes one span.
     fn span(&mut self, s: &Span) -> Result<(), Error>;
+    /// Takes one metric sample.
     fn metric(&mut self, m: &MetricPoint) -> Result<(), Error>;
+    /// Takes one log line.
     fn log(&mut self, l: &LogRecord) -> Result<(), Error>;
 }
 
 /// Collects every row into a [`Dataset`].
 #[derive(Debug, Default)]
 pub struct MemorySink {
+    /// Everything received so far; the caller fills in faults and topology from the
+    /// [`Outcome`](crate::Outcome).
     pub dataset: Dataset,
 }
 
@@ -35,9 +40,13 @@ impl Sink for MemorySink {
 /// Counts rows and bytes of their text fields without keeping them: measures the generator.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CountingSink {
+    /// Spans received.
     pub spans: u64,
+    /// Metric samples received.
     pub metrics: u64,
+    /// Log lines received.
     pub logs: u64,
+    /// Bytes of the text fields counted (ids, names, log text), a proxy for output size.
     pub bytes: u64,
 }
 

@@ -29,9 +29,13 @@ const RTO_US: f64 = 200_000.0;
 /// What a run produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// User requests simulated (one trace each).
     pub traces: u64,
+    /// Spans written (dropped ones excluded).
     pub spans: u64,
+    /// Metric samples written.
     pub metrics: u64,
+    /// Log lines written.
     pub logs: u64,
     /// Traces whose root span is not OK (or that got no answer at all).
     pub failed_traces: u64,
