@@ -36,11 +36,16 @@ pub struct AnomalyConfig {
 }
 
 impl AnomalyConfig {
+    /// Default [`AnomalyConfig::slow_factor`].
     pub const DEFAULT_SLOW_FACTOR: f64 = 3.0;
+    /// Default [`AnomalyConfig::min_baseline_samples`].
     pub const DEFAULT_MIN_BASELINE_SAMPLES: usize = 10;
+    /// Default [`AnomalyConfig::fallback_slow_ms`]: one second.
     pub const DEFAULT_FALLBACK_SLOW_MS: f64 = 1000.0;
+    /// Default [`AnomalyConfig::default_case_duration_s`]: ten minutes.
     pub const DEFAULT_CASE_DURATION_S: i64 = 600;
 
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |field: &'static str, msg: String| Err(crate::Error::Config { field, msg });
         if !(self.slow_factor.is_finite() && self.slow_factor > 1.0) {
@@ -88,7 +93,10 @@ impl Default for AnomalyConfig {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AnomalyReason {
     /// Slower than `slow_factor` x the normal duration (µs) of its operation.
-    Slow { normal_us: f64 },
+    Slow {
+        /// Median duration of the operation's entry spans, µs.
+        normal_us: f64,
+    },
     /// Slower than the fallback threshold; the operation had too few samples for a baseline.
     SlowAbsolute,
     /// Non-OK status code.
@@ -98,13 +106,21 @@ pub enum AnomalyReason {
 /// One anomalous trace, by its entry span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalousEntry {
+    /// The trace.
     pub trace_id: String,
+    /// Its entry span.
     pub span_id: String,
+    /// Start of the entry span, ms since the epoch.
     pub timestamp_ms: i64,
+    /// The pod that emitted the entry span.
     pub cmdb_id: String,
+    /// The entry span's operation.
     pub operation_name: String,
+    /// Duration of the entry span, µs.
     pub duration_us: i64,
+    /// Status code of the entry span, as written.
     pub status_code: String,
+    /// Why it was flagged.
     pub reason: AnomalyReason,
 }
 
@@ -120,6 +136,8 @@ pub struct AnomalyDetector<'s> {
 }
 
 impl<'s> AnomalyDetector<'s> {
+    /// Computes the entry-span baselines of `store` (one pass over its entry spans) and indexes the
+    /// entry spans by time.
     pub fn new(store: &'s TelemetryStore, cfg: AnomalyConfig) -> Self {
         let mut groups: HashMap<(&'s str, &'s str), Vec<i64>> = HashMap::new();
         let mut roots = Vec::new();
@@ -146,6 +164,7 @@ impl<'s> AnomalyDetector<'s> {
         }
     }
 
+    /// The settings the detector was built with.
     pub fn config(&self) -> &AnomalyConfig {
         &self.cfg
     }

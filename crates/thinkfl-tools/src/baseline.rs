@@ -11,6 +11,7 @@ use thinkfl_store::{SpanIdx, TelemetryStore};
 pub struct OpStats {
     /// Median duration, µs.
     pub median_us: f64,
+    /// Spans the median was taken over.
     pub count: usize,
 }
 
@@ -69,6 +70,7 @@ impl Baselines {
         self.by_service.values().map(HashMap::len).sum()
     }
 
+    /// Whether no operation has statistics (a store without spans).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

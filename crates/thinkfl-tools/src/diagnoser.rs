@@ -13,6 +13,7 @@ use thinkfl_store::TelemetryStore;
 pub struct Query {
     /// Index of the fault case in `store.faults()`.
     pub case: usize,
+    /// The trace of the entry span.
     pub trace_id: String,
     /// The entry span the actor starts from.
     pub span_id: String,
@@ -20,6 +21,7 @@ pub struct Query {
     pub timestamp_ms: i64,
     /// The pod that emitted the entry span.
     pub cmdb_id: String,
+    /// The entry span's operation.
     pub operation_name: String,
 }
 
@@ -54,7 +56,9 @@ impl Query {
 /// The time window of a fault case, in seconds, half-open `[start_s, end_s)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CaseWindow {
+    /// First second of the window.
     pub start_s: i64,
+    /// First second after the window.
     pub end_s: i64,
 }
 
@@ -75,13 +79,20 @@ pub struct Diagnosis {
     pub path: Vec<String>,
     /// The episode, for model-based diagnosers.
     pub trajectory: Option<Trajectory>,
+    /// Tokens spent (zero for diagnosers without a model).
     pub tokens: TokenCounts,
+    /// Wall time of the diagnosis, ms.
     pub elapsed_ms: f64,
 }
 
+/// The error of a diagnosis: anything a diagnoser's backend can fail with (a model, a
+/// server), boxed.
 pub type DiagnoseError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A root-cause localizer: the RoT actor and every baseline. The evaluation runs each over the
+/// same queries and grades their rankings alike.
 pub trait Diagnoser: Send + Sync {
+    /// The name reports and result files list the diagnoser under.
     fn name(&self) -> &str;
     /// The ground truth is never passed: only the case's time window and one query.
     fn diagnose(

@@ -18,6 +18,7 @@ pub enum OutputMode {
 }
 
 impl OutputMode {
+    /// The lowercase name used on the command line and in configs.
     pub fn as_str(self) -> &'static str {
         match self {
             OutputMode::Plain => "plain",
@@ -46,6 +47,7 @@ impl FromStr for OutputMode {
 /// Settings of the tools.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolsConfig {
+    /// How results are written.
     pub mode: OutputMode,
     /// Most rows in one result; the rest is summarized as "... N more rows".
     pub max_rows: usize,
@@ -61,11 +63,16 @@ pub struct ToolsConfig {
 }
 
 impl ToolsConfig {
+    /// Default [`ToolsConfig::max_rows`].
     pub const DEFAULT_MAX_ROWS: usize = 100;
+    /// Default [`ToolsConfig::max_output_bytes`]: 64 KiB.
     pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 * 1024;
+    /// Default [`ToolsConfig::log_window_s`]: ten minutes either side.
     pub const DEFAULT_LOG_WINDOW_S: i64 = 600;
+    /// Default [`ToolsConfig::max_log_example_chars`].
     pub const DEFAULT_MAX_LOG_EXAMPLE_CHARS: usize = 200;
 
+    /// Checks every field's range (and the n-sigma settings); the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |field: &'static str, msg: String| Err(crate::Error::Config { field, msg });
         if self.max_rows == 0 {
@@ -112,7 +119,9 @@ enum BaselineSource<'a> {
 /// The context of tool calls: borrowed, so that a server shares one store across threads and an
 /// actor builds one per episode for free.
 pub struct ToolEnv<'a> {
+    /// The data the tools query.
     pub store: &'a TelemetryStore,
+    /// The tools' settings.
     pub config: ToolsConfig,
     baselines: BaselineSource<'a>,
 }
@@ -162,10 +171,13 @@ impl<'a> ToolEnv<'a> {
         }
     }
 
+    /// The output mode of [`ToolEnv::config`].
     pub fn mode(&self) -> OutputMode {
         self.config.mode
     }
 
+    /// Median duration of every (service, operation), computed on first use (one pass over the
+    /// spans) unless the environment was given them.
     pub fn baselines(&self) -> &Baselines {
         match &self.baselines {
             BaselineSource::Borrowed(b) => b,

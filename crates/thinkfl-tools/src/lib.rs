@@ -11,6 +11,8 @@
 //!
 //! [`TelemetryStore`]: thinkfl_store::TelemetryStore
 
+#![warn(missing_docs)]
+
 pub mod anomaly;
 pub mod baseline;
 pub mod diagnoser;
@@ -45,8 +47,15 @@ pub use tools::{
 /// Errors of this crate outside tool calls (tool calls answer with [`ToolError`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
+    /// A setting out of its range.
     #[error("invalid config field `{field}`: {msg}")]
-    Config { field: &'static str, msg: String },
+    Config {
+        /// The field's name.
+        field: &'static str,
+        /// What its range is and what it was.
+        msg: String,
+    },
+    /// An output mode other than `plain` or `enriched`.
     #[error("unknown output mode {0:?} (expected plain or enriched)")]
     UnknownMode(String),
 }

@@ -19,10 +19,15 @@ pub struct NSigmaConfig {
 }
 
 impl NSigmaConfig {
+    /// Default [`NSigmaConfig::regular_window_s`]: the paper's ±1200 s.
     pub const DEFAULT_REGULAR_WINDOW_S: i64 = 1200;
+    /// Default [`NSigmaConfig::current_window_s`]: the paper's ±600 s.
     pub const DEFAULT_CURRENT_WINDOW_S: i64 = 600;
+    /// Default [`NSigmaConfig::n_sigma`]: the paper's 3σ.
     pub const DEFAULT_N_SIGMA: f64 = 3.0;
 
+    /// Checks that the regular window is positive, the current window within it, and
+    /// `n_sigma` finite and positive; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |field: &'static str, msg: String| Err(crate::Error::Config { field, msg });
         if self.regular_window_s <= 0 {
@@ -60,7 +65,10 @@ impl Default for NSigmaConfig {
 /// Statistics of a fluctuating series (unrounded).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fluctuation {
+    /// Mean of the finite points in the regular window.
     pub regular_mean: f64,
+    /// Sample standard deviation (pandas' `std`, n - 1) of the finite points in the regular
+    /// window.
     pub regular_std: f64,
     /// Mean of the tested points (NaN when none).
     pub current_mean: f64,

@@ -5,11 +5,14 @@
 /// Severity of a log line that matters for diagnosis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// An error line, or worse (fatal, critical, panic...).
     Error,
+    /// A warning line.
     Warning,
 }
 
 impl Severity {
+    /// `"error"` or `"warning"`, as tool output writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",

@@ -70,6 +70,7 @@ impl Default for SuspectConfig {
 }
 
 impl SuspectConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |field: &'static str, msg: String| Err(crate::Error::Config { field, msg });
         if self.before_s < 0 || self.after_s <= 0 {
@@ -107,24 +108,34 @@ pub struct Departure {
     pub what: String,
     /// Reference median and the window value furthest from it.
     pub normal: f64,
+    /// The window value furthest from `normal`.
     pub value: f64,
 }
 
 /// Evidence kinds, in the order they are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    /// A metric series of the pod (container, or istio server side), or of its node.
     Metric,
+    /// The self time of the pod's spans, per bucket.
     Latency,
+    /// Spans of the pod with a non-OK status, per bucket.
     Errors,
+    /// Error and warning log lines of the pod, per bucket.
     Logs,
 }
 
 /// One suspect pod and the evidence against it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suspect {
+    /// The suspect pod.
     pub pod: String,
+    /// Its service.
     pub service: String,
+    /// The node it runs on, when the topology or its container metrics say.
     pub node: Option<String>,
+    /// Sum over evidence kinds of `ln(1 + z)`, plus the node's metric evidence weighted by
+    /// [`SuspectConfig::node_weight`]; only pods scoring above zero are ranked.
     pub score: f64,
     /// The pod's own evidence, strongest of each kind.
     pub own: BTreeMap<Kind, Departure>,

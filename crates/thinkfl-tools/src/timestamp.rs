@@ -54,6 +54,7 @@ impl JsonSchema for TimestampArg {
     "bad timestamp {given:?}: expected seconds or milliseconds since the epoch, e.g. 1647747340 or 1647747340693"
 )]
 pub struct BadTimestamp {
+    /// The value as the caller wrote it.
     pub given: String,
 }
 

@@ -14,11 +14,14 @@ use std::fmt;
 /// and its rows), in order of first appearance: the episode's reasoning path grows from them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolOutput {
+    /// The text returned to the model.
     pub text: String,
+    /// Components named in the arguments and the rows, in order of first appearance.
     pub touched: Vec<String>,
 }
 
 impl ToolOutput {
+    /// An output with `text` and no touched components.
     pub fn new(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
@@ -37,6 +40,7 @@ impl ToolOutput {
 /// A typed tool error; `not_found` marks errors about things absent from the data (HTTP 404)
 /// rather than malformed requests (HTTP 400).
 pub trait ToolFailure: std::error::Error {
+    /// Whether the error is about something absent from the data; `false` unless overridden.
     fn not_found(&self) -> bool {
         false
     }
@@ -47,31 +51,49 @@ pub trait Tool: Send + Sync + 'static {
     /// Arguments as the model writes them; the schema the model sees is generated from this type
     /// (field doc comments become descriptions).
     type Args: DeserializeOwned + JsonSchema;
+    /// What the tool returns on success.
     type Output: Into<ToolOutput>;
+    /// What the tool fails with; its `Display` is what the model reads.
     type Error: ToolFailure;
+    /// The name calls use (`search_traces`).
     fn name(&self) -> &'static str;
+    /// The description in the tool's schema.
     fn description(&self) -> &'static str;
+    /// Runs the tool on typed arguments.
     fn call(&self, env: &ToolEnv<'_>, args: Self::Args) -> Result<Self::Output, Self::Error>;
 }
 
 /// Why a call failed; `Display` is the text returned to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolError {
+    /// A call of a tool the registry does not have.
     UnknownTool {
+        /// The name called.
         name: String,
+        /// The registry's tool names.
         known: Vec<String>,
     },
+    /// Arguments that are not JSON or do not match the tool's schema.
     BadArguments {
+        /// The tool called.
         tool: String,
+        /// What was wrong (serde's message).
         message: String,
+        /// A one-line reminder of the arguments: `{"a": string, "b"?: integer}`.
         expected: String,
     },
+    /// Well-formed arguments that name something absent from the data.
     NotFound {
+        /// The tool called.
         tool: String,
+        /// The tool's message.
         message: String,
     },
+    /// Well-formed arguments the tool refuses for another reason.
     Invalid {
+        /// The tool called.
         tool: String,
+        /// The tool's message.
         message: String,
     },
 }
@@ -113,7 +135,9 @@ impl std::error::Error for ToolError {}
 
 /// Object-safe form of [`Tool`]: JSON arguments in, text out.
 pub trait DynTool: Send + Sync {
+    /// The tool's name.
     fn name(&self) -> &str;
+    /// The tool's description.
     fn description(&self) -> &str;
     /// JSON schema of the arguments.
     fn parameters(&self) -> Value;
@@ -362,6 +386,7 @@ impl fmt::Debug for ToolRegistry {
 }
 
 impl ToolRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
@@ -372,6 +397,7 @@ impl ToolRegistry {
         self.tools.push(Box::new(tool));
     }
 
+    /// The tool named `name`.
     pub fn get(&self, name: &str) -> Option<&dyn DynTool> {
         self.tools
             .iter()
@@ -379,6 +405,7 @@ impl ToolRegistry {
             .map(|t| t.as_ref())
     }
 
+    /// Tool names, in registration order.
     pub fn names(&self) -> Vec<&str> {
         self.tools.iter().map(|t| t.name()).collect()
     }

@@ -10,12 +10,16 @@ use serde::Deserialize;
 use std::fmt::Write;
 use thinkfl_core::RootCause;
 
+/// The `print_results` tool: validates the final answer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PrintResults;
 
 /// Most items accepted in one answer.
 pub const MAX_ROOT_CAUSES: usize = 100;
 
+// No doc comment: schemars would put it into the schema the model reads as a description,
+// which the paper's schemas do not have.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrintResultsArgs {
@@ -23,6 +27,9 @@ pub struct PrintResultsArgs {
     pub root_causes: Vec<RootCauseItem>,
 }
 
+// No doc comment: schemars would put it into the schema the model reads as a description,
+// which the paper's schemas do not have.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RootCauseItem {
@@ -44,17 +51,21 @@ pub struct RootCauseItem {
     pub timestamp: Option<serde_json::Value>,
 }
 
+/// Why an answer was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrintResultsError {
     #[error(
         "root_causes is empty; give at least one {{\"node\"|\"service\"|\"pod\": ...}} item, most likely first"
     )]
+    /// No item.
     Empty,
+    /// More than [`MAX_ROOT_CAUSES`] items.
     #[error("root_causes has {0} items; give at most {MAX_ROOT_CAUSES}")]
     TooMany(usize),
     #[error(
         "root_causes item {0} names no node, service or pod; each item needs at least one of them"
     )]
+    /// An item (0-based index) that names no component.
     NoComponent(usize),
 }
 
@@ -63,6 +74,7 @@ impl ToolFailure for PrintResultsError {}
 /// The validated answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrintedResults {
+    /// The items, trimmed, empty fields dropped, in the order given.
     pub root_causes: Vec<RootCause>,
 }
 

@@ -21,6 +21,8 @@ use std::fmt::Write;
 /// Rows at most, whatever `max_rows` allows: the tail of the ranking is noise.
 pub const MAX_SUSPECTS: usize = 5;
 
+/// The `search_anomalous_components` tool: the pods most likely at fault around a moment,
+/// ranked by [`rank_suspects`](crate::suspects::rank_suspects) over every kind of evidence.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchAnomalousComponents;
 
@@ -29,6 +31,9 @@ impl SearchAnomalousComponents {
     pub const NAME: &'static str = "search_anomalous_components";
 }
 
+// No doc comment: schemars would put it into the schema the model reads as a description,
+// which the paper's schemas do not have.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchAnomalousComponentsArgs {
@@ -36,8 +41,10 @@ pub struct SearchAnomalousComponentsArgs {
     pub timestamp: TimestampArg,
 }
 
+/// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnomalousComponentsError {
+    /// The timestamp argument is not a time.
     #[error(transparent)]
     Timestamp(#[from] BadTimestamp),
 }

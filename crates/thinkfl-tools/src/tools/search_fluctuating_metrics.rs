@@ -24,9 +24,14 @@ use std::fmt::Write;
 use thinkfl_core::MetricSource;
 use thinkfl_store::{SeriesRef, TelemetryStore};
 
+/// The `search_fluctuating_metrics` tool: the metric series of a component that break the
+/// n-sigma rule around a moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchFluctuatingMetrics;
 
+// No doc comment: schemars would put it into the schema the model reads as a description,
+// which the paper's schemas do not have.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFluctuatingMetricsArgs {
@@ -36,14 +41,18 @@ pub struct SearchFluctuatingMetricsArgs {
     pub timestamp: TimestampArg,
 }
 
+/// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetricsError {
     #[error(
         "service_name is empty; pass a service (recommendationservice), a pod (recommendationservice-1) or a node (node-1)"
     )]
+    /// No component named.
     Empty,
+    /// A name that is no service, pod or node of the data; the message lists services.
     #[error("{0}")]
     UnknownComponent(String),
+    /// The timestamp argument is not a time.
     #[error(transparent)]
     Timestamp(#[from] BadTimestamp),
 }

@@ -18,9 +18,13 @@ use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
+/// The `search_logs` tool: error and warning logs of a component around a moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchLogs;
 
+// No doc comment: schemars would put it into the schema the model reads as a description,
+// which the paper's schemas do not have.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchLogsArgs {
@@ -30,14 +34,18 @@ pub struct SearchLogsArgs {
     pub timestamp: TimestampArg,
 }
 
+/// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LogsError {
     #[error(
         "service_name is empty; pass a service (recommendationservice), a pod (recommendationservice-1) or a node (node-1)"
     )]
+    /// No component named.
     Empty,
+    /// A name that is no service, pod or node of the data; the message lists services.
     #[error("{0}")]
     UnknownComponent(String),
+    /// The timestamp argument is not a time.
     #[error(transparent)]
     Timestamp(#[from] BadTimestamp),
 }

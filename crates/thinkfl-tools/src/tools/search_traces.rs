@@ -19,9 +19,13 @@ use serde::Deserialize;
 use std::fmt::Write;
 use thinkfl_store::SpanRef;
 
+/// The `search_traces` tool: the child spans of a span.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchTraces;
 
+// No doc comment: schemars would put it into the schema the model reads as a description,
+// which the paper's schemas do not have.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchTracesArgs {
@@ -29,15 +33,18 @@ pub struct SearchTracesArgs {
     pub parent_span_id: String,
 }
 
+/// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SearchTracesError {
     #[error(
         "parent_span_id is empty; pass the span_id of a span from the question or an earlier result"
     )]
+    /// No span id given.
     Empty,
     #[error(
         "no span with span_id {0:?} in this data set; pass a span_id from the question or an earlier result"
     )]
+    /// No span with that id in the data.
     UnknownSpan(String),
 }
 
