@@ -58,6 +58,7 @@ impl Default for CommonConfig {
 }
 
 impl CommonConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), Error> {
         let pos = |field: &'static str, v: f64| {
             if v.is_finite() && v > 0.0 {
@@ -94,9 +95,11 @@ impl CommonConfig {
 /// Robust statistics of one (service, operation) over the whole store.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpNormal {
+    /// Median duration of the operation's spans, µs.
     pub median_us: f64,
     /// Robust standard deviation (1.4826 MAD), floored.
     pub scale_us: f64,
+    /// Spans it was computed over.
     pub count: usize,
 }
 
@@ -127,8 +130,10 @@ pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
 /// Precomputed once per store: normal operation durations and the component inventory.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The settings shared by every method.
     pub cfg: CommonConfig,
     ops: HashMap<(String, String), OpNormal>,
+    /// The store's topology (its `topology.json`, or derived).
     pub topology: Topology,
 }
 
@@ -171,6 +176,8 @@ impl Context {
         })
     }
 
+    /// The normal statistics of `op` served by `pod`'s service, when it has at least
+    /// [`CommonConfig::min_samples`] spans.
     pub fn op_normal(&self, pod: &str, op: &str) -> Option<OpNormal> {
         self.ops
             .get(&(service_of(pod).to_string(), op.to_string()))
@@ -242,16 +249,25 @@ pub fn item(level: Level, name: &str) -> RootCause {
 /// One span of a window trace, with its score.
 #[derive(Debug, Clone, Copy)]
 pub struct WSpan<'a> {
+    /// The pod that emitted the span.
     pub pod: &'a str,
+    /// Its operation.
     pub op: &'a str,
+    /// Its span id.
     pub span_id: &'a str,
+    /// Its parent's span id; empty for a root.
     pub parent: &'a str,
+    /// Its duration, µs.
     pub duration_us: i64,
+    /// Whether its status code means success.
     pub ok: bool,
+    /// Its anomaly score ([`Context::span_score`]): robust z-score of the duration, at least
+    /// [`CommonConfig::error_score`] for a failed span.
     pub score: f64,
 }
 
 impl WSpan<'_> {
+    /// Whether the score exceeds [`CommonConfig::z_threshold`].
     pub fn anomalous(&self, cfg: &CommonConfig) -> bool {
         self.score > cfg.z_threshold
     }
@@ -330,12 +346,17 @@ pub fn series_component(cmdb_id: &str, source: MetricSource) -> Option<(Level, S
 /// Scores per component, which [`rank_components`] turns into a list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scores {
+    /// Scores of pods.
     pub pods: BTreeMap<String, f64>,
+    /// Scores of services.
     pub services: BTreeMap<String, f64>,
+    /// Scores of nodes.
     pub nodes: BTreeMap<String, f64>,
 }
 
 impl Scores {
+    /// Records `score` for a component, keeping the largest; non-positive and non-finite scores
+    /// are ignored.
     pub fn add(&mut self, level: Level, name: &str, score: f64) {
         if !(score.is_finite() && score > 0.0) {
             return;

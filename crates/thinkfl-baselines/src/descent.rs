@@ -40,6 +40,7 @@ impl Default for DescentConfig {
 }
 
 impl DescentConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         if self.max_depth == 0 {
             return Err(crate::Error::Config {
@@ -71,6 +72,7 @@ pub struct Descent {
 }
 
 impl Descent {
+    /// The diagnoser over a shared context, after checking `cfg`.
     pub fn new(ctx: Arc<Context>, cfg: DescentConfig) -> Result<Self, crate::Error> {
         cfg.validate()?;
         Ok(Self { ctx, cfg })

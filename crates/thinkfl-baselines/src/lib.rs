@@ -7,6 +7,8 @@
 //! every method turns its component scores into node, service and pod items with the same level
 //! rule ([`common::rank_components`]), so that a comparison is about the evidence each uses.
 
+#![warn(missing_docs)]
+
 pub mod baro;
 pub mod common;
 pub mod descent;
@@ -29,8 +31,15 @@ use thinkfl_tools::Diagnoser;
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
+    /// A setting out of its range.
     #[error("invalid config field `{field}`: {msg}")]
-    Config { field: &'static str, msg: String },
+    Config {
+        /// The field's name.
+        field: &'static str,
+        /// What its range is and what it was.
+        msg: String,
+    },
+    /// A method name not in [`METHODS`].
     #[error("unknown method {0:?} (known: {known})", known = METHODS.join(", "))]
     UnknownMethod(String),
 }

@@ -37,6 +37,7 @@ impl Default for MetricConfig {
 }
 
 impl MetricConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         if self.reference_s <= 0 {
             return Err(crate::Error::Config {

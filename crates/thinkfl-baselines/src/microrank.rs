@@ -46,6 +46,7 @@ impl Default for MicroRankConfig {
 }
 
 impl MicroRankConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         if !(self.damping > 0.0 && self.damping < 1.0) {
             return Err(crate::Error::Config {
@@ -106,6 +107,7 @@ fn side_pagerank(
 }
 
 impl MicroRank {
+    /// The diagnoser over a shared context, after checking `cfg`.
     pub fn new(ctx: Arc<Context>, cfg: MicroRankConfig) -> Result<Self, crate::Error> {
         cfg.validate()?;
         Ok(Self { ctx, cfg })

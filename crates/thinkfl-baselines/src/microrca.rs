@@ -24,7 +24,9 @@ use thinkfl_tools::{CaseWindow, DiagnoseError, Diagnoser, Diagnosis, Query};
 /// Settings of the MicroRCA-style ranking.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MicroRcaConfig {
+    /// Damping factor of the personalized PageRank, in (0, 1).
     pub damping: f64,
+    /// PageRank iterations.
     pub iterations: usize,
     /// Weight of a host-to-pod edge (the walk may come back from a node to its pods).
     pub host_back_weight: f64,
@@ -44,6 +46,7 @@ impl Default for MicroRcaConfig {
 }
 
 impl MicroRcaConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         if !(self.damping > 0.0 && self.damping < 1.0) {
             return Err(crate::Error::Config {
@@ -84,11 +87,16 @@ fn squash(z: f64) -> f64 {
 }
 
 impl MicroRca {
+    /// The diagnoser over a shared context, after checking `cfg`.
     pub fn new(ctx: Arc<Context>, cfg: MicroRcaConfig) -> Result<Self, crate::Error> {
         cfg.validate()?;
         Ok(Self { ctx, cfg })
     }
 
+    /// Component scores of a case window: a personalized PageRank over the pods joined by
+    /// anomalous calls in the window's traces and their hosts; call edges weigh by the calls'
+    /// anomaly, each pod's preference by its call anomaly and metric anomaly, a host edge by the
+    /// node's metric anomaly. Scaled so that the top score is 1.
     pub fn score(&self, store: &TelemetryStore, window: CaseWindow) -> Scores {
         let traces = window_traces(store, &self.ctx, window);
         // (caller pod, callee pod) -> (anomalous calls' summed score, calls)

@@ -23,6 +23,8 @@ pub struct NSigma {
 }
 
 impl NSigma {
+    /// The diagnoser over a shared context, after checking `cfg`; metrics are compared with the
+    /// mean and standard deviation of their reference period.
     pub fn new(ctx: Arc<Context>, cfg: MetricConfig) -> Result<Self, crate::Error> {
         cfg.validate()?;
         Ok(Self {

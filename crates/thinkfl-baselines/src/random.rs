@@ -23,6 +23,7 @@ pub struct RandomRanker {
 }
 
 impl RandomRanker {
+    /// A ranker of every candidate of `ctx`, shuffled with `seed`.
     pub fn new(ctx: Arc<Context>, seed: u64) -> Self {
         Self {
             candidates: ctx.candidates(),

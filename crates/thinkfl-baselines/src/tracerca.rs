@@ -43,6 +43,7 @@ impl Default for TraceRcaConfig {
 }
 
 impl TraceRcaConfig {
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         if !(0.0..1.0).contains(&self.min_support) {
             return Err(crate::Error::Config {
@@ -62,6 +63,7 @@ pub struct TraceRca {
 }
 
 impl TraceRca {
+    /// The diagnoser over a shared context, after checking `cfg`.
     pub fn new(ctx: Arc<Context>, cfg: TraceRcaConfig) -> Result<Self, crate::Error> {
         cfg.validate()?;
         Ok(Self { ctx, cfg })
