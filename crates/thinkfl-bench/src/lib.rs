@@ -1,12 +1,13 @@
 //! The benchmarks of thinkfl, out of the library crates they measure: the store's load
 //! ([`store`]), the tools in process and the tool server on loopback ([`tools`]), the model's
-//! prefill and decode ([`model`]), and the simulator ([`sim`]), with one reader of the process
+//! prefill and decode ([`model`]), grammar-constrained rollouts ([`rollouts`]), and the simulator ([`sim`]), with one reader of the process
 //! figures `/proc` gives ([`proc`]). Their figures are printed, never asserted.
 
 #![warn(missing_docs)]
 
 pub mod model;
 pub mod proc;
+pub mod rollouts;
 pub mod sim;
 pub mod store;
 pub mod tools;

@@ -33,6 +33,11 @@ pub struct EngineConfig {
     /// Under a grammar, feed the bytes it forces (the fixed parts of a tool call) as one chunk
     /// instead of decoding them token by token ("jump-forward" decoding, as in SGLang).
     pub jump_forward: bool,
+    /// Under a grammar at temperature > 0 (top-p 1), draw from the unmasked distribution first
+    /// and check that one token, masking the vocabulary only when it is rejected
+    /// ([`sample_allowed`]: the same distribution, without ~40k matcher checks a step while a
+    /// free string is open). Off, every step masks (the reference the benchmark compares).
+    pub sample_first: bool,
 }
 
 impl EngineConfig {
@@ -59,6 +64,7 @@ impl Default for EngineConfig {
             prefill_chunk_tokens: Self::DEFAULT_PREFILL_CHUNK_TOKENS,
             min_reuse_tokens: Self::DEFAULT_MIN_REUSE_TOKENS,
             jump_forward: true,
+            sample_first: true,
         }
     }
 }
@@ -78,6 +84,9 @@ pub struct Generation {
     /// Of `ids`, those a grammar forced and that were fed without being sampled (their
     /// log-probability under the constrained distribution, 0, is in `logprobs`).
     pub forced_tokens: usize,
+    /// Of `ids`, those whose step masked the whole vocabulary under the grammar (the sampled or
+    /// greedy token was rejected, or sample-first was off or did not apply).
+    pub masked_steps: usize,
 }
 
 #[derive(Debug)]
@@ -171,6 +180,7 @@ struct Row {
     /// Where the text so far stands in the request's grammar, if it has one.
     matcher: Option<Matcher>,
     forced: usize,
+    masked_steps: usize,
 }
 
 /// The vocabulary as bytes, for constrained decoding: built on the first request with a
@@ -341,6 +351,56 @@ fn fallback_pick(logits: &[f32]) -> (u32, f32) {
         Some((i, _)) => (i as u32, 0.0),
         None => (0, f32::NEG_INFINITY),
     }
+}
+
+/// One draw from the temperature-scaled distribution of `logits` restricted to the tokens
+/// `allowed` admits (at top-p 1), trying the unrestricted distribution first: `masked` (the
+/// logits with -inf on every token not allowed, the expensive part) is built only when the
+/// first draw is rejected. Returns the id and, when the first draw was kept, its log-probability
+/// under the unrestricted distribution (`None` when it masked); `None` when nothing is allowed.
+///
+/// Why this draws from exactly the restricted distribution: let P be the unrestricted
+/// distribution, A the allowed tokens, p_A = P(A) > 0, and Q(x) = P(x) / p_A on A. The first
+/// draw x ~ P is kept when x is in A; otherwise (probability 1 - p_A) a fresh draw from Q itself
+/// is returned. For x in A,
+///
+///   Pr[out = x] = P(x) + (1 - p_A) Q(x) = P(x) + (1 - p_A) P(x) / p_A = P(x) / p_A = Q(x),
+///
+/// and no token outside A is returned. Two things the sum needs: the second draw uses fresh
+/// randomness and does not depend on which token was rejected, and it is from Q, not from P
+/// again (that would be rejection sampling repeated, also exact but unbounded). With a nucleus
+/// (top-p < 1) the target is the nucleus of Q, which is not P's nucleus restricted to A (nor is
+/// P restricted to it), so this shortcut does not apply there. At temperature 0 the same
+/// argument holds with P a point mass: the argmax if allowed, else the masked argmax.
+pub fn sample_allowed(
+    logits: &[f32],
+    params: &SamplingParams,
+    rng: &mut ChaCha8Rng,
+    allowed: impl Fn(u32) -> bool,
+    masked: impl FnOnce() -> Vec<f32>,
+) -> Option<(u32, Option<f32>)> {
+    debug_assert!(params.top_p >= 1.0 || params.temperature <= 0.0);
+    let (id, lp) = sample(logits, params, rng);
+    if allowed(id) {
+        return Some((id, Some(lp)));
+    }
+    Some((masked_draw(&masked(), params, rng)?, None))
+}
+
+/// A draw from `masked` (logits with -inf on the tokens not allowed) under `params`; `None`
+/// when no token is allowed.
+fn masked_draw(masked: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> Option<u32> {
+    let best = lane_max(masked);
+    if best == f32::NEG_INFINITY {
+        return None;
+    }
+    let (id, _) = sample(masked, params, rng);
+    if masked[id as usize] == f32::NEG_INFINITY {
+        // Cannot happen with exact arithmetic; take the best allowed token rather than leave
+        // the grammar.
+        return Some(masked.iter().position(|&v| v == best).unwrap_or(0) as u32);
+    }
+    Some(id)
 }
 
 fn log_sum_exp(x: &[f32], scale: f32) -> f32 {
@@ -525,6 +585,7 @@ impl Engine {
                     done: None,
                     matcher: matchers[idx].take(),
                     forced: 0,
+                    masked_steps: 0,
                 }
             })
             .collect();
@@ -702,6 +763,7 @@ impl Engine {
                     logprobs: r.logprobs,
                     reused_tokens: r.reused,
                     forced_tokens: r.forced,
+                    masked_steps: r.masked_steps,
                 }
             })
             .collect())
@@ -741,6 +803,21 @@ impl Engine {
         Ok(ids)
     }
 
+    /// `logits` with every token `m` does not allow next set to -inf: the mask a constrained
+    /// step computes when it cannot try the model's choice first (public for the benchmarks).
+    pub fn grammar_mask(&self, m: &Matcher, logits: &[f32]) -> Vec<f32> {
+        self.token_index().mask(m, logits, &self.tokenizer)
+    }
+
+    /// Whether `m` allows token `id` next: the one check of a step that tries first.
+    pub fn grammar_allows(&self, m: &Matcher, id: u32) -> bool {
+        if self.tokenizer.is_eos(id) {
+            m.is_complete()
+        } else {
+            self.token_index().allows(m, id)
+        }
+    }
+
     fn token_index(&self) -> &TokenIndex {
         self.tokens.get_or_init(|| TokenIndex::new(&self.tokenizer))
     }
@@ -749,9 +826,12 @@ impl Engine {
     /// it has one.
     ///
     /// Greedy decoding tries the unconstrained choice first, which is usually allowed, and
-    /// masks the vocabulary only when it is not; its log-probability is the model's, as without
-    /// a grammar. Sampling draws from the masked distribution, and reports the log-probability
-    /// under it: the distribution the token actually came from.
+    /// masks the vocabulary only when it is not. Sampling (top-p 1) draws from the unmasked
+    /// distribution first in the same way ([`sample_allowed`]), which draws from exactly the
+    /// masked distribution; with a nucleus every step masks. Either way the log-probability
+    /// reported is the token's under the model's temperature-scaled distribution before the
+    /// mask, as without a grammar: the masked one needs the mass of every allowed token, which
+    /// is what trying first avoids computing.
     ///
     /// `None` when no token can continue the grammar (the vocabulary cannot spell it): the row
     /// ends there.
@@ -760,35 +840,21 @@ impl Engine {
             return Some(sample(logits, &row.params, &mut row.rng));
         };
         let index = self.token_index();
-        let greedy = row.params.temperature <= 0.0;
-        if greedy {
-            let (id, lp) = sample(logits, &row.params, &mut row.rng);
-            let ok = if self.tokenizer.is_eos(id) {
-                m.is_complete()
-            } else {
-                index.allows(m, id)
-            };
-            if ok {
-                return Some((id, lp));
-            }
-        }
-        let masked = index.mask(m, logits, &self.tokenizer);
-        let best = lane_max(&masked);
-        if best == f32::NEG_INFINITY {
-            return None;
-        }
-        let (mut id, mut lp) = sample(&masked, &row.params, &mut row.rng);
-        if masked[id as usize] == f32::NEG_INFINITY {
-            // Cannot happen with exact arithmetic; take the best allowed token rather than
-            // leave the grammar.
-            id = masked.iter().position(|&v| v == best).unwrap_or(0) as u32;
-            lp = best - log_sum_exp(&masked, 1.0);
-        }
-        if greedy {
-            Some((id, logits[id as usize] - log_sum_exp(logits, 1.0)))
+        let allowed = |id: u32| self.grammar_allows(m, id);
+        let mask = || index.mask(m, logits, &self.tokenizer);
+        let t = row.params.temperature;
+        let (id, first_lp) = if t <= 0.0 || (self.config.sample_first && row.params.top_p >= 1.0) {
+            sample_allowed(logits, &row.params, &mut row.rng, allowed, mask)?
         } else {
-            Some((id, lp))
+            (masked_draw(&mask(), &row.params, &mut row.rng)?, None)
+        };
+        let masked = first_lp.is_none();
+        if masked {
+            row.masked_steps += 1;
         }
+        let inv = if t <= 0.0 { 1.0 } else { 1.0 / t };
+        let lp = first_lp.unwrap_or_else(|| logits[id as usize] * inv - log_sum_exp(logits, inv));
+        Some((id, lp))
     }
 
     /// One forward of `t` new tokens per row; returns the last position's logits `[rows, vocab]`.
@@ -865,4 +931,191 @@ fn find_stop(text: &str, stops: &[String], from: usize) -> Option<(String, usize
                 .map(|k| (s.clone(), begin + k + s.len()))
         })
         .min_by_key(|(_, end)| *end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pearson's chi-square of `counts` against the probabilities `q` (cells with q = 0 must be
+    /// empty: a draw there is an error in itself).
+    fn chi_square(counts: &[u64], q: &[f64]) -> f64 {
+        let n: u64 = counts.iter().sum();
+        counts
+            .iter()
+            .zip(q)
+            .map(|(&c, &p)| {
+                if p == 0.0 {
+                    assert_eq!(c, 0, "a token outside the allowed set was drawn");
+                    0.0
+                } else {
+                    let e = p * n as f64;
+                    (c as f64 - e).powi(2) / e
+                }
+            })
+            .sum()
+    }
+
+    /// The masked distribution: softmax of logits / t over the allowed tokens, 0 elsewhere.
+    fn masked_probs(logits: &[f32], allowed: &[bool], t: f64) -> Vec<f64> {
+        let w: Vec<f64> = logits
+            .iter()
+            .zip(allowed)
+            .map(|(&l, &a)| if a { (l as f64 / t).exp() } else { 0.0 })
+            .collect();
+        let z: f64 = w.iter().sum();
+        w.iter().map(|x| x / z).collect()
+    }
+
+    const LOGITS: [f32; 7] = [2.0, 1.0, 0.5, -1.0, 3.0, 0.0, -0.5];
+    // The most likely token (4) and the next (0) are not allowed: the first draw is rejected
+    // about 80% of the time, so both branches carry weight.
+    const ALLOWED: [bool; 7] = [false, true, true, true, false, true, false];
+    const DRAWS: usize = 200_000;
+    // The 0.1% critical value of chi-square with 3 degrees of freedom (4 allowed tokens).
+    const CRITICAL: f64 = 16.27;
+
+    fn params(t: f32) -> SamplingParams {
+        SamplingParams {
+            temperature: t,
+            top_p: 1.0,
+            ..SamplingParams::greedy(1)
+        }
+    }
+
+    fn masked_logits() -> Vec<f32> {
+        LOGITS
+            .iter()
+            .zip(ALLOWED)
+            .map(|(&l, a)| if a { l } else { f32::NEG_INFINITY })
+            .collect()
+    }
+
+    /// Counts of `DRAWS` draws of `draw` on a fixed seed, and how many masked.
+    fn histogram(mut draw: impl FnMut(&mut ChaCha8Rng) -> (u32, bool)) -> (Vec<u64>, usize) {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut counts = vec![0u64; LOGITS.len()];
+        let mut masked = 0;
+        for _ in 0..DRAWS {
+            let (id, m) = draw(&mut rng);
+            counts[id as usize] += 1;
+            masked += m as usize;
+        }
+        (counts, masked)
+    }
+
+    #[test]
+    fn sample_first_draws_from_exactly_the_masked_distribution() {
+        for t in [0.7f32, 1.0, 1.2] {
+            let p = params(t);
+            let q = masked_probs(&LOGITS, &ALLOWED, t as f64);
+            let allowed = |id: u32| ALLOWED[id as usize];
+            let (first, masked) = histogram(|rng| {
+                let (id, lp) = sample_allowed(&LOGITS, &p, rng, allowed, masked_logits).unwrap();
+                (id, lp.is_none())
+            });
+            // The always-masked reference, on the same seed.
+            let (reference, _) =
+                histogram(|rng| (masked_draw(&masked_logits(), &p, rng).unwrap(), true));
+            let (c1, c2) = (chi_square(&first, &q), chi_square(&reference, &q));
+            assert!(
+                c1 < CRITICAL,
+                "t {t}: sample-first chi-square {c1}: {first:?} vs {q:?}"
+            );
+            assert!(c2 < CRITICAL, "t {t}: reference chi-square {c2}");
+            // The first draw is rejected with probability 1 - P(allowed) under the unmasked
+            // distribution: the fallback really ran, as often as it should.
+            let all = masked_probs(&LOGITS, &[true; 7], t as f64);
+            let reject: f64 = all
+                .iter()
+                .zip(ALLOWED)
+                .filter(|(_, a)| !a)
+                .map(|(p, _)| p)
+                .sum();
+            let rate = masked as f64 / DRAWS as f64;
+            assert!(
+                (rate - reject).abs() < 0.005,
+                "t {t}: masked {rate} vs {reject}"
+            );
+        }
+    }
+
+    /// The test above can fail: a plausible wrong fallback (the best allowed token) is far off
+    /// the masked distribution, and so is trying first under a nucleus (top-p < 1), which is
+    /// why `pick` masks every step there.
+    #[test]
+    fn the_distribution_check_rejects_wrong_fallbacks() {
+        let p = params(1.2);
+        let q = masked_probs(&LOGITS, &ALLOWED, 1.2);
+        let allowed = |id: u32| ALLOWED[id as usize];
+        let (best, _) = histogram(|rng| {
+            let (id, _) = sample(&LOGITS, &p, rng);
+            if allowed(id) {
+                (id, false)
+            } else {
+                (
+                    masked_draw(&masked_logits(), &params(0.0), rng).unwrap(),
+                    true,
+                )
+            }
+        });
+        assert!(chi_square(&best, &q) > 10.0 * CRITICAL);
+        // Top-p 0.9: the target is the nucleus of the masked distribution (tokens 1, 2, 5).
+        let nucleus = SamplingParams {
+            top_p: 0.9,
+            ..params(1.2)
+        };
+        let mut order: Vec<usize> = (0..q.len()).filter(|&i| q[i] > 0.0).collect();
+        order.sort_by(|&a, &b| q[b].total_cmp(&q[a]));
+        let mut target = vec![0.0; q.len()];
+        let mut mass = 0.0;
+        for &i in &order {
+            target[i] = q[i];
+            mass += q[i];
+            if mass >= 0.9 {
+                break;
+            }
+        }
+        target.iter_mut().for_each(|x| *x /= mass);
+        assert_eq!(target.iter().filter(|&&x| x > 0.0).count(), 3);
+        let (reference, _) =
+            histogram(|rng| (masked_draw(&masked_logits(), &nucleus, rng).unwrap(), true));
+        assert!(chi_square(&reference, &target) < CRITICAL);
+        let (tried, _) = histogram(|rng| {
+            let (id, _) = sample(&LOGITS, &nucleus, rng);
+            if allowed(id) {
+                (id, false)
+            } else {
+                (masked_draw(&masked_logits(), &nucleus, rng).unwrap(), true)
+            }
+        });
+        assert!(chi_square(&tried, &target) > 10.0 * CRITICAL);
+    }
+
+    #[test]
+    fn sample_first_is_the_argmax_rule_at_temperature_zero_and_none_when_nothing_is_allowed() {
+        let p = params(0.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // Allowed argmax: kept without masking.
+        let (id, lp) = sample_allowed(&LOGITS, &p, &mut rng, |_| true, || unreachable!()).unwrap();
+        assert_eq!((id, lp.is_some()), (4, true));
+        // Rejected: the masked argmax (token 1, logit 1.0).
+        let (id, lp) = sample_allowed(
+            &LOGITS,
+            &p,
+            &mut rng,
+            |id| ALLOWED[id as usize],
+            masked_logits,
+        )
+        .unwrap();
+        assert_eq!((id, lp), (1, None));
+        let none = sample_allowed(
+            &LOGITS,
+            &params(1.0),
+            &mut rng,
+            |_| false,
+            || vec![f32::NEG_INFINITY; LOGITS.len()],
+        );
+        assert_eq!(none, None);
+    }
 }

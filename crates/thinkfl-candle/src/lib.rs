@@ -29,7 +29,7 @@ pub mod tokenizer;
 pub use candle_core::quantized::GgmlDType;
 pub use config::{Architecture, LlamaConfig};
 pub use error::{Error, Result};
-pub use generate::{Engine, EngineConfig, Generation};
+pub use generate::{Engine, EngineConfig, Generation, sample_allowed};
 pub use llama::{KvCache, LayerContext, Linear, Llama, LoraDelta, Mode};
 pub use load::{LoadOptions, LoadedModel, load};
 pub use model::CandleChatModel;

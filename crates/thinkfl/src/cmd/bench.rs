@@ -19,6 +19,8 @@ enum BenchCommand {
     Tools(super::bench_tools::Args),
     /// LoRA training step: ours beside the PyTorch peer (tokens/s, peak RSS, first-step loss).
     Train(super::bench_train::Args),
+    /// Rollouts under a grammar at temperature > 0: sample-first beside masking every step.
+    Rollouts(RolloutArgs),
     /// Simulator: spans generated and written per second.
     Sim(crate::cmd::simulate::BenchArgs),
 }
@@ -47,8 +49,73 @@ struct ModelArgs {
     no_peer: bool,
 }
 
+#[derive(Debug, ClapArgs)]
+struct RolloutArgs {
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Rows sampled together (a GRPO group).
+    #[arg(long, default_value_t = 8)]
+    group: usize,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 160)]
+    max_tokens: usize,
+    /// Alternating repetitions of each mode.
+    #[arg(long, default_value_t = 2)]
+    repeats: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn rollouts(a: RolloutArgs) -> anyhow::Result<()> {
+    let path = thinkfl_candle::fetch::resolve_model(&a.model, true)?;
+    let loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::packed())?;
+    let cfg = thinkfl_bench::rollouts::RolloutConfig {
+        group: a.group,
+        temperature: a.temperature,
+        max_tokens: a.max_tokens,
+        repeats: a.repeats,
+    };
+    let (reports, cost) = thinkfl_bench::rollouts::bench(&loaded, &cfg)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"modes": reports, "step": cost}))?
+        );
+        return Ok(());
+    }
+    println!(
+        "model: {} (packed weights, {} matmul threads); group {}, temperature {}, final-review grammar",
+        path.display(),
+        matmul_threads(),
+        a.group,
+        a.temperature
+    );
+    for r in &reports {
+        let secs: Vec<String> = r.seconds.iter().map(|s| format!("{s:.2}")).collect();
+        println!(
+            "{:13} {:7.1} tokens/s, {:6.1} ms per sampled token  ({} tokens, {} forced, {} masked steps of {} sampled; runs {} s)",
+            r.mode,
+            r.tokens_per_s(),
+            r.ms_per_sampled(),
+            r.tokens,
+            r.forced,
+            r.masked_steps,
+            r.tokens - r.forced,
+            secs.join(", ")
+        );
+    }
+    println!(
+        "per sampled position ({} replayed): mask {:.0} us, one check {:.1} us",
+        cost.positions, cost.mask_us, cost.check_us
+    );
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
+        BenchCommand::Rollouts(a) => rollouts(a),
         BenchCommand::Model(a) => model(a),
         BenchCommand::Store(a) => super::bench_store::run(a),
         BenchCommand::Tools(a) => super::bench_tools::run(a),
