@@ -31,6 +31,10 @@ pub struct LoadOptions {
     /// Add packed 8/4-bit copies of the f32 weights for decoding ([`crate::qlinear`]); needs
     /// `keep_f32`.
     pub pack: bool,
+    /// After packing, drop the f32 weights of the projections and the head: the inference
+    /// forward reads only the packed copies, and the f32 ones were most of the resident memory
+    /// (training and merged exports need them: [`LoadOptions::training`] keeps them).
+    pub drop_packed_f32: bool,
     pub device: Device,
 }
 
@@ -60,6 +64,7 @@ impl LoadOptions {
             keep_quantized: false,
             requantize: None,
             pack: false,
+            drop_packed_f32: false,
             device: Device::Cpu,
         }
     }
@@ -70,6 +75,7 @@ impl LoadOptions {
             keep_quantized: true,
             requantize: None,
             pack: false,
+            drop_packed_f32: false,
             device: Device::Cpu,
         }
     }
@@ -80,6 +86,7 @@ impl LoadOptions {
             keep_quantized: true,
             requantize: Some(dtype),
             pack: false,
+            drop_packed_f32: false,
             device: Device::Cpu,
         }
     }
@@ -91,7 +98,21 @@ impl LoadOptions {
             ..Self::f32_only()
         }
     }
+    /// Packed copies only, for inference (chat, localize, eval): [`LoadOptions::packed`] without
+    /// the f32 projections and head once they are packed. Adapters still apply (they stay
+    /// unmerged); training and merged exports need [`LoadOptions::training`].
+    pub fn inference() -> Self {
+        LoadOptions {
+            drop_packed_f32: true,
+            ..Self::packed()
+        }
+    }
     pub fn validate(&self) -> Result<()> {
+        if self.drop_packed_f32 && !self.pack {
+            return Err(Error::Options(
+                "LoadOptions drops packed f32 weights but packs none: set pack".into(),
+            ));
+        }
         if !self.keep_f32 && !self.keep_quantized {
             return Err(Error::Options(
                 "LoadOptions keeps neither f32 nor quantized weights".into(),
@@ -131,6 +152,9 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     };
     if opts.pack {
         loaded.model.pack_for_inference()?;
+    }
+    if opts.drop_packed_f32 {
+        loaded.model.drop_packed_f32();
     }
     Ok(loaded)
 }
@@ -212,7 +236,17 @@ fn requant_linear(q: QTensor, bias: Option<Tensor>, opts: &LoadOptions) -> Resul
         }
         None => (Some(dense()?), None),
     };
-    Ok(Linear::new(weight, bias, quantized, (o, n)))
+    pack_now(Linear::new(weight, bias, quantized, (o, n)), opts)
+}
+
+/// Under [`LoadOptions::drop_packed_f32`], `lin` packed and without its f32 weight at once, so
+/// that the f32 copies of the whole model never sit in memory together (the peak resident set
+/// of a load is what a small machine feels); otherwise as it is ([`load`] packs at the end).
+fn pack_now(mut lin: Linear, opts: &LoadOptions) -> Result<Linear> {
+    if opts.pack && opts.drop_packed_f32 && lin.pack()? {
+        lin.weight = None;
+    }
+    Ok(lin)
 }
 
 fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
@@ -285,7 +319,13 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let embd_q = read("token_embd.weight")?;
     let embed = dense(&embd_q)?;
     let lm_head = if cfg.tie_word_embeddings {
-        requant_linear(embd_q, None, opts)?
+        let mut head = requant_linear(embd_q, None, opts)?;
+        // The same dequantized values as the embedding: share its storage rather than hold a
+        // second f32 copy of the largest matrix (49,152 x 576 for SmolLM2, 113 MB).
+        if head.weight.is_some() {
+            head.weight = Some(embed.clone());
+        }
+        head
     } else {
         linear(read("output.weight")?, None, None)?
     };
@@ -374,7 +414,7 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
                 None
             };
             let (o, i) = w.dims2()?;
-            Ok(Linear::new(Some(w), b, None, (o, i)))
+            pack_now(Linear::new(Some(w), b, None, (o, i)), opts)
         };
         let ab = cfg.attention_bias;
         let q_proj = lin("self_attn.q_proj", ab)?;
@@ -404,7 +444,7 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         take("lm_head.weight")?
     };
     let (o, n) = head.dims2()?;
-    let lm_head = Linear::new(Some(head), None, None, (o, n));
+    let lm_head = pack_now(Linear::new(Some(head), None, None, (o, n)), opts)?;
     let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = Tok::from_file(&tok_path)?;

@@ -34,7 +34,7 @@ impl CandleChatModel {
     /// Load a GGUF file or Hugging Face directory for inference.
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_loaded(
-            load(path, &LoadOptions::default())?,
+            load(path, &LoadOptions::inference())?,
             EngineConfig::default(),
         )
     }

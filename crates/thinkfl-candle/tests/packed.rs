@@ -188,3 +188,35 @@ fn packed_off_grid_weights_stay_close() {
         );
     }
 }
+
+/// An inference-only load holds the packed copies without the f32 projections and head, gives
+/// the same logits as the packed load that keeps them (the forward reads only the packed
+/// copies), and refuses a training forward with a clear error.
+#[test]
+fn inference_load_drops_the_f32_copies_and_keeps_the_logits() {
+    let full = load(&common::smollm2_path(), &LoadOptions::packed()).unwrap();
+    let mut lean = load(&common::smollm2_path(), &LoadOptions::inference()).unwrap();
+    assert!(
+        all_linears(&mut lean.model)
+            .iter()
+            .all(|l| l.weight.is_none() && l.packed.is_some())
+    );
+    // The tied head of the full load shares the embedding's storage instead of a second copy.
+    let head = full.model.lm_head.weight.as_ref().unwrap();
+    assert_eq!(head.id(), full.model.embed_tokens.id());
+    let ids = full.tokenizer.encode(PROMPT).unwrap();
+    let layers = full.model.config.num_hidden_layers;
+    let (mut ca, mut cb) = (KvCache::new(layers), KvCache::new(layers));
+    let a = chunk_logits(&full.model, &ids, 0, &mut ca);
+    let b = chunk_logits(&lean.model, &ids, 0, &mut cb);
+    assert_eq!(
+        a, b,
+        "same packed weights, same forward: bit-identical logits"
+    );
+    let x = Tensor::new(&ids[..4], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let err = lean.model.forward_logits(&x).unwrap_err().to_string();
+    assert!(err.contains("inference"), "{err}");
+}

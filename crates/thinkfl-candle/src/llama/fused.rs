@@ -702,4 +702,21 @@ impl Llama {
         add(&mut self.lm_head)?;
         Ok(bytes)
     }
+
+    /// Drop the f32 weight of every projection and of the head that has a packed copy (the
+    /// inference forward reads only that, see [`Linear::base_forward`]); training needs them
+    /// back, so a model without them refuses [`crate::llama::Mode::Train`].
+    pub fn drop_packed_f32(&mut self) {
+        let drop = |lin: &mut Linear| {
+            if lin.packed.is_some() {
+                lin.weight = None;
+            }
+        };
+        for blk in &mut self.layers {
+            for (_, lin) in blk.projections_mut() {
+                drop(lin);
+            }
+        }
+        drop(&mut self.lm_head);
+    }
 }

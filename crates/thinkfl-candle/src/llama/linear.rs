@@ -108,6 +108,13 @@ impl Linear {
                 crate::frozen::FrozenMatmul::new(w)?.forward(x)?
             }
             (_, _, Some(w)) => x.broadcast_matmul(&w.t()?)?,
+            (Mode::Train, _, None) if self.packed.is_some() => {
+                return Err(Error::Unsupported(
+                    "training forward needs f32 weights; this model was loaded for inference \
+                     only (packed copies): load it with LoadOptions::training"
+                        .into(),
+                ));
+            }
             (Mode::Train, Some(_), None) => {
                 return Err(Error::Unsupported(
                     "training forward needs f32 weights; load the model with keep_f32".into(),

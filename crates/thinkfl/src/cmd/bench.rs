@@ -36,8 +36,8 @@ struct ModelArgs {
     #[arg(long, default_value_t = BenchConfig::DEFAULT_BATCH)]
     batch: usize,
     /// Weights for the inference path: `packed` (packed 8/4-bit copies with f32 activations,
-    /// the default of `chat`), `f32` (dequantized once at load), `quantized` (the GGUF's own
-    /// quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
+    /// without the f32 copies, as `chat` and `localize` load), `f32` (dequantized once at load),
+    /// `quantized` (the GGUF's own quantized matmuls), or `q8_0` / `q4_0` (re-quantized at load).
     #[arg(long, default_value = "packed")]
     weights: String,
     /// Print the figures as JSON.
@@ -70,7 +70,7 @@ struct RolloutArgs {
 
 fn rollouts(a: RolloutArgs) -> anyhow::Result<()> {
     let path = thinkfl_candle::fetch::resolve_model(&a.model, true)?;
-    let loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::packed())?;
+    let loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::inference())?;
     let cfg = thinkfl_bench::rollouts::RolloutConfig {
         group: a.group,
         temperature: a.temperature,
@@ -128,7 +128,7 @@ fn model(a: ModelArgs) -> anyhow::Result<()> {
     let path = thinkfl_candle::fetch::resolve_model(&a.model, true)?;
     let opts = match a.weights.as_str() {
         "quantized" => thinkfl_candle::LoadOptions::quantized(),
-        "packed" => thinkfl_candle::LoadOptions::packed(),
+        "packed" => thinkfl_candle::LoadOptions::inference(),
         "f32" => thinkfl_candle::LoadOptions::f32_only(),
         "q8_0" => thinkfl_candle::LoadOptions::requantized(thinkfl_candle::GgmlDType::Q8_0),
         "q4_0" => thinkfl_candle::LoadOptions::requantized(thinkfl_candle::GgmlDType::Q4_0),

@@ -60,7 +60,7 @@ pub fn build_model(
         return Ok(Arc::new(OpenAiClient::new(cfg)?));
     }
     let path = thinkfl_candle::fetch::resolve_model(spec, true)?;
-    let mut loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::default())
+    let mut loaded = thinkfl_candle::load(&path, &thinkfl_candle::LoadOptions::inference())
         .with_context(|| format!("loading model {}", path.display()))?;
     if let Some(dir) = adapter {
         thinkfl_candle::adapter::apply_adapter(&mut loaded.model, dir)
