@@ -9,6 +9,8 @@
 //! the wall times do. For the random method the report carries its analytic expectation, a check
 //! of the harness itself.
 
+#![warn(missing_docs)]
+
 pub mod fusion;
 pub mod html;
 pub mod metrics;
@@ -28,17 +30,29 @@ use thinkfl_tools::{AnomalyConfig, CaseWindow, Diagnoser, Query, case_queries, c
 /// Errors of the evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A setting out of its range.
     #[error("invalid eval config field `{field}`: {msg}")]
-    Config { field: &'static str, msg: String },
+    Config {
+        /// The field's name.
+        field: &'static str,
+        /// What its range is and what it was.
+        msg: String,
+    },
+    /// The anomaly settings are invalid.
     #[error("anomaly config: {0}")]
     Anomaly(#[from] thinkfl_tools::Error),
+    /// Nothing to evaluate: the store has no ground truth.
     #[error("the data set has no fault cases")]
     NoCases,
+    /// A report file could not be written.
     #[error("writing {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// What the OS said.
         source: std::io::Error,
     },
+    /// The report could not be serialized.
     #[error("serializing the report: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -85,6 +99,7 @@ impl Default for EvalConfig {
 }
 
 impl EvalConfig {
+    /// Checks every field's range (and the anomaly settings); the error names the field.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |field: &'static str, msg: &str| {
             Err(Error::Config {
@@ -115,8 +130,11 @@ impl EvalConfig {
 /// The questions of one case, shared by every method.
 #[derive(Debug, Clone)]
 pub struct CasePlan {
+    /// Index of the case in the store's ground truth.
     pub index: usize,
+    /// The case's time window.
     pub window: CaseWindow,
+    /// The questions asked of every method (at most `k_queries`).
     pub queries: Vec<Query>,
     /// The queries come from the fallback (no anomalous trace in the window).
     pub fallback: bool,
@@ -218,6 +236,8 @@ fn slowest_entries(
 
 /// Progress of a run: one call per finished (method, case).
 pub trait Progress: Sync {
+    /// Called when `method` has finished one case (from several threads when the run is
+    /// parallel).
     fn case_done(&self, method: &str);
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 /// Ranking quality over a set of cases at one matching level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Cases counted.
     pub cases: usize,
     /// k -> share of cases whose first match is within the top k.
     pub recall: BTreeMap<usize, f64>,
@@ -34,6 +35,7 @@ impl Metrics {
         }
     }
 
+    /// Recall@k, 0 for a k that was not computed.
     pub fn recall_at(&self, k: usize) -> f64 {
         self.recall.get(&k).copied().unwrap_or(0.0)
     }
@@ -42,23 +44,35 @@ impl Metrics {
 /// Strict (ground-truth level) and lenient (service level) metrics side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// With [`Matching::Strict`](thinkfl_grader::Matching::Strict): the item's field at the
+    /// fault's level names the faulty component.
     pub strict: Metrics,
+    /// With [`Matching::Lenient`](thinkfl_grader::Matching::Lenient): the faulty service or a pod
+    /// of it will do (a node fault still needs the node).
     pub lenient: Metrics,
 }
 
 /// Wall time per case, ms.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Latency {
+    /// Mean.
     pub mean_ms: f64,
+    /// Median.
     pub p50_ms: f64,
+    /// 90th percentile.
     pub p90_ms: f64,
+    /// 95th percentile (absent, read as 0, in reports written before it was added).
     #[serde(default)]
     pub p95_ms: f64,
+    /// Slowest case.
     pub max_ms: f64,
+    /// Sum over the cases.
     pub total_ms: f64,
 }
 
 impl Latency {
+    /// Summary of per-case wall times; a percentile is the sorted value at the nearest position
+    /// (`round(p * (n - 1))`); all zero for no case.
     pub fn from_ms(v: &[f64]) -> Self {
         if v.is_empty() {
             return Self::default();

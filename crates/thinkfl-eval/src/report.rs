@@ -13,36 +13,52 @@ use thinkfl_store::TelemetryStore;
 /// One case as one method answered it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseOutcome {
+    /// Index of the case in the store's ground truth.
     pub case: usize,
+    /// Fault start, seconds since the epoch.
     pub timestamp: i64,
+    /// The ground truth's level.
     pub level: Level,
+    /// The faulty component.
     pub cmdb_id: String,
+    /// The fault type, in English when known.
     pub fault_type: String,
     /// Queries asked (at most k).
     pub queries: usize,
+    /// The queries came from the fallback (no anomalous trace in the window).
     pub fallback_query: bool,
     /// 0-based rank of the first strict / lenient match in the fused list.
     pub strict_rank: Option<usize>,
+    /// 0-based rank of the first lenient match.
     pub lenient_rank: Option<usize>,
     /// The head of the fused list.
     pub top: Vec<String>,
     /// Wall time of the case: every query and the fusion.
     pub wall_ms: f64,
+    /// Tokens spent over the queries.
     pub tokens: TokenCounts,
+    /// One line per failed query (and one when the case had no query).
     pub errors: Vec<String>,
 }
 
 /// One method over every case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MethodReport {
+    /// The method's name.
     pub method: String,
+    /// Metrics over every case.
     pub overall: Summary,
+    /// Metrics per ground-truth level.
     pub by_level: BTreeMap<String, Summary>,
+    /// Metrics per fault type.
     pub by_fault_type: BTreeMap<String, Summary>,
+    /// Wall time per case.
     pub latency: Latency,
+    /// Tokens spent over every case.
     pub tokens: TokenCounts,
     /// Cases in which at least one query failed.
     pub cases_with_errors: usize,
+    /// Every case, in plan order.
     pub cases: Vec<CaseOutcome>,
 }
 
@@ -56,6 +72,7 @@ fn summary(cases: &[&CaseOutcome], ks: &[usize]) -> Summary {
 }
 
 impl MethodReport {
+    /// Aggregates the outcomes of one method, with Recall at each of `ks`.
     pub fn from_cases(method: &str, cases: Vec<CaseOutcome>, ks: &[usize]) -> Self {
         let all: Vec<&CaseOutcome> = cases.iter().collect();
         let mut by_level: BTreeMap<String, Vec<&CaseOutcome>> = BTreeMap::new();
@@ -96,12 +113,17 @@ impl MethodReport {
 pub struct RandomExpectation {
     /// Items the random method shuffles (every pod, service and node).
     pub candidates: usize,
+    /// Expected MRR with strict matching.
     pub strict_mrr: f64,
     /// Standard error of the mean reciprocal rank over this many cases.
     pub strict_mrr_se: f64,
+    /// Expected MRR with lenient matching.
     pub lenient_mrr: f64,
+    /// Standard error of the lenient MRR.
     pub lenient_mrr_se: f64,
+    /// Expected Recall@k with strict matching.
     pub strict_recall: BTreeMap<usize, f64>,
+    /// Expected Recall@k with lenient matching.
     pub lenient_recall: BTreeMap<usize, f64>,
 }
 
@@ -152,18 +174,29 @@ impl RandomExpectation {
 /// The whole evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The data set's name, as the caller gave it.
     pub dataset: String,
+    /// The seed the caller ran the methods with; recorded, not used by the evaluation itself.
     pub seed: u64,
+    /// Queries fused per case.
     pub k_queries: usize,
+    /// The reciprocal-rank fusion offset.
     pub fusion_offset: f64,
+    /// The k values of Recall@k.
     pub recall_ks: Vec<usize>,
+    /// Cases evaluated.
     pub cases: usize,
+    /// Cases asked from the fallback queries.
     pub cases_with_fallback_query: usize,
+    /// Cases with no query at all (every method fails them).
     pub cases_without_query: usize,
     /// Cases per fault type and per level.
     pub fault_types: BTreeMap<String, usize>,
+    /// Cases per level.
     pub levels: BTreeMap<String, usize>,
+    /// One report per method, in the order given.
     pub methods: Vec<MethodReport>,
+    /// What the random method should score, when it was run.
     pub random_expectation: Option<RandomExpectation>,
 }
 
@@ -185,10 +218,12 @@ impl Report {
         r
     }
 
+    /// The report of the method named `name`.
     pub fn method(&self, name: &str) -> Option<&MethodReport> {
         self.methods.iter().find(|m| m.method == name)
     }
 
+    /// The report as pretty JSON.
     pub fn to_json(&self) -> Result<String, Error> {
         Ok(serde_json::to_string_pretty(self)?)
     }
