@@ -14,15 +14,52 @@ use thinkfl_tools::{
     ToolsConfig,
 };
 
-/// The RoT actor over any [`ChatModel`].
 /// A finished episode and the grammar each of its assistant messages was decoded under (`None`
 /// where the turn was free), in the order of the messages.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The episode.
     pub trajectory: Trajectory,
+    /// One per assistant message, in order: the grammar it was decoded under, `None` for a free
+    /// turn.
     pub grammars: Vec<Option<thinkfl_llm::grammar::Grammar>>,
 }
 
+/// The RoT actor over any [`ChatModel`]: runs episodes (system prompt, question, tool calls, an
+/// answer at the end of each phase) and, as a [`Diagnoser`], answers the evaluation's queries.
+///
+/// The scripted [`ExpertPolicy`](crate::ExpertPolicy) stands in for a model below; a
+/// `CandleChatModel` or an HTTP backend goes in the same place.
+///
+/// ```
+/// use std::path::Path;
+/// use std::sync::Arc;
+/// use thinkfl_agent::expert::ExpertConfig;
+/// use thinkfl_agent::{Actor, ActorConfig, ExpertPolicy};
+/// use thinkfl_store::{LoadOptions, TelemetryStore};
+/// use thinkfl_tools::Query;
+///
+/// // The real AIOps 2022 sample: one anomalous trace of a fault in recommendationservice.
+/// let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/aiops2022-sample");
+/// let (store, _) = TelemetryStore::load(&dir, &LoadOptions::default())?;
+/// let store = Arc::new(store);
+///
+/// // The question: the entry span of the anomalous trace.
+/// let query = Query::of_span(&store, "d1b3f238e544e3f0").expect("the entry span");
+///
+/// let model = ExpertPolicy::new(store.clone(), ExpertConfig::default());
+/// let actor = Actor::new(model, ActorConfig::default())?;
+/// let trajectory = actor.run(&store, &query)?;
+///
+/// // Every call was valid, the answer came before D_max, and it puts the faulty service first.
+/// assert!(trajectory.calls.iter().all(|c| c.valid));
+/// assert!(!trajectory.forced_final);
+/// let answer = trajectory.prediction.expect("an answer");
+/// assert_eq!(answer[0].service_or_pod_service(), Some("recommendationservice"));
+/// // The reasoning path reached the slow pod.
+/// assert!(trajectory.path.iter().any(|c| c == "recommendationservice-1"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Actor<M> {
     model: M,
     config: ActorConfig,
@@ -40,6 +77,8 @@ impl<M: std::fmt::Debug> std::fmt::Debug for Actor<M> {
 }
 
 impl<M: ChatModel> Actor<M> {
+    /// An actor over `model` with the standard tools, after checking `config`; named
+    /// `thinkfl[<model name>]` in reports.
     pub fn new(model: M, config: ActorConfig) -> Result<Self, crate::Error> {
         config.validate()?;
         let name = format!("thinkfl[{}]", model.name());
@@ -57,10 +96,12 @@ impl<M: ChatModel> Actor<M> {
         self
     }
 
+    /// The actor's settings.
     pub fn config(&self) -> &ActorConfig {
         &self.config
     }
 
+    /// The model it runs.
     pub fn model(&self) -> &M {
         &self.model
     }

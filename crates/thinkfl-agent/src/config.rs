@@ -22,6 +22,8 @@ pub struct ActorConfig {
     pub max_tool_output_bytes: usize,
     /// Sampling temperature; 0 is greedy.
     pub temperature: f32,
+    /// Nucleus sampling: the smallest set of tokens whose probability reaches `top_p`; 1 keeps
+    /// every token.
     pub top_p: f32,
     /// Most tokens of one assistant turn.
     pub max_tokens_per_turn: usize,
@@ -36,13 +38,18 @@ pub struct ActorConfig {
 }
 
 impl ActorConfig {
+    /// Default [`ActorConfig::d_max`]: the paper's ten tool calls.
     pub const DEFAULT_D_MAX: usize = 10;
+    /// Default [`ActorConfig::max_calls_per_turn`].
     pub const DEFAULT_MAX_CALLS_PER_TURN: usize = 3;
     // Small on purpose: the default model is a 135M one on a CPU, where every prompt token costs
     // prefill time and long contexts blur its attention; the same values shape its training
     // episodes (configs/stages.toml). 160 tokens fit a three-item print_results.
+    /// Default [`ActorConfig::max_rows`].
     pub const DEFAULT_MAX_ROWS: usize = 4;
+    /// Default [`ActorConfig::max_tool_output_bytes`].
     pub const DEFAULT_MAX_TOOL_OUTPUT_BYTES: usize = 640;
+    /// Default [`ActorConfig::max_tokens_per_turn`].
     pub const DEFAULT_MAX_TOKENS_PER_TURN: usize = 160;
 
     /// Settings for the released ThinkFL checkpoints: their prompts and plain tool output.
@@ -57,6 +64,7 @@ impl ActorConfig {
         }
     }
 
+    /// Checks every field's range; the error names the field.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |field: &'static str, msg: &str| {
             Err(crate::Error::Config {

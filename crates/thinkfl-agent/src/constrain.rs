@@ -70,14 +70,18 @@ impl fmt::Display for Constrain {
 /// The component names of a data set, by level, sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Components {
+    /// Node names.
     pub nodes: Vec<String>,
+    /// Service names.
     pub services: Vec<String>,
+    /// Pod names.
     pub pods: Vec<String>,
     /// The node hosting each pod, where the data says.
     pub node_of: std::collections::BTreeMap<String, String>,
 }
 
 impl Components {
+    /// The components of the store's topology, and the pod-to-node placement.
     pub fn of(store: &TelemetryStore) -> Self {
         let topo = store.topology();
         let mut c = Components {

@@ -39,6 +39,8 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// A new episode for `question`: the system prompt and the question, in the initial phase.
+    /// `seed` seeds its sampling (each turn derives its own stream from it).
     pub fn new(
         cfg: &ActorConfig,
         registry: &ToolRegistry,
@@ -117,14 +119,17 @@ impl Episode {
         turn_grammar(&tools, &self.components, &facts)
     }
 
+    /// Whether the episode is over (a final answer, or the forced print after `D_max` calls).
     pub fn is_done(&self) -> bool {
         self.done
     }
 
+    /// The phase the episode is in.
     pub fn phase(&self) -> Phase {
         self.phase
     }
 
+    /// The conversation so far.
     pub fn messages(&self) -> &[Message] {
         &self.messages
     }

@@ -87,6 +87,7 @@ impl ExpertPolicy {
     /// Root causes in an answer: the eval reports R@1..3 and longer lists only cost tokens.
     pub const MAX_ANSWERS: usize = 3;
 
+    /// The expert over `store`, computing the store's normal durations (a pass over every span).
     pub fn new(store: Arc<TelemetryStore>, config: ExpertConfig) -> Self {
         let baselines = Baselines::compute(&store);
         Self::with_baselines(store, baselines, config)

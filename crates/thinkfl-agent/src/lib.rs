@@ -9,6 +9,8 @@
 //! Nothing a model writes can crash an episode: unparseable calls, unknown tools and bad
 //! arguments come back to it as error text and are recorded in the trajectory for the grader.
 
+#![warn(missing_docs)]
+
 pub mod actor;
 pub mod config;
 pub mod constrain;
@@ -25,12 +27,21 @@ pub use expert::ExpertPolicy;
 pub use prompts::{Phase, PromptSet, QuestionSpan};
 pub use report::summary;
 
+/// Errors of the actor.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A setting out of its range.
     #[error("invalid actor config: {field}: {msg}")]
-    Config { field: &'static str, msg: String },
+    Config {
+        /// The field's name.
+        field: &'static str,
+        /// What its range is and what it was.
+        msg: String,
+    },
+    /// A question the data cannot answer (its span is not in the store).
     #[error("query: {0}")]
     Query(String),
+    /// The model failed; its error as text.
     #[error("model: {0}")]
     Model(String),
 }

@@ -54,15 +54,24 @@ pub enum Phase {
 /// The entry span a question starts from, as the prompts show it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuestionSpan {
+    /// Start of the entry span, ms since the epoch.
     pub timestamp_ms: i64,
+    /// The pod that emitted it.
     pub cmdb_id: String,
+    /// Its span id.
     pub span_id: String,
+    /// Its trace id.
     pub trace_id: String,
+    /// Its duration, µs.
     pub duration_us: i64,
+    /// `http`, `rpc`... as in the data.
     pub kind: String,
+    /// Its status code, as written.
     pub status_code: String,
+    /// Its operation.
     pub operation_name: String,
-    /// Median duration of the same operation on the same pod, µs, where known.
+    /// Median duration of the same operation over every pod of the same service, µs, where
+    /// known.
     pub normal_us: Option<f64>,
 }
 
