@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch peer of thinkfl's LoRA training step (issue 8): the same step on the same model,
-timed the same way, so that `examples/train_step_bench.rs` of thinkfl-train can be read beside it.
+timed the same way, so that `examples/train_step_bench.rs` of thinkfl-bench can be read beside it.
 
 The step: SmolLM2-135M in f32 on CPU with LoRA r=8, alpha=16 on q,k,v,o,gate,up,down; a forward
 over a [B, T] batch of token ids, cross-entropy (mean over trained tokens) on a mask of the last

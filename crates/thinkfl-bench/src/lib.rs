@@ -1,7 +1,12 @@
 //! The benchmarks of thinkfl, out of the library crates they measure: the store's load
 //! ([`store`]), the tools in process and the tool server on loopback ([`tools`]), the model's
-//! prefill and decode ([`model`]), grammar-constrained rollouts ([`rollouts`]), and the simulator ([`sim`]), with one reader of the process
+//! prefill and decode ([`model`]), grammar-constrained rollouts ([`rollouts`]), one LoRA
+//! training step ([`train`]) and the simulator ([`sim`]), with one reader of the process
 //! figures `/proc` gives ([`proc`]). Their figures are printed, never asserted.
+//!
+//! The HTTP load client that [`tools`] drives stays in `thinkfl-server`
+//! (`thinkfl_server::loadgen`): the server's own tests send their malformed and concurrent
+//! requests with it, and a test client of a crate belongs to that crate.
 
 #![warn(missing_docs)]
 
@@ -11,6 +16,7 @@ pub mod rollouts;
 pub mod sim;
 pub mod store;
 pub mod tools;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -49,6 +49,15 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Peak resident set size of this process in bytes (`VmHWM` of `/proc/self/status`): the
+/// high-water mark, so a figure of one run needs a process of its own.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Returns the allocator's free pages to the system; `false` where that is not available.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn release_free_heap() -> bool {

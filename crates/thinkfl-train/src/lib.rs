@@ -8,12 +8,10 @@
 //! * [`optim`]: AdamW with checkpointable state;
 //! * [`checkpoint`]: atomic checkpoints and resume;
 //! * [`peft`]: PEFT export/import and merged weights;
-//! * [`bench`]: one update step timed beside PyTorch's (`thinkfl bench train`);
 //! * [`watch`]: how often the policy makes the teacher's decisions, on training and held-out
 //!   questions, while it trains;
 //! * [`config`]: the stages file; [`trainer`]: the loops; [`log`]: the JSON-lines log and its report.
 
-pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

@@ -1,4 +1,4 @@
-//! `thinkfl bench train`: our LoRA update step (`thinkfl_train::bench`) and the PyTorch peer
+//! `thinkfl bench train`: our LoRA update step (`thinkfl_bench::train`) and the PyTorch peer
 //! (`scripts/torch-train-step.py`, embedded) on the same ids, mask and LoRA settings, for each
 //! sequence length and thread count, each configuration in a process of its own so that peak
 //! RSS is its own. Prints tokens/s, peak RSS and the first-step loss of both, and the ratio.
@@ -10,7 +10,7 @@
 use clap::Args as ClapArgs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use thinkfl_train::bench::{StepBench, StepReport};
+use thinkfl_bench::train::{StepBench, StepReport};
 
 const TORCH_SCRIPT: &str = include_str!("../../../../scripts/torch-train-step.py");
 
@@ -68,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..StepBench::default()
     };
     if let Some(t) = a.one {
-        let r = thinkfl_train::bench::run(&path, &bench(t))?;
+        let r = thinkfl_bench::train::run(&path, &bench(t))?;
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }

@@ -1,6 +1,9 @@
 //! One LoRA update step timed on a model, the way `scripts/torch-train-step.py` times PyTorch's,
 //! so that `thinkfl bench train` and the `train_step_bench` example can set the two side by side.
 //!
+//! It lives here, not in `thinkfl-train`, with the other harnesses of the project; it uses only
+//! the trainer's public API, and its peak memory comes from the one `/proc` reader ([`crate::proc`]).
+//!
 //! The step is [`Trainer::sft_update`] itself (checkpointed forward and backward of each
 //! sequence, clipping, AdamW). Its settings are fixed ([`CONFIG`]), not read from
 //! `configs/stages.toml`, so that they stay those of the torch script: LoRA r=8, alpha=16 on
@@ -12,13 +15,13 @@
 //! warm-up ones. Peak RSS is the process's (VmHWM), read after the steps: run one configuration
 //! per process for a figure of its own.
 
-use crate::config::TrainConfig;
-use crate::error::{Error, Result};
-use crate::loss::{Sequence, token_logprobs_detached};
-use crate::trainer::Trainer;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
+use thinkfl_train::config::TrainConfig;
+use thinkfl_train::error::{Error, Result};
+use thinkfl_train::loss::{Sequence, token_logprobs_detached};
+use thinkfl_train::trainer::Trainer;
 
 /// The step's settings; the stage only carries the learning rate (overridden by `lr`).
 pub const CONFIG: &str = r#"
@@ -43,10 +46,15 @@ lr = 2e-4
 /// What to time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepBench {
+    /// Tokens per sequence (`T`).
     pub seq: usize,
+    /// Sequences per step (`B`), copies of the one sequence.
     pub batch: usize,
+    /// Untimed steps first.
     pub warmup: usize,
+    /// Timed steps.
     pub steps: usize,
+    /// Learning rate of every step.
     pub lr: f64,
     /// Blocks on the training kernels (`true`) or on candle's operations.
     pub fused: bool,
@@ -68,12 +76,17 @@ impl Default for StepBench {
 /// The figures of one configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
+    /// Tokens per sequence.
     pub seq: usize,
+    /// Sequences per step.
     pub batch: usize,
     /// Matmul threads (candle's count).
     pub threads: usize,
+    /// `fused` or `candle` (see [`StepBench::fused`]).
     pub kernels: String,
+    /// Adapter parameters trained.
     pub trainable_params: usize,
+    /// `B*T` per second of a timed step, over all timed steps.
     pub tokens_per_s: f64,
     /// Mean seconds of a timed step.
     pub step_s: f64,
@@ -81,7 +94,9 @@ pub struct StepReport {
     pub forward_s: f64,
     /// Loss of every step, warm-up ones first (the first is the base model's).
     pub losses: Vec<f64>,
+    /// Peak resident set of the process after the steps, MiB; `None` without `/proc`.
     pub peak_rss_mib: Option<f64>,
+    /// Seconds to load the model and set up the trainer.
     pub load_s: f64,
 }
 
@@ -94,14 +109,6 @@ pub fn sequence(t: usize) -> Sequence {
     Sequence { ids, mask }
 }
 
-/// Peak resident set of this process (Linux `VmHWM`), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// Load the model at `path` (f32 weights only: the training forward uses nothing else) and time
 /// `b.steps` updates after `b.warmup` untimed ones.
 pub fn run(path: &Path, b: &StepBench) -> Result<StepReport> {
@@ -110,7 +117,7 @@ pub fn run(path: &Path, b: &StepBench) -> Result<StepReport> {
             "step bench: need batch >= 1, steps >= 1, T >= 2 and lr > 0, got {b:?}"
         )));
     }
-    let cfg = TrainConfig::from_toml(CONFIG, Path::new("thinkfl_train::bench::CONFIG"))?;
+    let cfg = TrainConfig::from_toml(CONFIG, Path::new("thinkfl_bench::train::CONFIG"))?;
     let t_load = Instant::now();
     let mut loaded = thinkfl_candle::load(path, &thinkfl_candle::LoadOptions::default())?;
     loaded.model.set_fused_train(b.fused);
@@ -131,7 +138,7 @@ pub fn run(path: &Path, b: &StepBench) -> Result<StepReport> {
         tokens += s.tokens;
     }
     // Read before the forward below, so that it is the steps' peak.
-    let peak_rss_mib = peak_rss_mib();
+    let peak_rss_mib = crate::proc::peak_resident_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
     let t0 = Instant::now();
     let _ = token_logprobs_detached(&trainer.policy.model, &seq)?;
     Ok(StepReport {

@@ -2,7 +2,7 @@
 //! `scripts/torch-train-step.py` times PyTorch's, so the two can be run side by side (issue 8).
 //!
 //! The step, its fixed settings (LoRA r=8, alpha=16 on all seven projections, AdamW, lr 2e-4
-//! or `--lr`) and the torch script's ids and mask are `thinkfl_train::bench`'s, which
+//! or `--lr`) and the torch script's ids and mask are `thinkfl_bench::train`'s, which
 //! `thinkfl bench train` also runs beside the torch script. The adapters start as the identity,
 //! so the first step's loss is the base model's and must match torch's.
 //!
@@ -13,13 +13,13 @@
 //! Each T runs in a child process, so the peak RSS printed (VmHWM, read after the steps) is its
 //! own.
 //!
-//! `cargo run --release -p thinkfl-train --example train_step_bench -- [--batch 1]
+//! `cargo run --release -p thinkfl-bench --example train_step_bench -- [--batch 1]
 //!  [--seq 512,1024] [--warmup 1] [--steps 3] [--model default] [--kernels fused|candle]`
 //! Threads as in the `thinkfl` CLI: matmuls on RAYON_NUM_THREADS (default: all cores);
 //! elementwise ops on CANDLE_NUM_THREADS, which defaults to 1 on machines of two cores or fewer.
 
 use std::process::Command;
-use thinkfl_train::bench;
+use thinkfl_bench::train as bench;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
