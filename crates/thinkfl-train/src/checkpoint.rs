@@ -22,8 +22,9 @@ pub struct TrainState {
     pub stage_step: usize,
     /// AdamW's step count.
     pub adam_t: u64,
-    /// The training RNG: seed, stream and word position (ChaCha8 restores exactly from these).
+    /// The training RNG's seed; with stream and word position, ChaCha8 restores exactly.
     pub rng_seed: [u8; 32],
+    /// The RNG's stream.
     pub rng_stream: u64,
     /// Decimal, as JSON numbers lose precision past 2^53.
     pub rng_word_pos: String,
@@ -32,6 +33,7 @@ pub struct TrainState {
 }
 
 impl TrainState {
+    /// The seed, stream and word position of `rng` ([`TrainState`]'s three fields).
     pub fn capture_rng(rng: &ChaCha8Rng) -> ([u8; 32], u64, String) {
         (
             rng.get_seed(),
@@ -40,6 +42,7 @@ impl TrainState {
         )
     }
 
+    /// The training RNG restored exactly where it was captured.
     pub fn rng(&self) -> Result<ChaCha8Rng> {
         use rand::SeedableRng;
         let mut r = ChaCha8Rng::from_seed(self.rng_seed);
@@ -53,8 +56,11 @@ impl TrainState {
     }
 }
 
+/// The adapter weights in a checkpoint directory (PEFT's file name).
 pub const ADAPTER_FILE: &str = "adapter_model.safetensors";
+/// AdamW's moments in a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// [`TrainState`] as JSON in a checkpoint directory.
 pub const STATE_FILE: &str = "state.json";
 
 fn ckpt_root(run: &Path) -> PathBuf {

@@ -81,7 +81,9 @@ impl std::fmt::Display for Reward {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
+    /// The stage's name, in logs and reports.
     pub name: String,
+    /// SFT or GRPO.
     pub kind: StageKind,
     /// What a GRPO stage rewards: the grader's stage score (1, 2 or 3) or `"mrr"`; GRPO only.
     #[serde(default)]
@@ -98,6 +100,7 @@ pub struct StageConfig {
     /// diversity cache sees the same question several times).
     #[serde(default = "StageConfig::default_duplicate")]
     pub duplicate: usize,
+    /// Learning rate of the stage's updates.
     pub lr: f64,
     /// Sampling temperature of rollouts.
     #[serde(default = "StageConfig::default_temperature")]
@@ -130,6 +133,7 @@ impl StageConfig {
         6
     }
 
+    /// Checks the stage's fields (`i` is its index, for the message).
     pub fn validate(&self, i: usize) -> Result<()> {
         let bad = |m: String| Err(Error::Config(format!("stage {i} ({}): {m}", self.name)));
         if self.steps == 0 || self.batch == 0 {
@@ -177,10 +181,13 @@ pub struct EpisodeConfig {
     /// Rows per tool result (short contexts for small models).
     #[serde(default = "EpisodeConfig::default_max_rows")]
     pub max_rows: usize,
+    /// Bytes at most of one tool result.
     #[serde(default = "EpisodeConfig::default_max_tool_output_bytes")]
     pub max_tool_output_bytes: usize,
+    /// Tokens at most of one assistant turn.
     #[serde(default = "EpisodeConfig::default_max_tokens_per_turn")]
     pub max_tokens_per_turn: usize,
+    /// Nucleus sampling of rollouts; 1 keeps every token.
     #[serde(default = "EpisodeConfig::default_top_p")]
     pub top_p: f32,
     /// Constrained decoding of rollouts: `calls` (the default, as at inference: train as the
@@ -245,14 +252,19 @@ pub struct TrainConfig {
     /// [`crate::free`]).
     #[serde(default)]
     pub loss_tokens: LossTokens,
+    /// The adapters.
     #[serde(default)]
     pub lora: LoraConfig,
+    /// AdamW.
     #[serde(default)]
     pub optim: OptimConfig,
+    /// The GRPO objective.
     #[serde(default)]
     pub grpo: GrpoConfig,
+    /// The episodes training runs.
     #[serde(default)]
     pub episode: EpisodeConfig,
+    /// The stages, in order (`[[stage]]` tables).
     #[serde(rename = "stage")]
     pub stages: Vec<StageConfig>,
 }
@@ -271,6 +283,7 @@ impl TrainConfig {
         10
     }
 
+    /// Checks every section and stage.
     pub fn validate(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.held_out_fraction) {
             return Err(Error::Config("held_out_fraction must be in [0, 1)".into()));
@@ -304,6 +317,7 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// Reads and checks the config at `path`; returns it with its text (kept in checkpoints).
     pub fn load(path: &Path) -> Result<(Self, String)> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Ok((Self::from_toml(&text, path)?, text))

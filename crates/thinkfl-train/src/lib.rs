@@ -12,6 +12,8 @@
 //!   questions, while it trains;
 //! * [`config`]: the stages file; [`trainer`]: the loops; [`log`]: the JSON-lines log and its report.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod error;

@@ -13,39 +13,63 @@ use thinkfl_grader::GradeBreakdown;
 /// One step of training.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepLog {
+    /// Steps since the start of the run, over every stage.
     pub global_step: u64,
+    /// Index of the stage in the stages file.
     pub stage: usize,
+    /// The stage's name.
     pub stage_name: String,
+    /// `sft`, or `grpo` followed by the reward (`grpo1`, `grpo2`, `grpomrr`).
     pub kind: String,
+    /// Step within the stage, 1-based.
     pub stage_step: usize,
+    /// Learning rate of the step.
     pub lr: f64,
+    /// Loss of the update; `None` when nothing was trained.
     pub loss: Option<f64>,
+    /// Gradient norm before clipping.
     pub grad_norm: Option<f64>,
-    /// Tokens through forward and backward, and their rate.
+    /// Tokens through forward and backward.
     pub tokens: usize,
+    /// Tokens the loss was computed on.
     pub trained_tokens: usize,
+    /// Wall time of the update (forward, backward, optimizer step).
     pub update_seconds: f64,
+    /// `tokens` per second of the update.
     pub tokens_per_second: f64,
-    /// GRPO only below.
+    /// GRPO: rollouts graded in the step (0 for SFT, which leaves the rollout fields empty).
     pub rollouts: usize,
+    /// GRPO: wall time of running and grading the rollouts.
     pub rollout_seconds: f64,
+    /// GRPO: mean reward of the rollouts.
     pub reward: Option<f64>,
+    /// GRPO: population standard deviation of the rewards.
     pub reward_std: Option<f64>,
+    /// GRPO: mean recall component of the grades.
     pub recall: Option<f64>,
+    /// GRPO: mean format component of the grades.
     pub format: Option<f64>,
+    /// GRPO: mean route component of the grades.
     pub route: Option<f64>,
+    /// GRPO: mean hallucination component of the grades.
     pub hallucination: Option<f64>,
+    /// GRPO: mean diversity component, over the rollouts that have one.
     pub diversity: Option<f64>,
     /// Share of rollouts whose first answer is right.
     pub r_at_1: Option<f64>,
     /// Max minus min advantage over the batch.
     pub advantage_spread: Option<f64>,
+    /// GRPO: mean k3 KL to the reference per trained token.
     pub kl: Option<f64>,
+    /// GRPO: share of trained tokens whose objective took the clipped branch.
     pub clip_fraction: Option<f64>,
     /// Mean completion tokens per rollout.
     pub response_tokens: Option<f64>,
+    /// GRPO: mean tool calls per rollout.
     pub tool_calls: Option<f64>,
+    /// GRPO: groups whose rewards differ, so that they give advantages and are trained on.
     pub groups_used: usize,
+    /// GRPO: groups skipped because all their rewards agreed (no advantage).
     pub groups_skipped: usize,
     /// Batches of questions drawn for this step: a draw whose groups all agree (no advantage)
     /// is followed by another, up to `grpo.max_draws` (DAPO's dynamic sampling).
@@ -95,6 +119,7 @@ impl StepLog {
         }
     }
 
+    /// Counts one graded rollout and its `reward` (turned into means by [`StepLog::finish`]).
     pub fn add_rollout(&mut self, b: &GradeBreakdown, reward: f64, t: &Trajectory) {
         let a = &mut self.acc;
         a.rewards.push(reward);
@@ -111,6 +136,7 @@ impl StepLog {
         a.calls += t.calls.len() as f64;
     }
 
+    /// Records the spread of the batch's advantages.
     pub fn set_advantages(&mut self, adv: &[f64]) {
         if !adv.is_empty() {
             let max = adv.iter().cloned().fold(f64::MIN, f64::max);
@@ -119,6 +145,8 @@ impl StepLog {
         }
     }
 
+    /// Records the update's loss, gradient norm, tokens and time (and, for GRPO, KL and clip
+    /// fraction).
     pub fn set_update(&mut self, s: &UpdateStats) {
         self.loss = Some(s.loss);
         self.grad_norm = Some(s.grad_norm);
@@ -164,6 +192,7 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
+    /// Opens (or creates) the log at `path` for appending: a resumed run continues its log.
     pub fn append(path: &Path) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -175,6 +204,7 @@ impl LogWriter {
             path: path.to_path_buf(),
         })
     }
+    /// Appends one record as a JSON line and flushes it.
     pub fn write(&mut self, rec: &StepLog) -> Result<()> {
         let mut line = serde_json::to_string(rec)?;
         line.push('\n');

@@ -27,7 +27,9 @@ pub struct LoraConfig {
 }
 
 impl LoraConfig {
+    /// Default [`LoraConfig::rank`].
     pub const DEFAULT_RANK: usize = 8;
+    /// Default [`LoraConfig::alpha`]: an update scale `alpha / r` of 2 at the default rank.
     pub const DEFAULT_ALPHA: f64 = 16.0;
     fn default_rank() -> usize {
         Self::DEFAULT_RANK
@@ -39,6 +41,7 @@ impl LoraConfig {
         ALL_TARGETS.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Checks rank, alpha and targets.
     pub fn validate(&self) -> Result<()> {
         if self.rank == 0 {
             return Err(Error::Config("lora.rank must be at least 1".into()));
@@ -74,10 +77,12 @@ impl Default for LoraConfig {
 /// The model being trained and its trainable parameters.
 #[derive(Debug)]
 pub struct Policy {
+    /// The model, adapters attached.
     pub model: Llama,
     /// Adapter parameters by PEFT name (`base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`),
     /// in a fixed order (layer, projection, A before B).
     pub params: Vec<(String, Var)>,
+    /// The adapters' settings.
     pub lora: LoraConfig,
 }
 

@@ -16,7 +16,9 @@ use thinkfl_candle::{Llama, Mode};
 /// tokens; prompts and tool outputs are masked out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sequence {
+    /// Token ids.
     pub ids: Vec<u32>,
+    /// Per token, whether the loss sees it.
     pub mask: Vec<bool>,
 }
 
@@ -25,6 +27,7 @@ impl Sequence {
     pub fn targets(&self) -> Vec<usize> {
         (1..self.ids.len()).filter(|&j| self.mask[j]).collect()
     }
+    /// How many tokens are trained ([`Sequence::targets`]).
     pub fn num_targets(&self) -> usize {
         self.targets().len()
     }
@@ -268,11 +271,17 @@ pub struct GrpoConfig {
 }
 
 impl GrpoConfig {
+    /// Default [`GrpoConfig::eps_low`].
     pub const DEFAULT_EPS_LOW: f64 = 0.2;
+    /// Default [`GrpoConfig::eps_high`] (clip-higher: above `eps_low`).
     pub const DEFAULT_EPS_HIGH: f64 = 0.28;
+    /// Default [`GrpoConfig::beta`].
     pub const DEFAULT_BETA: f64 = 0.001;
+    /// Default [`GrpoConfig::adv_eps`].
     pub const DEFAULT_ADV_EPS: f64 = 1e-6;
+    /// Default [`GrpoConfig::updates_per_batch`].
     pub const DEFAULT_UPDATES_PER_BATCH: usize = 1;
+    /// Default [`GrpoConfig::max_draws`].
     pub const DEFAULT_MAX_DRAWS: usize = 4;
     fn default_eps_low() -> f64 {
         Self::DEFAULT_EPS_LOW
@@ -293,6 +302,7 @@ impl GrpoConfig {
         Self::DEFAULT_MAX_DRAWS
     }
 
+    /// Checks every field's range.
     pub fn validate(&self) -> Result<()> {
         if !((0.0..1.0).contains(&self.eps_low)
             && self.eps_high >= 0.0

@@ -10,10 +10,13 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
+    /// Decay of the first moment.
     #[serde(default = "OptimConfig::default_beta1")]
     pub beta1: f64,
+    /// Decay of the second moment.
     #[serde(default = "OptimConfig::default_beta2")]
     pub beta2: f64,
+    /// Added to the second moment's root in the denominator.
     #[serde(default = "OptimConfig::default_eps")]
     pub eps: f64,
     /// Decoupled weight decay.
@@ -37,6 +40,7 @@ impl OptimConfig {
     fn default_max_grad_norm() -> f64 {
         1.0
     }
+    /// Checks every field's range.
     pub fn validate(&self) -> Result<()> {
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return Err(Error::Config(
@@ -75,6 +79,7 @@ pub struct GradAccum {
 }
 
 impl GradAccum {
+    /// No gradient yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -103,10 +108,12 @@ impl GradAccum {
         Ok(())
     }
 
+    /// The summed gradient of parameter `i`, if it got one.
     pub fn get(&self, i: usize) -> Option<&Tensor> {
         self.grads.get(&i)
     }
 
+    /// Whether no parameter got a gradient.
     pub fn is_empty(&self) -> bool {
         self.grads.is_empty()
     }
@@ -124,13 +131,16 @@ impl GradAccum {
 /// AdamW state: step count and the two moments per parameter.
 #[derive(Debug)]
 pub struct AdamW {
+    /// Its settings.
     pub config: OptimConfig,
+    /// Updates taken so far (bias correction uses it).
     pub t: u64,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
 }
 
 impl AdamW {
+    /// Zero moments for `params`, after checking `config`.
     pub fn new(config: OptimConfig, params: &[(String, Var)]) -> Result<Self> {
         config.validate()?;
         let zeros = |v: &Var| v.as_tensor().zeros_like();

@@ -20,9 +20,13 @@ use thinkfl_tools::{AnomalyConfig, Baselines, Query, all_case_queries};
 /// The data of a run: store, baselines, and the queries of the training cases.
 #[derive(Debug)]
 pub struct RunData {
+    /// The training data set.
     pub store: Arc<TelemetryStore>,
+    /// Its normal durations (one pass over its spans, shared by every episode).
     pub baselines: Baselines,
+    /// Fault cases trained on.
     pub train_cases: Vec<usize>,
+    /// Fault cases held out.
     pub held_out_cases: Vec<usize>,
     /// Queries of the training cases only (held-out cases never appear here).
     pub train_queries: Vec<Query>,
@@ -161,14 +165,18 @@ pub fn oracle_trajectories(
 /// The parts of a loaded model that rollouts need besides the weights.
 #[derive(Debug)]
 pub struct ModelParts {
+    /// The model's tokenizer.
     pub tokenizer: Tok,
+    /// Its chat template's source.
     pub template_source: String,
+    /// Its name.
     pub name: String,
     /// The bytes of each token id ([`Tok::token_bytes`]), to match tokens against grammars.
     pub token_bytes: Vec<Option<Vec<u8>>>,
 }
 
 impl ModelParts {
+    /// The parts of `loaded`.
     pub fn of(loaded: &LoadedModel) -> Self {
         ModelParts {
             token_bytes: loaded.tokenizer.token_bytes(),
@@ -177,6 +185,7 @@ impl ModelParts {
             name: loaded.name.clone(),
         }
     }
+    /// The chat template, compiled.
     pub fn template(&self) -> Result<ChatTemplate> {
         Ok(ChatTemplate::new(&self.template_source, &self.tokenizer)?)
     }
@@ -386,8 +395,11 @@ pub fn run_grpo_stage(
 /// Questions the watch replays at every look: a store, its baselines and fixed queries.
 #[derive(Debug)]
 pub struct WatchSet {
+    /// The data set the questions come from.
     pub store: Arc<TelemetryStore>,
+    /// Its normal durations.
     pub baselines: Baselines,
+    /// The questions.
     pub queries: Vec<Query>,
 }
 

@@ -22,7 +22,10 @@ use thinkfl_candle::Llama;
 /// Statistics of one optimizer update.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateStats {
+    /// Loss of the update, as its objective computes it (SFT: the mean cross-entropy over the
+    /// batch's trained tokens).
     pub loss: f64,
+    /// Global gradient norm before clipping.
     pub grad_norm: f64,
     /// Tokens through the forward and backward (each sequence up to its last trained token).
     pub tokens: usize,
@@ -37,6 +40,7 @@ pub struct UpdateStats {
 }
 
 impl UpdateStats {
+    /// `tokens` per second of `seconds`; 0 when no time was measured.
     pub fn tokens_per_second(&self) -> f64 {
         if self.seconds > 0.0 {
             self.tokens as f64 / self.seconds
@@ -49,15 +53,20 @@ impl UpdateStats {
 /// One rollout ready for the loss.
 #[derive(Debug, Clone)]
 pub struct Rollout {
+    /// The tokenized episode.
     pub seq: Sequence,
+    /// Its group-normalized advantage.
     pub advantage: f64,
 }
 
 /// Where an update stands: sequences through forward and backward, of how many, and tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpdateProgress {
+    /// Sequences finished.
     pub done: usize,
+    /// Sequences in the update.
     pub total: usize,
+    /// Tokens through forward and backward so far.
     pub tokens: usize,
 }
 
@@ -67,6 +76,7 @@ pub struct UpdateProgress {
 pub struct ProgressHook(Option<std::sync::Arc<dyn Fn(UpdateProgress) + Send + Sync>>);
 
 impl ProgressHook {
+    /// A hook that calls `f`.
     pub fn new(f: impl Fn(UpdateProgress) + Send + Sync + 'static) -> Self {
         Self(Some(std::sync::Arc::new(f)))
     }
@@ -90,11 +100,17 @@ impl std::fmt::Debug for ProgressHook {
 /// Model, adapters, optimizer, RNG and counters of a run.
 #[derive(Debug)]
 pub struct Trainer {
+    /// The run's config.
     pub cfg: TrainConfig,
+    /// Model and adapters.
     pub policy: Policy,
+    /// The optimizer and its moments.
     pub opt: AdamW,
+    /// The RNG of batch draws and rollout seeds (checkpoints save its position).
     pub rng: ChaCha8Rng,
+    /// Steps, stage and RNG position, as checkpoints save them.
     pub state: TrainState,
+    /// Where checkpoints go.
     pub run_dir: PathBuf,
     /// Told after each sequence of an update.
     pub progress: ProgressHook,
@@ -167,6 +183,7 @@ impl Trainer {
         Ok(true)
     }
 
+    /// Saves a checkpoint now (adapters, optimizer, state); returns its directory.
     pub fn checkpoint(&mut self) -> Result<PathBuf> {
         let (s, st, w) = TrainState::capture_rng(&self.rng);
         self.state.rng_seed = s;

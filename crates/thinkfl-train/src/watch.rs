@@ -16,15 +16,20 @@ use thinkfl_store::TelemetryStore;
 /// The decisions of one episode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decisions {
+    /// The first tool called.
     pub first_tool: Option<String>,
     /// `parent_span_id`s of the `search_traces` calls, in order.
     pub spans: Vec<String>,
+    /// The pod of the first answer item.
     pub top_pod: Option<String>,
+    /// The node of the first answer item.
     pub top_node: Option<String>,
+    /// Items in the final answer.
     pub items: usize,
 }
 
 impl Decisions {
+    /// The decisions of `t`, from its valid calls and its final answer.
     pub fn of(t: &Trajectory) -> Self {
         let calls: Vec<_> = t
             .calls
@@ -52,12 +57,17 @@ impl Decisions {
 /// Shares (0..1) of questions on which the policy made the teacher's decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
+    /// Questions compared.
     pub questions: usize,
+    /// The same first tool.
     pub first_tool: f64,
     /// The same spans in the same order.
     pub spans: f64,
+    /// The same top pod.
     pub top_pod: f64,
+    /// The same top node.
     pub top_node: f64,
+    /// The same number of answer items.
     pub items: f64,
     /// The policy's answer is right (first item matches the ground truth).
     pub right: f64,
