@@ -334,3 +334,66 @@ fn bad_inputs_are_errors() {
     let x = Tensor::zeros((1, 5), DType::F32, &Device::Cpu).unwrap();
     assert!(p.forward(&x).is_err());
 }
+
+/// Several products over one input in one parallel product give, bit for bit, what each gives
+/// alone (the same kernel call per tile), for 4- and 8-bit matrices, partial tiles, one and
+/// two threads, and sizes on both sides of the parallel threshold.
+#[test]
+fn matmul_many_equals_separate_products() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for k in [72usize, 576] {
+        let shapes = [(576usize, true), (192, true), (40, false), (1536, false)];
+        let packs: Vec<PackedQ8> = shapes
+            .iter()
+            .map(|&(n, q4)| {
+                let w = if q4 {
+                    q4_1_like(&mut rng, n, k)
+                } else {
+                    random(&mut rng, n * k, 0.1)
+                };
+                PackedQ8::pack(&w, n, k).unwrap()
+            })
+            .collect();
+        assert_eq!(packs[0].bits(), 4);
+        assert_eq!(packs[2].bits(), 8);
+        for kernel in kernels() {
+            for threads in [1usize, 2] {
+                for m in [1usize, 3, 8, 17] {
+                    let x = random(&mut rng, m * k, 1.0);
+                    let alone: Vec<Vec<f32>> = packs
+                        .iter()
+                        .map(|p| {
+                            let mut y = vec![0f32; m * p.out_features()];
+                            p.matmul_with(kernel, threads, &x, m, &mut y).unwrap();
+                            y
+                        })
+                        .collect();
+                    let mut ys: Vec<Vec<f32>> = packs
+                        .iter()
+                        .map(|p| vec![f32::NAN; m * p.out_features()])
+                        .collect();
+                    let mut parts: Vec<(&PackedQ8, &mut [f32])> = packs
+                        .iter()
+                        .zip(ys.iter_mut())
+                        .map(|(p, y)| (p, y.as_mut_slice()))
+                        .collect();
+                    PackedQ8::matmul_many_with(kernel, threads, &mut parts, &x, m).unwrap();
+                    for (i, (a, b)) in alone.iter().zip(&ys).enumerate() {
+                        let same = a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits());
+                        assert!(
+                            same,
+                            "{kernel:?}/{threads} k {k} m {m}: product {i} differs"
+                        );
+                    }
+                }
+            }
+        }
+        // Matrices of another width cannot share the input.
+        let other = PackedQ8::pack(&random(&mut rng, 16 * (k + 32), 0.1), 16, k + 32).unwrap();
+        let x = random(&mut rng, k, 1.0);
+        let (mut y0, mut y1) = (vec![0f32; 576], vec![0f32; 16]);
+        let mut parts: Vec<(&PackedQ8, &mut [f32])> =
+            vec![(&packs[0], y0.as_mut_slice()), (&other, y1.as_mut_slice())];
+        assert!(PackedQ8::matmul_many(&mut parts, &x, 1).is_err());
+    }
+}

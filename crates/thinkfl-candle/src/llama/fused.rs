@@ -100,9 +100,8 @@ impl Llama {
         let mut h = vec![0f32; m * hidden];
         for (li, blk) in self.layers.iter().enumerate() {
             rms_norm(&x, &blk.input_layernorm, eps, &mut h)?;
-            let mut q = project(&blk.q_proj, &h, m, &dev)?;
-            let mut k = project(&blk.k_proj, &h, m, &dev)?;
-            let v = project(&blk.v_proj, &h, m, &dev)?;
+            let [mut q, mut k, v] =
+                project_many([&blk.q_proj, &blk.k_proj, &blk.v_proj], &h, m, &dev)?;
             rope(&mut q, dims.hd, &cos, &sin);
             rope(&mut k, dims.hd, &cos, &sin);
             let (ck, cv) = cache.buffers(li, (b, dims.kvh, dims.hd), DType::F32, &dev, dims.s)?;
@@ -119,8 +118,7 @@ impl Llama {
             let y = attention(&q, &ck, &cv, &dims, scale, mask.as_deref())?;
             add_assign(&mut x, &project(&blk.o_proj, &y, m, &dev)?);
             rms_norm(&x, &blk.post_attention_layernorm, eps, &mut h)?;
-            let mut g = project(&blk.gate_proj, &h, m, &dev)?;
-            let u = project(&blk.up_proj, &h, m, &dev)?;
+            let [mut g, u] = project_many([&blk.gate_proj, &blk.up_proj], &h, m, &dev)?;
             silu_mul(&mut g, &u);
             add_assign(&mut x, &project(&blk.down_proj, &g, m, &dev)?);
         }
@@ -215,36 +213,85 @@ fn cpu_f32<'a>(st: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
 /// `y = x W^T + b + LoRA` for `m` rows of `x`.
 fn project(lin: &Linear, x: &[f32], m: usize, dev: &Device) -> Result<Vec<f32>> {
     let (n, k) = (lin.out_features(), lin.in_features());
-    let mut y = match &lin.packed {
+    let y = match &lin.packed {
         Some(p) => {
             let mut y = vec![0f32; m * n];
             p.matmul(x, m, &mut y)?;
-            if let Some(bias) = &lin.bias {
-                with_f32(bias, |bv| {
-                    if bv.len() != n {
-                        return Err(Error::Shape(format!(
-                            "bias of {} values for {n} outputs",
-                            bv.len()
-                        )));
-                    }
-                    for row in y.chunks_exact_mut(n) {
-                        add_assign(row, bv);
-                    }
-                    Ok(())
-                })??;
-            }
             y
         }
-        // f32 weights only (see `suits`): the layer's own forward on a tensor.
-        None => lin
-            .base_forward(&Tensor::from_slice(x, (m, k), dev)?, Mode::Infer)?
-            .flatten_all()?
-            .to_vec1()?,
+        // f32 weights only (see `suits`): the layer's own forward on a tensor, bias included.
+        None => {
+            let mut y = lin
+                .base_forward(&Tensor::from_slice(x, (m, k), dev)?, Mode::Infer)?
+                .flatten_all()?
+                .to_vec1()?;
+            add_lora(lin, x, m, &mut y)?;
+            return Ok(y);
+        }
     };
-    if let Some(l) = lin.lora.as_ref().filter(|l| l.enabled) {
-        lora_add(l, x, m, (n, k), &mut y)?;
+    finish(lin, x, m, y)
+}
+
+/// [`project`] for several layers that read the same `x`, as one parallel product when all
+/// have packed weights ([`crate::qlinear::PackedQ8::matmul_many`]: one fork and join of the
+/// thread pool instead of one each; the same values).
+fn project_many<const N: usize>(
+    lins: [&Linear; N],
+    x: &[f32],
+    m: usize,
+    dev: &Device,
+) -> Result<[Vec<f32>; N]> {
+    let packed: Option<Vec<&crate::qlinear::PackedQ8>> =
+        lins.iter().map(|l| l.packed.as_deref()).collect();
+    let Some(packed) = packed else {
+        let mut out: [Vec<f32>; N] = std::array::from_fn(|_| Vec::new());
+        for (o, lin) in out.iter_mut().zip(lins) {
+            *o = project(lin, x, m, dev)?;
+        }
+        return Ok(out);
+    };
+    let mut ys: [Vec<f32>; N] = std::array::from_fn(|i| vec![0f32; m * lins[i].out_features()]);
+    {
+        let mut parts: Vec<(&crate::qlinear::PackedQ8, &mut [f32])> = packed
+            .into_iter()
+            .zip(ys.iter_mut())
+            .map(|(p, y)| (p, y.as_mut_slice()))
+            .collect();
+        crate::qlinear::PackedQ8::matmul_many(&mut parts, x, m)?;
     }
+    let mut out: [Vec<f32>; N] = std::array::from_fn(|_| Vec::new());
+    for ((o, y), lin) in out.iter_mut().zip(ys).zip(lins) {
+        *o = finish(lin, x, m, y)?;
+    }
+    Ok(out)
+}
+
+/// The bias and any enabled LoRA delta added to a packed product `y` of `x`.
+fn finish(lin: &Linear, x: &[f32], m: usize, mut y: Vec<f32>) -> Result<Vec<f32>> {
+    let n = lin.out_features();
+    if let Some(bias) = &lin.bias {
+        with_f32(bias, |bv| {
+            if bv.len() != n {
+                return Err(Error::Shape(format!(
+                    "bias of {} values for {n} outputs",
+                    bv.len()
+                )));
+            }
+            for row in y.chunks_exact_mut(n) {
+                add_assign(row, bv);
+            }
+            Ok(())
+        })??;
+    }
+    add_lora(lin, x, m, &mut y)?;
     Ok(y)
+}
+
+fn add_lora(lin: &Linear, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+    if let Some(l) = lin.lora.as_ref().filter(|l| l.enabled) {
+        lora_add(l, x, m, (lin.out_features(), lin.in_features()), y)?;
+    }
+    Ok(())
 }
 
 /// `y += scale * (x A^T) B^T`.
