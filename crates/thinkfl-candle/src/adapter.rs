@@ -9,29 +9,45 @@ use candle_core::{DType, Var};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// The adapter's configuration in an adapter directory (PEFT's file name).
 pub const CONFIG_FILE: &str = "adapter_config.json";
+/// The adapter's weights in an adapter directory (PEFT's file name).
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 
 /// The fields of PEFT's `adapter_config.json` that we write and read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterConfig {
+    /// `LORA`, the only adapter type [`read_adapter_config`] accepts.
     pub peft_type: String,
+    /// `CAUSAL_LM`.
     pub task_type: String,
+    /// Rank of the update `B A`.
     pub r: usize,
+    /// Scale numerator: the update is `lora_alpha / r * B A` (or `/ sqrt(r)` with
+    /// `use_rslora`).
     pub lora_alpha: f64,
+    /// Dropout on the adapter's input while training; inference ignores it.
     #[serde(default)]
     pub lora_dropout: f64,
+    /// Projections adapted (`q_proj`, ..., `down_proj`).
     pub target_modules: Vec<String>,
+    /// Which biases were trained (`none`, `all`, `lora_only`); bias weights are not read.
     #[serde(default = "AdapterConfig::default_bias")]
     pub bias: String,
+    /// The base model the adapter was trained on, as its trainer named it.
     #[serde(default)]
     pub base_model_name_or_path: Option<String>,
+    /// Whether the base weights are stored `[in, out]` (GPT-2's Conv1D); such adapters are
+    /// refused (llama's weights are `[out, in]`).
     #[serde(default)]
     pub fan_in_fan_out: bool,
+    /// Whether PEFT loads the adapter frozen.
     #[serde(default)]
     pub inference_mode: bool,
+    /// Rank-stabilized LoRA: scale `lora_alpha / sqrt(r)` instead of `lora_alpha / r`.
     #[serde(default)]
     pub use_rslora: bool,
+    /// Modules saved whole beside the adapter (fully trained layers).
     #[serde(default)]
     pub modules_to_save: Option<Vec<String>>,
 }

@@ -10,11 +10,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
+    /// Llama and its descendants (SmolLM2): no projection biases.
     Llama,
+    /// Qwen2 (Qwen2.5): biases on the q, k, v projections.
     Qwen2,
 }
 
 impl Architecture {
+    /// From a GGUF `general.architecture` (`llama`, `qwen2`) or a `config.json`
+    /// `architectures` entry (`LlamaForCausalLM`, `Qwen2ForCausalLM`).
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "llama" | "LlamaForCausalLM" => Ok(Architecture::Llama),
@@ -29,34 +33,53 @@ impl Architecture {
 /// The configuration of a llama-family decoder. Field names are those of `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
+    /// Width of the residual stream (the embedding size); GGUF `embedding_length`.
     pub hidden_size: usize,
+    /// Inner width of each MLP (gate and up projections); GGUF `feed_forward_length`.
     pub intermediate_size: usize,
+    /// Decoder blocks; GGUF `block_count`.
     pub num_hidden_layers: usize,
+    /// Query heads; `hidden_size / num_attention_heads` is the head dimension. GGUF
+    /// `attention.head_count`.
     pub num_attention_heads: usize,
     /// Grouped-query attention: heads of keys and values (defaults to `num_attention_heads`).
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
+    /// Epsilon added to the mean square in every RMSNorm.
     #[serde(default = "LlamaConfig::default_rms_norm_eps")]
     pub rms_norm_eps: f64,
+    /// Base of the rotary position embedding's frequencies.
     #[serde(default = "LlamaConfig::default_rope_theta")]
     pub rope_theta: f64,
+    /// Rows of the embedding and of the output head.
     pub vocab_size: usize,
+    /// Longest context the model was trained for: the rotary tables cover it, and a prompt
+    /// that reaches it is refused.
     #[serde(default = "LlamaConfig::default_max_position_embeddings")]
     pub max_position_embeddings: usize,
+    /// The output head reuses the embedding matrix (no `lm_head.weight`); from GGUF, true when
+    /// the file has no `output.weight`.
     #[serde(default)]
     pub tie_word_embeddings: bool,
     /// Biases on the q, k, v projections (qwen2 has them, llama does not).
     #[serde(default)]
     pub attention_bias: bool,
+    /// Beginning-of-sequence token id, when the config names one.
     #[serde(default)]
     pub bos_token_id: Option<u32>,
+    /// End-of-sequence token id: a number or a list of them, as `config.json` writes it (see
+    /// [`LlamaConfig::eos_ids`]).
     #[serde(default)]
     pub eos_token_id: Option<serde_json::Value>,
 }
 
 impl LlamaConfig {
+    /// Default [`LlamaConfig::rms_norm_eps`] when the config omits it.
     pub const DEFAULT_RMS_NORM_EPS: f64 = 1e-5;
+    /// Default [`LlamaConfig::rope_theta`] when the config omits it (Hugging Face's llama
+    /// default).
     pub const DEFAULT_ROPE_THETA: f64 = 10_000.0;
+    /// Default [`LlamaConfig::max_position_embeddings`] when the config omits it.
     pub const DEFAULT_MAX_POSITION_EMBEDDINGS: usize = 4096;
     fn default_rms_norm_eps() -> f64 {
         Self::DEFAULT_RMS_NORM_EPS
@@ -68,14 +91,18 @@ impl LlamaConfig {
         Self::DEFAULT_MAX_POSITION_EMBEDDINGS
     }
 
+    /// Key and value heads: `num_key_value_heads`, else one per query head.
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
+    /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// Checks that the shapes fit together: positive sizes, heads dividing the width, an even
+    /// head dimension (rotary embeddings rotate pairs), query heads a multiple of key-value heads.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.hidden_size == 0 || self.num_attention_heads == 0 || self.num_hidden_layers == 0 {

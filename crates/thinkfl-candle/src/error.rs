@@ -2,14 +2,25 @@
 
 use std::path::PathBuf;
 
+/// Errors of loading, running and training a model.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A tensor operation failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A model file or directory that cannot be read as a model (missing files or tensors,
+    /// wrong dtypes).
     #[error("{path}: {message}")]
-    Model { path: PathBuf, message: String },
+    Model {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tokenizer that does not load, or text it cannot encode or decode.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A chat template that does not compile or render.
     #[error("chat template: {0}")]
     Template(String),
     /// A model configuration (config.json, GGUF metadata) the model cannot be built from.
@@ -27,37 +38,56 @@ pub enum Error {
     Unsupported(String),
     /// A generation request the engine cannot serve (`request` is its index in the batch).
     #[error("request {request}: {message}")]
-    Request { request: usize, message: String },
+    Request {
+        /// Index of the request in the batch.
+        request: usize,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Sampling parameters of a request that no sampler can follow.
     #[error("request {request}: {source}")]
     Params {
+        /// Index of the request in the batch.
         request: usize,
+        /// The parameters' error.
         #[source]
         source: thinkfl_llm::Error,
     },
     /// A request's grammar that does not compile.
     #[error("grammar of request {request}: {source}")]
     Grammar {
+        /// Index of the request in the batch.
         request: usize,
+        /// The compiler's error.
         #[source]
         source: thinkfl_llm::grammar::GrammarError,
     },
     /// A configuration that cannot be written as JSON.
     #[error("serializing: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// A model that could not be found or downloaded.
     #[error("fetching model: {0}")]
     Fetch(String),
     /// A PEFT adapter directory that cannot be read or does not fit the model.
     #[error("adapter {path}: {message}")]
-    Adapter { path: PathBuf, message: String },
+    Adapter {
+        /// The adapter directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file that could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
 }
 
+/// A result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {

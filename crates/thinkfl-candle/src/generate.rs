@@ -41,11 +41,16 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// Default [`EngineConfig::prefix_cache_entries`].
     pub const DEFAULT_PREFIX_CACHE_ENTRIES: usize = 8;
+    /// Default [`EngineConfig::max_batch`].
     pub const DEFAULT_MAX_BATCH: usize = 16;
+    /// Default [`EngineConfig::prefill_chunk_tokens`].
     pub const DEFAULT_PREFILL_CHUNK_TOKENS: usize = 1024;
+    /// Default [`EngineConfig::min_reuse_tokens`].
     pub const DEFAULT_MIN_REUSE_TOKENS: usize = 8;
 
+    /// Checks that batches and prefill chunks are positive.
     pub fn validate(&self) -> Result<()> {
         if self.max_batch == 0 || self.prefill_chunk_tokens == 0 {
             return Err(Error::Options(
@@ -74,7 +79,9 @@ impl Default for EngineConfig {
 pub struct Generation {
     /// Generated ids, without the end-of-turn token.
     pub ids: Vec<u32>,
+    /// `ids` decoded.
     pub text: String,
+    /// Why generation ended.
     pub stop: StopReason,
     /// Log-probability of each id in `ids` under the temperature-scaled distribution (at
     /// temperature 0, under the model's distribution).
@@ -150,12 +157,15 @@ impl PrefixStore {
         });
     }
 
+    /// Prefixes cached.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+    /// Whether no prefix is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    /// Drops every cached prefix.
     pub fn clear(&mut self) {
         self.entries.clear();
     }
@@ -435,7 +445,9 @@ fn attention_bias(rows: &[&Row], t: usize, device: &Device) -> Result<Tensor> {
 /// The generation engine of one model.
 #[derive(Debug)]
 pub struct Engine {
+    /// The model.
     pub model: Llama,
+    /// Its tokenizer.
     pub tokenizer: Tok,
     /// Validated by [`Engine::new`] and fixed afterwards: a batch of 0 would split nothing.
     config: EngineConfig,
@@ -444,6 +456,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with an empty prefix cache, after checking `config`.
     pub fn new(model: Llama, tokenizer: Tok, config: EngineConfig) -> Result<Self> {
         config.validate()?;
         Ok(Engine {
@@ -465,6 +478,7 @@ impl Engine {
         self.store.lock().expect("prefix store lock").clear();
     }
 
+    /// Prefixes in the cache.
     pub fn prefix_cache_len(&self) -> usize {
         self.store.lock().expect("prefix store lock").len()
     }

@@ -9,6 +9,8 @@
 //! * [`tokenizer`], [`template`]: text to ids, conversations to prompts (and to training masks);
 //! * [`generate`], [`model`]: generation and the `ChatModel` implementation.
 
+#![warn(missing_docs)]
+
 pub mod adapter;
 pub mod config;
 /// The fused inference forward, now [`llama::fused`] (this path is kept for its users).

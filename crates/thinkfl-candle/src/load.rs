@@ -35,6 +35,7 @@ pub struct LoadOptions {
     /// forward reads only the packed copies, and the f32 ones were most of the resident memory
     /// (training and merged exports need them: [`LoadOptions::training`] keeps them).
     pub drop_packed_f32: bool,
+    /// Where the weights go (packed weights need the CPU).
     pub device: Device,
 }
 
@@ -107,6 +108,8 @@ impl LoadOptions {
             ..Self::packed()
         }
     }
+    /// Checks that the options fit together: something is kept, packing has f32 weights to pack
+    /// and runs on the CPU, and only packed weights are dropped.
     pub fn validate(&self) -> Result<()> {
         if self.drop_packed_f32 && !self.pack {
             return Err(Error::Options(
@@ -133,10 +136,15 @@ impl LoadOptions {
 /// A model with everything needed to chat with it.
 #[derive(Debug)]
 pub struct LoadedModel {
+    /// Which forward the model uses.
     pub architecture: Architecture,
+    /// The weights.
     pub model: Llama,
+    /// The tokenizer (from the GGUF, or `tokenizer.json`).
     pub tokenizer: Tok,
+    /// The chat template (the model's own, or ChatML).
     pub template: ChatTemplate,
+    /// The file or directory loaded.
     pub source: PathBuf,
     /// Short name for reports (file stem, or `general.name`).
     pub name: String,

@@ -8,14 +8,41 @@ use std::path::Path;
 use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse};
 
 /// A local candle model: tokenizer, chat template and generation engine.
+///
+/// Loading needs a model file, so this example is compiled but not run: `path` is a GGUF file or
+/// a Hugging Face directory (`thinkfl model fetch` puts the default one in the cache).
+///
+/// ```no_run
+/// use std::path::Path;
+/// use thinkfl_candle::CandleChatModel;
+/// use thinkfl_core::Message;
+/// use thinkfl_llm::{ChatModel, ChatRequest, SamplingParams};
+///
+/// let model = CandleChatModel::load(Path::new("SmolLM2-135M-Instruct.Q4_1.gguf"))?;
+/// let request = ChatRequest {
+///     messages: vec![
+///         Message::system("You localize faults in microservice systems."),
+///         Message::user("Which service answers GetCart?"),
+///     ],
+///     tools: vec![],
+///     params: SamplingParams::greedy(64),
+/// };
+/// let response = model.chat(&request)?;
+/// println!("{} ({} prompt tokens)", response.text, response.prompt_tokens);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct CandleChatModel {
     name: String,
+    /// The generation engine (model, tokenizer, prefix cache).
     pub engine: Engine,
+    /// The chat template that renders requests into prompts.
     pub template: ChatTemplate,
 }
 
 impl CandleChatModel {
+    /// A chat model over a loaded model, its engine built with `config`; named by
+    /// [`LoadedModel::name`].
     pub fn from_loaded(loaded: LoadedModel, config: EngineConfig) -> Result<Self> {
         let LoadedModel {
             model,
@@ -39,6 +66,7 @@ impl CandleChatModel {
         )
     }
 
+    /// Renames the model (in reports and [`ChatModel::name`]).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self

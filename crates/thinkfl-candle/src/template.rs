@@ -70,6 +70,8 @@ pub fn tool_call_text(name: &str, arguments: &serde_json::Value) -> String {
 }
 
 impl ChatTemplate {
+    /// Compiles a Jinja chat template (minijinja with Python string methods and
+    /// `raise_exception`); `bos_token` and `eos_token` come from `tok`.
     pub fn new(source: &str, tok: &Tok) -> Result<Self> {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -93,10 +95,12 @@ impl ChatTemplate {
         })
     }
 
+    /// The built-in ChatML template, for models that ship none.
     pub fn chatml(tok: &Tok) -> Self {
         Self::new(CHATML_TEMPLATE, tok).expect("the built-in ChatML template parses")
     }
 
+    /// The GGUF's `tokenizer.chat_template`, or ChatML when it has none.
     pub fn from_gguf(ct: &gguf_file::Content, tok: &Tok) -> Result<Self> {
         match ct
             .metadata
@@ -108,6 +112,8 @@ impl ChatTemplate {
         }
     }
 
+    /// The `chat_template` of a `tokenizer_config.json` (a string, or the `default` entry of a
+    /// list of named templates), or ChatML when it has none.
     pub fn from_tokenizer_config(cfg: &serde_json::Value, tok: &Tok) -> Result<Self> {
         match cfg.get("chat_template") {
             Some(serde_json::Value::String(s)) => Self::new(s, tok),
@@ -127,6 +133,7 @@ impl ChatTemplate {
         }
     }
 
+    /// The template's Jinja source.
     pub fn source(&self) -> &str {
         &self.source
     }

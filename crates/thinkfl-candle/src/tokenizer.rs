@@ -50,12 +50,15 @@ pub type ByteRange = (usize, usize);
 /// A tokenizer with the special ids generation needs.
 #[derive(Debug, Clone)]
 pub struct Tok {
+    /// The Hugging Face tokenizer.
     pub inner: Tokenizer,
     /// Ids that end generation.
     pub eos_ids: Vec<u32>,
+    /// Beginning-of-sequence id, when the model has one.
     pub bos_id: Option<u32>,
     /// Text of the main end-of-sequence token (for templates' `eos_token`).
     pub eos_token: Option<String>,
+    /// Text of the beginning-of-sequence token (for templates' `bos_token`).
     pub bos_token: Option<String>,
 }
 
@@ -238,18 +241,22 @@ impl Tok {
         Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
     }
 
+    /// The text of `ids`; `skip_special` leaves out special tokens (chat markup, EOS).
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         self.inner.decode(ids, skip_special).map_err(tk_err)
     }
 
+    /// Tokens of the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
 
+    /// The id of token `s` (a vocabulary entry, not text to encode).
     pub fn token_to_id(&self, s: &str) -> Option<u32> {
         self.inner.token_to_id(s)
     }
 
+    /// Whether `id` ends generation (one of [`Tok::eos_ids`]).
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_ids.contains(&id)
     }

@@ -20,10 +20,15 @@ pub const TILE: usize = 128;
 /// Sizes of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttnShape {
+    /// Sequences.
     pub batch: usize,
+    /// Positions per sequence.
     pub t: usize,
+    /// Query heads.
     pub heads: usize,
+    /// Key and value heads (each serves `heads / kv_heads` query heads).
     pub kv_heads: usize,
+    /// Width of a head.
     pub head_dim: usize,
 }
 
@@ -46,9 +51,11 @@ impl AttnShape {
         }
         Ok(())
     }
+    /// Floats of the queries (and of the output).
     pub fn q_len(&self) -> usize {
         self.batch * self.t * self.heads * self.head_dim
     }
+    /// Floats of the keys, and of the values.
     pub fn kv_len(&self) -> usize {
         self.batch * self.t * self.kv_heads * self.head_dim
     }

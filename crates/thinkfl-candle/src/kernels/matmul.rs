@@ -5,10 +5,15 @@
 /// `i * rs + j * cs`.
 #[derive(Debug, Clone, Copy)]
 pub struct Mat<'a> {
+    /// The elements.
     pub data: &'a [f32],
+    /// Rows.
     pub rows: usize,
+    /// Columns.
     pub cols: usize,
+    /// Row stride, in elements.
     pub rs: usize,
+    /// Column stride, in elements.
     pub cs: usize,
 }
 

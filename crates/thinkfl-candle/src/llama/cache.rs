@@ -16,6 +16,7 @@ pub struct KvCache {
 impl KvCache {
     const GROW: usize = 256;
 
+    /// An empty cache for a model of `num_layers` blocks.
     pub fn new(num_layers: usize) -> Self {
         KvCache {
             layers: vec![None; num_layers],
@@ -27,9 +28,11 @@ impl KvCache {
     pub fn len(&self) -> usize {
         self.len
     }
+    /// Whether no position is cached.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Sequences the cache holds, once a forward has filled it.
     pub fn batch_size(&self) -> Option<usize> {
         self.layers
             .iter()

@@ -25,16 +25,21 @@ pub struct LoraDelta {
 pub struct Linear {
     /// `[out, in]`, f32.
     pub weight: Option<Tensor>,
+    /// `[out]`, f32, where the projection has one (qwen2's q, k, v).
     pub bias: Option<Tensor>,
+    /// Quantized weight as the GGUF holds it, for candle's quantized matmul.
     pub quantized: Option<QMatMul>,
     /// Packed 8/4-bit copy of `weight` for the inference forward ([`crate::qlinear`]).
     pub packed: Option<std::sync::Arc<crate::qlinear::PackedQ8>>,
+    /// The LoRA update added to the output, when attached.
     pub lora: Option<LoraDelta>,
     out_features: usize,
     in_features: usize,
 }
 
 impl Linear {
+    /// A projection of shape `out_in` (`(out, in)`) from whichever weights there are; no packed
+    /// copy and no adapter yet.
     pub fn new(
         weight: Option<Tensor>,
         bias: Option<Tensor>,
@@ -52,9 +57,11 @@ impl Linear {
         }
     }
 
+    /// Output width.
     pub fn out_features(&self) -> usize {
         self.out_features
     }
+    /// Input width.
     pub fn in_features(&self) -> usize {
         self.in_features
     }

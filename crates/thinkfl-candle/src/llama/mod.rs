@@ -42,14 +42,23 @@ pub enum Mode {
 /// One decoder block.
 #[derive(Debug, Clone)]
 pub struct Block {
+    /// RMSNorm weight before attention, `[hidden]`.
     pub input_layernorm: Tensor,
+    /// Query projection, `hidden -> heads * head_dim`.
     pub q_proj: Linear,
+    /// Key projection, `hidden -> kv_heads * head_dim`.
     pub k_proj: Linear,
+    /// Value projection, `hidden -> kv_heads * head_dim`.
     pub v_proj: Linear,
+    /// Attention output projection, `heads * head_dim -> hidden`.
     pub o_proj: Linear,
+    /// RMSNorm weight before the MLP, `[hidden]`.
     pub post_attention_layernorm: Tensor,
+    /// SwiGLU gate, `hidden -> intermediate`.
     pub gate_proj: Linear,
+    /// SwiGLU up projection, `hidden -> intermediate`.
     pub up_proj: Linear,
+    /// MLP output projection, `intermediate -> hidden`.
     pub down_proj: Linear,
 }
 
@@ -71,11 +80,15 @@ impl Block {
 /// The llama model.
 #[derive(Debug, Clone)]
 pub struct Llama {
+    /// The shapes and constants of the model.
     pub config: LlamaConfig,
     /// `[vocab, hidden]`, f32.
     pub embed_tokens: Tensor,
+    /// The decoder blocks, in order.
     pub layers: Vec<Block>,
+    /// Final RMSNorm weight, `[hidden]`.
     pub norm: Tensor,
+    /// Output head, `hidden -> vocab` (the embedding matrix when tied).
     pub lm_head: Linear,
     /// `[max_positions, head_dim / 2]`.
     pub(crate) cos: Tensor,
@@ -103,6 +116,8 @@ pub struct LayerContext {
 }
 
 impl Llama {
+    /// A model from its parts, after checking the config and the block count; builds the rotary
+    /// tables on `device`. Both fused paths start on.
     pub fn new(
         config: LlamaConfig,
         embed_tokens: Tensor,
@@ -134,6 +149,7 @@ impl Llama {
         })
     }
 
+    /// The device the weights are on.
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -144,6 +160,7 @@ impl Llama {
     pub fn set_fused_infer(&mut self, on: bool) {
         self.fused_infer = on;
     }
+    /// Whether [`Mode::Infer`] forwards over a cache take the fused path.
     pub fn fused_infer(&self) -> bool {
         self.fused_infer
     }
@@ -154,6 +171,7 @@ impl Llama {
     pub fn set_fused_train(&mut self, on: bool) {
         self.fused_train = on;
     }
+    /// Whether [`Mode::Train`] blocks run on the training kernels.
     pub fn fused_train(&self) -> bool {
         self.fused_train
     }
