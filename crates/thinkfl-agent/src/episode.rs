@@ -332,6 +332,12 @@ impl Episode {
         }
     }
 
+    /// The tool calls so far, valid or not, in order (a served episode reports whether a
+    /// reply's calls ran).
+    pub fn calls(&self) -> &[CallRecord] {
+        &self.traj.calls
+    }
+
     /// Span ids the episode has passed to `search_traces`, in order.
     pub fn queried_spans(&self) -> &[String] {
         &self.queried_spans

@@ -13,6 +13,7 @@
 mod config;
 mod diversity;
 mod matching;
+mod reward;
 mod scores;
 
 pub use config::*;
@@ -20,6 +21,7 @@ pub use diversity::{DiversityCache, question_key, sequence_key};
 pub use matching::{
     Matching, first_match, item_matches, named_in_path, path_entry_is_truth, path_position,
 };
+pub use reward::{Reward, RewardName};
 pub use scores::{HallucinationCounts, format, hallucination, hallucination_counts, recall, route};
 
 use serde::{Deserialize, Serialize};

@@ -161,6 +161,21 @@ pub async fn send_once(
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time"))?
 }
 
+/// Sends one raw request on an open keep-alive connection and reads the answer (clients that
+/// chain requests, such as an episode's steps, keep one connection per client).
+pub async fn send_on(
+    conn: &mut BufReader<TcpStream>,
+    raw: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Response> {
+    tokio::time::timeout(timeout, async {
+        conn.get_mut().write_all(raw).await?;
+        read_response(conn).await
+    })
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time"))?
+}
+
 async fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<Response> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let mut line = String::new();

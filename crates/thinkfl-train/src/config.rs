@@ -31,51 +31,9 @@ pub enum LossTokens {
     Free,
 }
 
-/// What a GRPO stage rewards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Reward {
-    /// The grader's stage score: 1 (`R + F`), 2 (`R + 0.8 V`), 3 (`R + 0.2 P - 0.2 H`).
-    Stage(u8),
-    /// A named reward outside the curriculum.
-    Named(RewardName),
-}
-
-/// Rewards by name (`reward = "mrr"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RewardName {
-    /// The reciprocal rank of the first right item alone (0 when none is right): the paper's
-    /// negative control, which it reports collapses without the format and process factors.
-    Mrr,
-}
-
-impl Reward {
-    /// The reward of one graded rollout (`stage2` is the breakdown's stage-2 score, which
-    /// needs the diversity cache).
-    pub fn of(self, b: &thinkfl_grader::GradeBreakdown) -> f64 {
-        match self {
-            Reward::Stage(n) => thinkfl_grader::Stage::from_number(n)
-                .map(|s| b.score(s))
-                .unwrap_or(0.0),
-            Reward::Named(RewardName::Mrr) => b.rank.map_or(0.0, |r| 1.0 / (r as f64 + 1.0)),
-        }
-    }
-
-    /// Whether the diversity cache must grade the rollouts (stage 2's `V`).
-    pub fn needs_diversity(self) -> bool {
-        self == Reward::Stage(2)
-    }
-}
-
-impl std::fmt::Display for Reward {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reward::Stage(n) => write!(f, "{n}"),
-            Reward::Named(RewardName::Mrr) => f.write_str("mrr"),
-        }
-    }
-}
+// The reward lives in the grader, so that the environment server grades exactly as training
+// does without depending on the model stack.
+pub use thinkfl_grader::{Reward, RewardName};
 
 /// One stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
