@@ -55,7 +55,7 @@ enum Command {
     Chat(cmd::chat::Args),
     /// Benchmarks: `bench tools`, `bench model`, `bench train` (beside PyTorch), `bench store`.
     Bench(cmd::bench::Args),
-    /// Serve over HTTP: `serve tools --data DATASET[,DATASET...]` (the paper's tool server API).
+    /// Serve over HTTP: `serve tools` (the paper's tool server API), `serve mcp`, `serve env` (RL).
     Serve(cmd::serve::Args),
     /// Train the localizer: LoRA, supervised priming, then progressive GRPO stages.
     Train(cmd::train::Args),
@@ -68,6 +68,10 @@ enum Command {
     /// The training corpus: `corpus build --out DIR` simulates many data sets (topologies, seeds,
     /// difficulties, every fault type) with a manifest of which are for training and held out.
     Corpus(cmd::corpus::Args),
+    /// Exports for other tools: `export rl-dataset` (OpenRLHF, TRL, verl inputs).
+    Export(cmd::env::ExportCmd),
+    /// Grade trajectories an engine played with `thinkfl`'s own actor and grader.
+    Grade(cmd::env::GradeArgs),
 }
 
 /// candle runs elementwise ops on a pool whose threads and caller spin-wait for each other. On
@@ -124,5 +128,7 @@ fn main() -> anyhow::Result<()> {
         Command::Import(a) => cmd::import::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Corpus(a) => cmd::corpus::run(a),
+        Command::Export(a) => cmd::env::run_export(a),
+        Command::Grade(a) => cmd::env::grade(a),
     }
 }

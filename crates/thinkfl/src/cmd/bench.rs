@@ -23,6 +23,8 @@ enum BenchCommand {
     Rollouts(RolloutArgs),
     /// Simulator: spans generated and written per second.
     Sim(crate::cmd::simulate::BenchArgs),
+    /// RL environment server: steps/s and step latency with many concurrent episodes.
+    Env(super::env::BenchArgs),
 }
 
 #[derive(Debug, ClapArgs)]
@@ -121,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         BenchCommand::Tools(a) => super::bench_tools::run(a),
         BenchCommand::Sim(a) => crate::cmd::simulate::bench(a),
         BenchCommand::Train(a) => super::bench_train::run(a),
+        BenchCommand::Env(a) => super::env::bench(a),
     }
 }
 

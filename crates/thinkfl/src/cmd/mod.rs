@@ -6,6 +6,7 @@ pub mod bench_train;
 pub mod chat;
 pub mod corpus;
 pub mod demo;
+pub mod env;
 pub mod eval;
 pub mod import;
 pub mod incidents;

@@ -4,6 +4,8 @@
 //!
 //! `thinkfl serve mcp --data DATASET [--http 127.0.0.1:PORT]`: the Model Context Protocol server
 //! over stdio (what desktop clients launch) or streamable HTTP at `/mcp`.
+//!
+//! `thinkfl serve env --data DATASET...`: the RL environment (see `env.rs`).
 
 use clap::{Args as ClapArgs, Subcommand};
 use std::net::SocketAddr;
@@ -27,6 +29,9 @@ enum ServeCommand {
     /// A Model Context Protocol server (stdio, or streamable HTTP with --http): the diagnostic
     /// tools, list_incidents, inspect and localize, the incidents as resources, a prompt.
     Mcp(McpArgs),
+    /// The RL environment for OpenRLHF, TRL and verl: episodes over HTTP (create, step with
+    /// the model's text, grade with a stage reward) and OpenRLHF's `POST /get_reward`.
+    Env(super::env::ServeArgs),
 }
 
 #[derive(Debug, ClapArgs)]
@@ -89,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         ServeCommand::Tools(a) => tools(a),
         ServeCommand::Mcp(a) => mcp(a),
+        ServeCommand::Env(a) => super::env::serve(a),
     }
 }
 

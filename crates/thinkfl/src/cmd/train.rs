@@ -367,6 +367,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The `train` data sets of a corpus manifest, as paths (relative ones are relative to it).
 fn corpus_train_sets(manifest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out: Vec<PathBuf> = corpus_sets(manifest)?
+        .into_iter()
+        .filter(|(_, role)| role == "train")
+        .map(|(p, _)| p)
+        .collect();
+    if out.is_empty() {
+        bail!("{}: no data set with role \"train\"", manifest.display());
+    }
+    Ok(out)
+}
+
+/// Every data set of a corpus manifest with its role (`train` or `held_out`), as paths
+/// (relative ones are relative to it).
+pub(crate) fn corpus_sets(manifest: &std::path::Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
     let v: serde_json::Value =
@@ -383,12 +397,7 @@ fn corpus_train_sets(manifest: &std::path::Path) -> anyhow::Result<Vec<PathBuf>>
         let role = d["role"]
             .as_str()
             .with_context(|| format!("{}: datasets[{i}].role missing", manifest.display()))?;
-        if role == "train" {
-            out.push(base.join(path));
-        }
-    }
-    if out.is_empty() {
-        bail!("{}: no data set with role \"train\"", manifest.display());
+        out.push((base.join(path), role.to_string()));
     }
     Ok(out)
 }
