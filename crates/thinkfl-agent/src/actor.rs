@@ -107,12 +107,7 @@ impl<M: ChatModel> Actor<M> {
     }
 
     fn tools_config(&self) -> ToolsConfig {
-        ToolsConfig {
-            mode: self.config.tool_mode,
-            max_rows: self.config.max_rows,
-            max_output_bytes: self.config.max_tool_output_bytes,
-            ..ToolsConfig::default()
-        }
+        self.config.tools_config()
     }
 
     /// Runs one episode from `query`.

@@ -2,7 +2,7 @@
 
 use crate::constrain::Constrain;
 use crate::prompts::PromptSet;
-use thinkfl_tools::OutputMode;
+use thinkfl_tools::{OutputMode, ToolsConfig};
 
 /// Settings of one RoT episode.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,17 @@ pub struct ActorConfig {
 }
 
 impl ActorConfig {
+    /// The tool settings an episode runs with (output mode and size limits from this config):
+    /// one definition for the actor and for anything that serves its episodes elsewhere.
+    pub fn tools_config(&self) -> ToolsConfig {
+        ToolsConfig {
+            mode: self.tool_mode,
+            max_rows: self.max_rows,
+            max_output_bytes: self.max_tool_output_bytes,
+            ..ToolsConfig::default()
+        }
+    }
+
     /// Default [`ActorConfig::d_max`]: the paper's ten tool calls.
     pub const DEFAULT_D_MAX: usize = 10;
     /// Default [`ActorConfig::max_calls_per_turn`].

@@ -6,22 +6,10 @@ use crate::data::EnvDataset;
 use crate::service::EnvConfig;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use thinkfl_agent::{Actor, ActorConfig};
+use thinkfl_agent::Actor;
 use thinkfl_core::{Role, Trajectory};
 use thinkfl_grader::{DiversityCache, GradeBreakdown, Reward, grade, grade_with_diversity_for};
 use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse};
-use thinkfl_tools::ToolsConfig;
-
-/// The tool settings the actor derives from its config (`Actor` keeps this private; the two
-/// must agree, which the replay test checks byte for byte).
-pub fn tools_config(actor: &ActorConfig) -> ToolsConfig {
-    ToolsConfig {
-        mode: actor.tool_mode,
-        max_rows: actor.max_rows,
-        max_output_bytes: actor.max_tool_output_bytes,
-        ..ToolsConfig::default()
-    }
-}
 
 /// A model that answers with given texts in order, then with nothing.
 #[derive(Debug)]

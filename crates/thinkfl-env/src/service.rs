@@ -1,8 +1,8 @@
 //! The episode table: create, step, grade, expire. Synchronous and lock-per-episode, so that the
 //! HTTP layer runs each call on a blocking thread and many episodes step in parallel.
 
+use crate::Error;
 use crate::data::EnvDataset;
-use crate::{Error, replay};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ impl EnvConfig {
 
     /// The tool settings the actor would use.
     pub fn tools_config(&self) -> ToolsConfig {
-        replay::tools_config(&self.actor)
+        self.actor.tools_config()
     }
 
     /// Checks every setting; the error names the field.
