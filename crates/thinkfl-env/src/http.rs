@@ -325,21 +325,12 @@ pub fn serve_blocking(
     threads: usize,
     limits: ServeLimits,
 ) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("thinkfl-env")
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        if !bound.ip().is_loopback() {
-            tracing::warn!("serving on {bound}, which is not a loopback address");
-        }
-        eprintln!(
-            "thinkfl env server on http://{bound} (data sets: {})",
-            service.dataset_ids().join(", ")
-        );
-        serve(listener, service, &limits, std::future::pending()).await
-    })
+    let datasets = service.dataset_ids().join(", ");
+    thinkfl_server::run_blocking(
+        addr,
+        threads,
+        "env server",
+        &datasets,
+        |listener| async move { serve(listener, service, &limits, std::future::pending()).await },
+    )
 }

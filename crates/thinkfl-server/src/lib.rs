@@ -14,7 +14,7 @@ pub mod loadgen;
 pub mod serve;
 pub mod tool_server;
 
-pub use serve::{ServeLimits, serve, serve_blocking};
+pub use serve::{ServeLimits, run_blocking, serve, serve_blocking};
 pub use tool_server::{LoadedDataset, ToolServer, ToolServerConfig};
 
 /// Errors of setting a server up (requests answer with HTTP errors instead).

@@ -121,9 +121,35 @@ pub fn serve_blocking(
     addr: std::net::SocketAddr,
     threads: usize,
 ) -> std::io::Result<()> {
+    let datasets = server.dataset_ids().join(", ");
+    run_blocking(
+        addr,
+        threads,
+        "tool server",
+        &datasets,
+        |listener| async move {
+            let limits = server.config().limits.clone();
+            serve(listener, server.router(), &limits, std::future::pending()).await
+        },
+    )
+}
+
+/// What every HTTP `thinkfl serve` does around its own loop: a runtime of `threads` workers,
+/// `addr` bound (a warning when it is not loopback), "thinkfl NAME on http://ADDR (data sets:
+/// DATASETS)" on stderr (useful with port 0), then `run` with the listener until it returns.
+pub fn run_blocking<Fut>(
+    addr: std::net::SocketAddr,
+    threads: usize,
+    name: &str,
+    datasets: &str,
+    run: impl FnOnce(TcpListener) -> Fut,
+) -> std::io::Result<()>
+where
+    Fut: Future<Output = std::io::Result<()>>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
-        .thread_name("thinkfl-serve")
+        .thread_name(format!("thinkfl {name}"))
         .enable_all()
         .build()?;
     rt.block_on(async move {
@@ -132,11 +158,7 @@ pub fn serve_blocking(
         if !bound.ip().is_loopback() {
             tracing::warn!("serving on {bound}, which is not a loopback address");
         }
-        eprintln!(
-            "thinkfl tool server on http://{bound} (data sets: {})",
-            server.dataset_ids().join(", ")
-        );
-        let limits = server.config().limits.clone();
-        serve(listener, server.router(), &limits, std::future::pending()).await
+        eprintln!("thinkfl {name} on http://{bound} (data sets: {datasets})");
+        run(listener).await
     })
 }
