@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use thinkfl_core::{FaultCase, Level, Message, Role, RootCause, service_of};
 use thinkfl_llm::parse::parse_tool_calls;
-use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse, StopReason};
+use thinkfl_llm::{ChatModel, ChatRequest, ChatResponse};
 use thinkfl_store::{SpanRef, TelemetryStore};
 use thinkfl_tools::nsigma::{NSigmaConfig, fluctuation};
 use thinkfl_tools::suspects::{Suspect, SuspectConfig, rank_suspects};
@@ -533,15 +533,6 @@ impl ChatModel for ExpertPolicy {
         // `name` before `arguments`, as the system prompt's example writes it.
         let text =
             format!("<tool_call>{{\"name\": \"{name}\", \"arguments\": {arguments}}}</tool_call>");
-        Ok(ChatResponse {
-            text,
-            tool_calls: Vec::new(),
-            stop: StopReason::EndOfTurn,
-            prompt_tokens: 0,
-            cached_prompt_tokens: 0,
-            completion_tokens: 0,
-            logprobs: None,
-            token_ids: None,
-        })
+        Ok(ChatResponse::from_text(text))
     }
 }

@@ -38,7 +38,7 @@ impl ChatModel for Replay {
             .unwrap_or_else(|p| p.into_inner())
             .pop_front()
             .unwrap_or_default();
-        Ok(crate::service::reply(&text))
+        Ok(thinkfl_llm::ChatResponse::from_text(text))
     }
 }
 

@@ -14,7 +14,7 @@ use thinkfl_core::{Message, Trajectory};
 use thinkfl_grader::{
     DiversityCache, GradeBreakdown, GraderConfig, Reward, grade, grade_with_diversity_for,
 };
-use thinkfl_llm::{ChatResponse, StopReason};
+use thinkfl_llm::ChatResponse;
 use thinkfl_tools::{ToolRegistry, ToolsConfig};
 
 /// Settings of the environment.
@@ -430,7 +430,7 @@ impl EnvService {
             &self.registry,
             &env,
             None,
-            reply(text),
+            ChatResponse::from_text(text),
             0.0,
         );
         // The assistant message itself is the engine's own text; the observation is what follows.
@@ -597,7 +597,7 @@ impl EnvService {
             &self.registry,
             &env,
             None,
-            reply(response),
+            ChatResponse::from_text(response),
             0.0,
         );
         let mut slot = Slot {
@@ -632,20 +632,6 @@ fn ep_invalid_since(ep: &Episode, from: usize) -> usize {
         .iter()
         .filter(|c| !c.valid)
         .count()
-}
-
-/// The model's text as a reply the episode digests (token counts are the engine's business).
-pub(crate) fn reply(text: &str) -> ChatResponse {
-    ChatResponse {
-        text: text.to_string(),
-        tool_calls: Vec::new(),
-        stop: StopReason::EndOfTurn,
-        prompt_tokens: 0,
-        cached_prompt_tokens: 0,
-        completion_tokens: 0,
-        logprobs: None,
-        token_ids: None,
-    }
 }
 
 pub(crate) fn phase_name(p: thinkfl_agent::Phase) -> &'static str {

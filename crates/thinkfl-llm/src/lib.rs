@@ -192,6 +192,23 @@ pub struct ChatResponse {
     pub token_ids: Option<Vec<u32>>,
 }
 
+impl ChatResponse {
+    /// A finished turn of text alone, without token counts, log-probabilities or ids: what a
+    /// scripted policy or a reply replayed from elsewhere (an RL engine's) gives the actor.
+    pub fn from_text(text: impl Into<String>) -> Self {
+        ChatResponse {
+            text: text.into(),
+            tool_calls: Vec::new(),
+            stop: StopReason::EndOfTurn,
+            prompt_tokens: 0,
+            cached_prompt_tokens: 0,
+            completion_tokens: 0,
+            logprobs: None,
+            token_ids: None,
+        }
+    }
+}
+
 /// A chat model. Implementations are shared across threads; a backend that needs mutable state
 /// (a KV cache) keeps it behind its own lock.
 pub trait ChatModel: Send + Sync {
