@@ -277,22 +277,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     );
                 }
                 for data in &sets {
-                    let oracle: Arc<dyn thinkfl_llm::ChatModel> = if sc.hindsight {
-                        let truths = data
-                            .train_queries
-                            .iter()
-                            .map(|q| (q.span_id.clone(), data.store.faults()[q.case].clone()));
-                        Arc::new(
-                            ExpertPolicy::with_baselines(
+                    // The expert reuses the run's baselines (a pass over every span) rather
+                    // than computing them again.
+                    let oracle: Arc<dyn thinkfl_llm::ChatModel> =
+                        if args.oracle == "expert" {
+                            let expert = ExpertPolicy::with_baselines(
                                 data.store.clone(),
                                 data.baselines.clone(),
                                 ExpertConfig::default(),
-                            )
-                            .with_hindsight(truths),
-                        )
-                    } else {
-                        super::models::build_model(&args.oracle, None, &data.store)?
-                    };
+                            );
+                            Arc::new(if sc.hindsight {
+                                expert.with_hindsight(data.train_queries.iter().map(|q| {
+                                    (q.span_id.clone(), data.store.faults()[q.case].clone())
+                                }))
+                            } else {
+                                expert
+                            })
+                        } else {
+                            super::models::build_model(&args.oracle, None, &data.store)?
+                        };
                     let (k, r) = oracle_trajectories(data, &cfg, sc.d_max, oracle)?;
                     kept.extend(k);
                     ran += r;
