@@ -101,6 +101,22 @@ struct EdgeAcc {
     tcp: bool,
 }
 
+impl EdgeAcc {
+    /// One call over the edge (either direction sees the same call): `code` is its error
+    /// series, 0 for none.
+    fn record(&mut self, tcp: bool, dur_ms: f64, req_b: f64, resp_b: f64, code: usize) {
+        self.tcp = tcp;
+        self.count += 1.0;
+        self.dur_ms += dur_ms;
+        self.req_b += req_b;
+        self.resp_b += resp_b;
+        if code > 0 {
+            self.err[code] += 1.0;
+            self.seen[code] = true;
+        }
+    }
+}
+
 pub(crate) struct Engine<'a, S: Sink> {
     cfg: &'a SimConfig,
     m: &'a Model,

@@ -506,27 +506,11 @@ impl<S: Sink> Engine<'_, S> {
             } else {
                 status as usize
             };
-            let e = self.edge(caller, callee_svc, 0);
-            e.tcp = tcp;
-            e.count += 1.0;
-            e.dur_ms += dur_ms;
-            e.req_b += req_b;
-            e.resp_b += resp_b;
-            if code > 0 {
-                e.err[code] += 1.0;
-                e.seen[code] = true;
-            }
+            self.edge(caller, callee_svc, 0)
+                .record(tcp, dur_ms, req_b, resp_b, code);
             if callee != u32::MAX {
-                let e = self.edge(callee, caller_svc, 1);
-                e.tcp = tcp;
-                e.count += 1.0;
-                e.dur_ms += dur_ms;
-                e.req_b += req_b;
-                e.resp_b += resp_b;
-                if code > 0 {
-                    e.err[code] += 1.0;
-                    e.seen[code] = true;
-                }
+                self.edge(callee, caller_svc, 1)
+                    .record(tcp, dur_ms, req_b, resp_b, code);
             }
         }
         (end, status)
