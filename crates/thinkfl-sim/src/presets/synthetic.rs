@@ -92,13 +92,137 @@ const METHODS: [&str; 12] = [
     "Validate", "Fetch",
 ];
 
-/// Service names of the synthetic preset: `<noun>-<role><suffix>`, never ending in a digit, so
-/// that the data set's pod naming rule (`<service>-<n>`) recovers the service.
-fn synthetic_name(i: usize) -> String {
-    let n = NOUNS[i % NOUNS.len()];
-    let r = ROLES[(i / NOUNS.len()) % ROLES.len()];
-    let s = SUFFIXES[(i / (NOUNS.len() * ROLES.len())) % SUFFIXES.len()];
-    format!("{n}-{r}{s}")
+/// Prefixes a company puts before its service names. Never `ts` (Train-Ticket's, the topology
+/// the corpus holds out) and never ending in a digit.
+const PREFIXES: [&str; 14] = [
+    "acme", "shop", "hs", "sock", "mk", "app", "prod", "core", "pay", "web", "qa", "xo", "bk", "ms",
+];
+/// Names of the entry service (the gateway).
+const GATEWAYS: [&str; 6] = ["frontend", "gateway", "edge", "web", "ui-dashboard", "portal"];
+/// Kinds of datastore, as the last word of a store's name.
+/// (None is a role word: a store never shares a service's name.)
+const STORES: [&str; 6] = ["db", "mongo", "redis", "mysql", "postgres", "elastic"];
+
+/// How a system spells its service names. Real systems differ (`cartservice`,
+/// `ts-order-service`, `payment-api`, `checkout-svc`): a model that learned to copy one style
+/// must copy any, and a decision that waits behind a shared prefix (`ts-...`) must still be
+/// taken on the right row. Each synthetic system draws its own style, prefix and noun order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Style {
+    /// `payment-api`, `order-worker`: a role word per service.
+    NounRole,
+    /// `paymentservice` (Online Boutique's style).
+    Joined,
+    /// `payment-service`.
+    DashService,
+    /// `acme-payment-service` (Train-Ticket's style, with another prefix).
+    PrefixService,
+    /// `payment-svc`.
+    Svc,
+    /// `acme-payment`.
+    PrefixNoun,
+}
+
+const STYLES: [Style; 6] = [
+    Style::NounRole,
+    Style::Joined,
+    Style::DashService,
+    Style::PrefixService,
+    Style::Svc,
+    Style::PrefixNoun,
+];
+
+/// The names of one synthetic system, drawn once.
+#[derive(Debug, Clone)]
+struct Naming {
+    style: Style,
+    prefix: &'static str,
+    gateway: &'static str,
+    nouns: Vec<&'static str>,
+    /// The role word of each service (only [`Style::NounRole`] shows it).
+    roles: Vec<&'static str>,
+    /// Where the stores' kinds start in [`STORES`].
+    store_kind: usize,
+}
+
+impl Naming {
+    /// Draws from its own random stream, so that the rest of the system (calls, latencies,
+    /// faults) is the one the same seed made before names varied.
+    fn draw(rng: &ChaCha8Rng, services: usize) -> Self {
+        let mut r = rng.clone();
+        r.set_stream(0x6e61_6d65);
+        let style = STYLES[r.random_range(0..STYLES.len())];
+        let prefix = PREFIXES[r.random_range(0..PREFIXES.len())];
+        let gateway = GATEWAYS[r.random_range(0..GATEWAYS.len())];
+        let mut nouns = NOUNS.to_vec();
+        nouns.shuffle(&mut r);
+        let roles = (0..services)
+            .map(|_| ROLES[r.random_range(0..ROLES.len())])
+            .collect();
+        let store_kind = r.random_range(0..STORES.len());
+        Self {
+            store_kind,
+            style,
+            prefix,
+            gateway,
+            nouns,
+            roles,
+        }
+    }
+
+    /// The word of service `i` (from 0, the gateway excluded): unique, since past the nouns a
+    /// role word and a suffix qualify it.
+    fn word(&self, i: usize) -> String {
+        let n = self.nouns[i % self.nouns.len()];
+        let round = i / self.nouns.len();
+        if round == 0 {
+            n.to_string()
+        } else {
+            let q = ROLES[(round - 1) % ROLES.len()];
+            let s = SUFFIXES[(round - 1) / ROLES.len() % SUFFIXES.len()];
+            format!("{n}-{q}{s}")
+        }
+    }
+
+    /// Name of service `i`; never ends in a digit, so that the data set's pod naming rule
+    /// (`<service>-<n>`) recovers the service.
+    fn service(&self, i: usize) -> String {
+        let w = self.word(i);
+        let p = self.prefix;
+        match self.style {
+            Style::NounRole => format!("{w}-{}", self.roles[i % self.roles.len()]),
+            Style::Joined => format!("{}service", w.replace('-', "")),
+            Style::DashService => format!("{w}-service"),
+            Style::PrefixService => format!("{p}-{w}-service"),
+            Style::Svc => format!("{w}-svc"),
+            Style::PrefixNoun => format!("{p}-{w}"),
+        }
+    }
+
+    fn gateway(&self) -> String {
+        let g = self.gateway;
+        match self.style {
+            Style::PrefixService | Style::PrefixNoun => format!("{}-{g}", self.prefix),
+            Style::Svc => format!("{g}-svc"),
+            _ => g.to_string(),
+        }
+    }
+
+    /// Name of datastore `k`: its own noun (from the end of the order, so that small systems'
+    /// stores and services differ) and a kind.
+    fn store(&self, k: usize) -> String {
+        let n = self.nouns[self.nouns.len() - 1 - k % self.nouns.len()];
+        let kind = STORES[(k + self.store_kind) % STORES.len()];
+        let name = if k >= self.nouns.len() {
+            format!("{n}-{}-{kind}", ROLES[k / self.nouns.len() % ROLES.len()])
+        } else {
+            format!("{n}-{kind}")
+        };
+        match self.style {
+            Style::PrefixService | Style::PrefixNoun => format!("{}-{name}", self.prefix),
+            _ => name,
+        }
+    }
 }
 
 fn camel(s: &str) -> String {
@@ -119,6 +243,7 @@ pub(super) fn build(b: &mut Builder, n: usize, rng: &mut ChaCha8Rng) {
     let n_stores = (n / 25).max(1);
     let n_svc = n.saturating_sub(n_stores).max(2);
     let layers = ((n_svc as f64).log2().ceil() as usize).clamp(2, 6);
+    let naming = Naming::draw(rng, n_svc);
     let mut layer_of = Vec::with_capacity(n_svc);
     let mut svc_ids = Vec::with_capacity(n_svc);
     let langs = [
@@ -131,9 +256,9 @@ pub(super) fn build(b: &mut Builder, n: usize, rng: &mut ChaCha8Rng) {
     ];
     for i in 0..n_svc {
         let name = if i == 0 {
-            "edge-gateway".to_string()
+            naming.gateway()
         } else {
-            synthetic_name(i - 1)
+            naming.service(i - 1)
         };
         let layer = if i == 0 {
             0
@@ -153,12 +278,7 @@ pub(super) fn build(b: &mut Builder, n: usize, rng: &mut ChaCha8Rng) {
     }
     let mut store_ops = Vec::new();
     for k in 0..n_stores {
-        let name = format!("{}-db", NOUNS[k % NOUNS.len()]);
-        let name = if k >= NOUNS.len() {
-            format!("{name}-{}", ROLES[k / NOUNS.len() % ROLES.len()])
-        } else {
-            name
-        };
+        let name = naming.store(k);
         let s = b.svc(&name, Lang::Store, vec![format!("{name}-0")], None);
         store_ops.push(b.op(s, "SELECT", 0.5, 0.5, 0.4, 0.4, LogKind::None));
     }
@@ -213,6 +333,8 @@ pub(super) fn build(b: &mut Builder, n: usize, rng: &mut ChaCha8Rng) {
     }
     // Entry endpoints: gateway routes, each calling one or two layer-1 operations.
     let gateway = svc_ids[0];
+    let gw_name = b.svcs[gateway as usize].name.clone();
+    let (gw_pkg, gw_type) = (gw_name.replace('-', ""), camel(&gw_name));
     let first: Vec<u32> = ops_by_layer[1].clone();
     let n_routes = (first.len()).clamp(1, 40);
     let mut routes: Vec<u32> = first.clone();
@@ -220,7 +342,7 @@ pub(super) fn build(b: &mut Builder, n: usize, rng: &mut ChaCha8Rng) {
     for (r, &target) in routes.iter().take(n_routes).enumerate() {
         let op = b.op(
             gateway,
-            &format!("edgegateway.EdgeGateway/Route{r}"),
+            &format!("{gw_pkg}.{gw_type}/Route{r}"),
             0.5,
             0.3,
             0.6,
@@ -234,5 +356,40 @@ pub(super) fn build(b: &mut Builder, n: usize, rng: &mut ChaCha8Rng) {
         b.calls(op, &calls);
         let w = (1.0 * crate::rand_util::std_normal(rng)).exp();
         b.endpoints.push(Endpoint { op, weight: w });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::collections::HashSet;
+
+    /// Every name of a system is distinct and recovers its service from a pod name, for every
+    /// style, at the corpus's sizes and well beyond the noun list.
+    #[test]
+    fn names_are_unique_and_end_in_a_letter() {
+        let mut styles = HashSet::new();
+        for seed in 0..60u64 {
+            for &n in &[24usize, 80, 400] {
+                let rng = ChaCha8Rng::seed_from_u64(seed);
+                let naming = Naming::draw(&rng, n);
+                styles.insert(naming.style);
+                let n_stores = (n / 25).max(1);
+                let mut names: Vec<String> = vec![naming.gateway()];
+                names.extend((0..n - 1).map(|i| naming.service(i)));
+                names.extend((0..n_stores).map(|k| naming.store(k)));
+                let distinct: HashSet<&String> = names.iter().collect();
+                assert_eq!(distinct.len(), names.len(), "seed {seed}, {n} services: {names:?}");
+                for name in &names {
+                    assert!(
+                        name.ends_with(|c: char| c.is_ascii_lowercase()),
+                        "{name} must end in a letter"
+                    );
+                    assert!(!name.starts_with("ts-"), "{name}: Train-Ticket's prefix");
+                }
+            }
+        }
+        assert_eq!(styles.len(), STYLES.len(), "60 seeds draw every style");
     }
 }
