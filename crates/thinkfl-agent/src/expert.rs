@@ -21,15 +21,14 @@ use thinkfl_store::{SpanRef, TelemetryStore};
 use thinkfl_tools::nsigma::{NSigmaConfig, fluctuation};
 use thinkfl_tools::suspects::{Suspect, SuspectConfig, rank_suspects};
 use thinkfl_tools::tools::search_anomalous_components::evidence;
-use thinkfl_tools::{Baselines, SearchAnomalousComponents};
+use thinkfl_tools::{Baselines, DescentRule, SearchAnomalousComponents};
 
 /// Settings of the expert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpertConfig {
-    /// A child is followed when its excess latency is at least this share of its parent's.
-    pub follow_share: f64,
-    /// Fewest samples for a per-operation baseline to be trusted; below it, raw durations count.
-    pub min_baseline_samples: usize,
+    /// Which child the descent follows: the rule the enriched `search_traces` states under its
+    /// rows, so that the expert's trajectories never contradict what the tool printed.
+    pub descent: DescentRule,
     /// Deepest descent (search_traces calls); keeps the plan inside `d_max`.
     pub max_depth: usize,
     /// Deepest descent when the global view is available: it already weighs every trace of the
@@ -44,8 +43,7 @@ pub struct ExpertConfig {
 impl Default for ExpertConfig {
     fn default() -> Self {
         Self {
-            follow_share: 0.3,
-            min_baseline_samples: 5,
+            descent: DescentRule::default(),
             max_depth: 6,
             max_depth_with_global: 4,
             descent_bonus: 1.0,
@@ -124,37 +122,24 @@ impl ExpertPolicy {
 
     /// Latency a span carries beyond its operation's normal duration (µs).
     fn excess(&self, s: &SpanRef<'_>) -> f64 {
-        let d = s.duration() as f64;
-        match self.baselines.get(s.cmdb_id(), s.operation_name()) {
-            Some(b) if b.count >= self.config.min_baseline_samples => (d - b.median_us).max(0.0),
-            _ => d,
-        }
+        self.config.descent.excess_us(&self.baselines, s)
     }
 
-    /// The descent from the entry span: each step follows the child with the most excess latency
-    /// (a failed child first) while it explains a fair share of its parent's.
+    /// The descent from the entry span: each step follows the child that carries its parent's
+    /// delay ([`DescentRule::slow_child`]).
     fn chain(&self, entry: &str, max_depth: usize) -> Vec<String> {
         let mut chain = vec![entry.to_string()];
         while chain.len() < max_depth {
             let Some(cur) = self.store.span_by_id(chain.last().unwrap()) else {
                 break;
             };
-            let parent_excess = self.excess(&cur).max(1.0);
-            let best = self
-                .store
-                .children(cur.span_id())
-                .map(|c| {
-                    let failed = !c.status_ok();
-                    (failed, self.excess(&c), c.span_id().to_string())
-                })
-                .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(b.2.cmp(&a.2)));
-            match best {
-                Some((failed, ex, id))
-                    if failed || ex >= self.config.follow_share * parent_excess =>
-                {
-                    chain.push(id)
-                }
-                _ => break,
+            match self
+                .config
+                .descent
+                .slow_child(&self.store, &self.baselines, &cur)
+            {
+                Some(c) => chain.push(c.span_id().to_string()),
+                None => break,
             }
         }
         chain

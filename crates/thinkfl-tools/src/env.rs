@@ -1,6 +1,7 @@
 //! What a tool call runs against: the store, the settings, and lazily computed baselines.
 
 use crate::baseline::Baselines;
+use crate::descent::DescentRule;
 use crate::nsigma::NSigmaConfig;
 use std::fmt;
 use std::str::FromStr;
@@ -60,6 +61,8 @@ pub struct ToolsConfig {
     pub log_window_s: i64,
     /// Longest log example printed, in characters.
     pub max_log_example_chars: usize,
+    /// Which child span the enriched `search_traces` names as carrying its parent's delay.
+    pub descent: DescentRule,
 }
 
 impl ToolsConfig {
@@ -93,6 +96,7 @@ impl ToolsConfig {
         if self.max_log_example_chars == 0 {
             return bad("max_log_example_chars", "must be at least 1".into());
         }
+        self.descent.validate()?;
         self.nsigma.validate()
     }
 }
@@ -106,6 +110,7 @@ impl Default for ToolsConfig {
             nsigma: NSigmaConfig::default(),
             log_window_s: Self::DEFAULT_LOG_WINDOW_S,
             max_log_example_chars: Self::DEFAULT_MAX_LOG_EXAMPLE_CHARS,
+            descent: DescentRule::default(),
         }
     }
 }

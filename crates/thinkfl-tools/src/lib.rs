@@ -15,6 +15,7 @@
 
 pub mod anomaly;
 pub mod baseline;
+pub mod descent;
 pub mod diagnoser;
 pub mod env;
 pub mod nsigma;
@@ -29,6 +30,7 @@ pub use anomaly::{
     AnomalousEntry, AnomalyConfig, AnomalyDetector, AnomalyReason, anomalous_entries,
 };
 pub use baseline::{Baselines, OpStats};
+pub use descent::DescentRule;
 pub use diagnoser::{
     CaseWindow, DiagnoseError, Diagnoser, Diagnosis, Query, all_case_queries, case_queries,
     case_window, queries_of_case,

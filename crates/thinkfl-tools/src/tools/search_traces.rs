@@ -5,7 +5,9 @@
 //! cells as pandas' `NaN`), and `{"message":"No trace with parent_span = '<id>'\u3002"}` for a
 //! span without children. Enriched mode writes compact CSV rows, slowest first, with durations in
 //! ms (about three significant digits) beside the median duration of the same operation, and each
-//! child's number of children.
+//! child's number of children, then one line naming the child that carries the parent's delay
+//! (or saying that none does), by the rule the scripted expert descends by
+//! ([`crate::descent::DescentRule`]).
 //!
 //! Unlike the paper's server, a span id that is absent from the data is an error (the paper
 //! answers as for a leaf), so that a model learns it typed a wrong id.
@@ -189,6 +191,35 @@ impl Tool for SearchTraces {
                     }
                     if let Some(m) = more_rows(total, max) {
                         text.push_str(&m);
+                        if !text.ends_with('\n') {
+                            text.push('\n');
+                        }
+                    }
+                    if let Some(p) = &parent {
+                        let rule = &env.config.descent;
+                        match rule.slow_child(store, baselines, p) {
+                            Some(c) => {
+                                let why = if c.status_ok() {
+                                    format!("+{} ms", ms(rule.excess_us(baselines, &c)))
+                                } else {
+                                    "failed".to_string()
+                                };
+                                let _ = write!(
+                                    text,
+                                    "slow child: {} ({}, {why})",
+                                    c.span_id(),
+                                    c.cmdb_id()
+                                );
+                            }
+                            None if rule.excess_us(baselines, p) > 0.0 => {
+                                let _ = write!(
+                                    text,
+                                    "no slow child: {} itself holds the delay",
+                                    p.cmdb_id()
+                                );
+                            }
+                            None => text.push_str("no slow child"),
+                        }
                     } else {
                         text.pop();
                     }
