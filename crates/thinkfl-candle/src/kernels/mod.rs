@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod math;
 pub mod matmul;
 pub mod ops;
+pub mod packed;
 
 /// The instruction set the elementwise kernels run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
