@@ -111,6 +111,15 @@ impl Error {
     }
 }
 
+impl From<crate::kernels::Error> for Error {
+    fn from(e: crate::kernels::Error) -> Self {
+        match e {
+            crate::kernels::Error::Shape(m) => Error::Shape(m),
+            crate::kernels::Error::Unsupported(m) => Error::Unsupported(m),
+        }
+    }
+}
+
 impl From<Error> for thinkfl_llm::Error {
     fn from(e: Error) -> Self {
         match e {

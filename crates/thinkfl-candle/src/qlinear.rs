@@ -30,7 +30,7 @@ impl PackedQ8 {
     pub fn from_tensor(w: &Tensor) -> Result<Self> {
         let (n, k) = w.dims2()?;
         let v: Vec<f32> = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        Self::pack(&v, n, k)
+        Ok(Self::pack(&v, n, k)?)
     }
 
     /// `y = x W^T` for `x`: `[..., k]` (f32 on the CPU) -> `[..., n]`.

@@ -17,6 +17,18 @@ pub mod matmul;
 pub mod ops;
 pub mod packed;
 
+/// What a kernel refuses. The crate's [`crate::Error`] converts it into its own variants of the
+/// same names (this module stays a leaf, so it cannot name that type itself).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Operands whose sizes do not fit the kernel or each other.
+    #[error("shape: {0}")]
+    Shape(String),
+    /// A kernel this CPU cannot run.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
 /// The instruction set the elementwise kernels run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {

@@ -22,9 +22,11 @@ mod x86;
 
 pub use quantize::{f16_to_f32, f32_to_f16};
 
-use crate::error::{Error, Result};
+use super::Error;
 use quantize::{F16_MAX, quantize_block};
 use std::sync::OnceLock;
+
+type Result<T> = std::result::Result<T, Error>;
 
 /// Weights per step and offset, along `k`.
 pub const BLOCK: usize = 32;
