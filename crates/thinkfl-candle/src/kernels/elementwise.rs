@@ -2,7 +2,7 @@
 //! Each is written once over 16-lane loops and compiled for AVX-512 and for the baseline
 //! ([`super::multiversion`]).
 
-use super::math::{lane_sum, sigmoid};
+use super::math::{dot, exp_le0, lane_sum, sigmoid};
 use super::multiversion;
 
 multiversion! {
@@ -120,5 +120,34 @@ fn swiglu_backward_body(g: &[f32], u: &[f32], dy: &[f32], dg: &mut [f32], du: &m
         let s = sigmoid(gv);
         *b = d * gv * s;
         *a = d * uv * s * (1.0 + gv * (1.0 - s));
+    }
+}
+
+/// `g = silu(g) * u`, with `silu(v) = v * sigmoid(v)` from one exponential of `-|v|`: below
+/// zero `e / (1 + e)` where [`swiglu`]'s sigmoid multiplies by the reciprocal, a rounding
+/// apart. The fused inference forward's form, so that its logits stay bit for bit what they were.
+pub fn silu_mul(g: &mut [f32], u: &[f32]) {
+    for (gv, &uv) in g.iter_mut().zip(u) {
+        let v = *gv;
+        let e = exp_le0(-v.abs());
+        let sig = if v >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
+        *gv = v * sig * uv;
+    }
+}
+
+/// `y = x / sqrt(mean(x^2) + eps) * w` for each row of `x` (rows of `w.len() > 0`): dividing by the
+/// rms where [`rms_norm`] multiplies by its inverse, a rounding apart. The fused inference
+/// forward's form, so that its logits stay bit for bit what they were.
+pub fn rms_norm_div(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let n = w.len();
+    for (xr, or) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+        let r = (dot(xr, xr) / n as f32 + eps).sqrt();
+        for ((o, &v), &wv) in or.iter_mut().zip(xr).zip(w) {
+            *o = v / r * wv;
+        }
     }
 }

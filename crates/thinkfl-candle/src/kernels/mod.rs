@@ -1,16 +1,19 @@
-//! Kernels that know nothing of the model: strided f32 matrix products, causal attention with a
-//! recomputing backward, RMSNorm, rotary embeddings and SwiGLU with their backward passes, and
-//! the lane reductions and `exp` they share. Every function here works on slices and shapes;
-//! [`ops`] wraps the training kernels as candle custom ops so that the llama forward
-//! (`crate::llama`) can put them in its autograd graph. Nothing in this module imports another
-//! module of the crate.
+//! Kernels that know nothing of the model: packed 8/4-bit weight products ([`packed`]), strided
+//! f32 matrix products, causal attention with a recomputing backward, attention of new tokens
+//! over a KV cache ([`cache_attention`]), RMSNorm, rotary embeddings and SwiGLU with their
+//! backward passes, and the lane reductions, dot product and `exp` they share ([`math`]).
+//! Every function here works on slices and shapes; [`ops`] wraps the training kernels as candle
+//! custom ops so that the llama forward (`crate::llama`) can put them in its autograd graph.
+//! Nothing in this module imports another module of the crate.
 //!
-//! Instruction sets are picked at run time ([`Isa::detect`]): the elementwise kernels are written
-//! once as `#[inline(always)]` bodies over 16-lane chunks and compiled twice, for AVX-512 and for
-//! the portable baseline; the matrix products go through the `gemm` crate, which dispatches on
-//! its own.
+//! Instruction sets are picked at run time: the elementwise kernels are written once as
+//! `#[inline(always)]` bodies over 16-lane chunks and compiled twice, for AVX-512 and for the
+//! portable baseline ([`Isa::detect`]); the packed products have a kernel per instruction set
+//! ([`packed::Kernel::best`]); cache attention takes its AVX2 kernel where the CPU has it; the
+//! matrix products go through the `gemm` crate, which dispatches on its own.
 
 pub mod attention;
+pub mod cache_attention;
 pub mod elementwise;
 pub mod math;
 pub mod matmul;

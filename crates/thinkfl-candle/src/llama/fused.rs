@@ -6,25 +6,25 @@
 //! dispatching on its own; the two attention matmuls also ask candle for a thread count, which
 //! it finds by reading `/proc/cpuinfo`, sixty times a step. A prefill spends less of its time
 //! there, but its single-threaded elementwise operations (SiLU through libm's `expf` over
-//! every intermediate activation) cost a quarter of it on the 2-core machine. Here the hidden states stay one
-//! contiguous `[rows, hidden]` buffer through all the blocks: rms-norm, rotary embedding,
-//! attention over the cache under the mask, softmax, SwiGLU and the residuals are loops over
-//! slices, the new keys and values are written in place into the cache's preallocated buffers
-//! (`KvCache::buffers`), and the projections call the packed kernels on the slices
-//! ([`crate::qlinear::PackedQ8::matmul`]), adding the bias and any enabled LoRA delta.
+//! every intermediate activation) cost a quarter of it on the 2-core machine. Here the hidden
+//! states stay one contiguous `[rows, hidden]` buffer through all the blocks: rms-norm, rotary
+//! embedding, SwiGLU and the residuals run on slices, the new keys and values are written in
+//! place into the cache's preallocated buffers (`KvCache::buffers`), attention reads those
+//! buffers under the mask ([`crate::kernels::cache_attention`]), and the projections call the
+//! packed kernels on the slices ([`crate::kernels::packed::PackedQ8::matmul`]), adding the bias
+//! and any enabled LoRA delta.
 //!
 //! The arithmetic is [`Llama::forward_block`]'s in [`Mode::Infer`] up to f32 rounding: other
-//! summation orders, and [`exp_le0`] (within 2e-7 relative of libm's `expf`) in softmax and SiLU.
+//! summation orders, and [`crate::kernels::math::exp_le0`] (within 2e-7 relative of libm's
+//! `expf`) in softmax and SiLU.
 //! `tests/decode.rs` compares logits and greedy generations with that path.
 
 use super::{AttnBias, KvCache, Linear, Llama, LoraDelta, Mode};
 use crate::error::{Error, Result};
-use crate::kernels::math::{exp_le0, lanes};
+use crate::kernels::cache_attention::{self, Dims};
+use crate::kernels::elementwise::{rms_norm_div, silu_mul};
+use crate::kernels::math::dot;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
-
-/// Below this many multiply-adds the attention of one block runs on one thread: handing work
-/// to another costs a few microseconds.
-const PARALLEL_MIN_MACS: usize = 1 << 17;
 
 /// Whether a forward of `t` new tokens per row takes the fused path.
 ///
@@ -51,18 +51,6 @@ pub fn suits(model: &Llama, t: usize) -> bool {
             .into_iter()
             .any(candle_quantized)
         })
-}
-
-/// Sizes of one step's attention.
-#[derive(Debug, Clone, Copy)]
-struct Dims {
-    b: usize,
-    t: usize,
-    /// Key slots after the step (cached plus new).
-    s: usize,
-    nh: usize,
-    kvh: usize,
-    hd: usize,
 }
 
 impl Llama {
@@ -339,12 +327,7 @@ fn rms_norm(x: &[f32], w: &Tensor, eps: f32, out: &mut [f32]) -> Result<()> {
                 x.len()
             )));
         }
-        for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-            let r = (dot(xr, xr) / n as f32 + eps).sqrt();
-            for ((o, &v), &wv) in or.iter_mut().zip(xr).zip(w) {
-                *o = v / r * wv;
-            }
-        }
+        rms_norm_div(x, w, eps, out);
         Ok(())
     })?
 }
@@ -374,43 +357,10 @@ fn rope(x: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// `g = silu(g) * u`, with `silu(v) = v * sigmoid(v)` from one exponential of `-|v|`.
-fn silu_mul(g: &mut [f32], u: &[f32]) {
-    for (gv, &uv) in g.iter_mut().zip(u) {
-        let v = *gv;
-        let e = exp_le0(-v.abs());
-        let sig = if v >= 0.0 {
-            1.0 / (1.0 + e)
-        } else {
-            e / (1.0 + e)
-        };
-        *gv = v * sig * uv;
-    }
-}
-
 fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
         *a += b;
     }
-}
-
-/// `sum a * b` in 16 independent lanes, which the compiler vectorizes.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let rest: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + rest
 }
 
 /// Writes new keys or values (`[b, t, h, d]`, the projection's layout) into slots
@@ -464,270 +414,7 @@ fn attention(
     let (sk, lk) = ck.storage_and_layout();
     let (sv, lv) = cv.storage_and_layout();
     let (kc, vc) = (cpu_f32(&sk, lk)?, cpu_f32(&sv, lv)?);
-    let cap = lk.dims()[2];
-    let (hd, s, kvh) = (d.hd, d.s, d.kvh);
-    let group = d.nh / kvh * hd;
-    let mut y = vec![0f32; d.b * d.t * d.nh * hd];
-    // One task per (row, new token, key/value head): the query heads sharing that key/value
-    // head, adjacent in `q` and `y`, go together so that its keys and values are read once.
-    let task = |idx: usize, out: &mut [f32], scores: &mut Vec<f32>| {
-        let row = idx / kvh;
-        let base = ((row / d.t) * kvh + idx % kvh) * cap * hd;
-        let mask = mask.map(|mk| &mk[row * s..(row + 1) * s]);
-        // Only the span from the first to the last visible slot: a right-aligned row's padding
-        // and, in a prefill, the later tokens are never read.
-        let (lo, hi) = match mask {
-            Some(mr) => {
-                let seen = |b: &f32| *b != f32::NEG_INFINITY;
-                let lo = mr.iter().position(seen).unwrap_or(0);
-                (lo, mr.iter().rposition(seen).map_or(lo, |i| i + 1))
-            }
-            None => (0, s),
-        };
-        attend_group(
-            &q[idx * group..(idx + 1) * group],
-            &kc[base + lo * hd..base + hi * hd],
-            &vc[base + lo * hd..base + hi * hd],
-            hd,
-            scale,
-            mask.map(|mr| &mr[lo..hi]),
-            scores,
-            out,
-        );
-    };
-    let tasks = d.b * d.t * kvh;
-    let threads = rayon::current_num_threads();
-    if threads == 1 || tasks * group * s < PARALLEL_MIN_MACS {
-        let mut scores = Vec::new();
-        for (idx, out) in y.chunks_exact_mut(group).enumerate() {
-            task(idx, out, &mut scores);
-        }
-    } else {
-        use rayon::prelude::*;
-        y.par_chunks_exact_mut(group)
-            .enumerate()
-            .with_min_len(tasks.div_ceil(threads * 4).max(1))
-            .for_each_init(Vec::new, |scores, (idx, out)| task(idx, out, scores));
-    }
-    Ok(y)
-}
-
-/// The queries `qs` (`[rep, hd]`) of one key/value head over its keys `k` and values `v`
-/// (`[s, hd]` each) into `out` (`[rep, hd]`); `scores` is scratch.
-#[allow(clippy::too_many_arguments)]
-fn attend_group(
-    qs: &[f32],
-    k: &[f32],
-    v: &[f32],
-    hd: usize,
-    scale: f32,
-    mask: Option<&[f32]>,
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    let s = k.len() / hd.max(1);
-    if s == 0 {
-        // Nothing visible (never for a query that sees its own slot): zeros, not NaN.
-        out.fill(0.0);
-        return;
-    }
-    scores.clear();
-    scores.resize(qs.len() / hd.max(1) * s, 0.0);
-    #[cfg(target_arch = "x86_64")]
-    if hd.is_multiple_of(8) && x86::available() {
-        // SAFETY: the CPU has AVX2 and FMA (checked); `hd` is a multiple of 8; the slices
-        // have the sizes `x86::attend_group` documents.
-        unsafe { x86::attend_group(qs, k, v, hd, scale, mask, scores, out) };
-        return;
-    }
-    for ((q, sc), o) in qs
-        .chunks_exact(hd)
-        .zip(scores.chunks_exact_mut(s))
-        .zip(out.chunks_exact_mut(hd))
-    {
-        for (x, kr) in sc.iter_mut().zip(k.chunks_exact(hd)) {
-            *x = dot(q, kr);
-        }
-        softmax(sc, scale, mask);
-        o.fill(0.0);
-        for (&p, vr) in sc.iter().zip(v.chunks_exact(hd)) {
-            for (a, &x) in o.iter_mut().zip(vr) {
-                *a += p * x;
-            }
-        }
-    }
-}
-
-/// Raw products in `scores` to probabilities: scaled, biased by `mask`, exponentiated after
-/// subtracting the maximum and normalized; all zeros when no slot is visible (never for a
-/// query that sees its own slot), not NaN. Loops without a running reduction, so that they
-/// vectorize.
-#[inline(always)]
-fn softmax(scores: &mut [f32], scale: f32, mask: Option<&[f32]>) {
-    match mask {
-        Some(mk) => {
-            for (sc, &b) in scores.iter_mut().zip(mk) {
-                *sc = *sc * scale + b;
-            }
-        }
-        None => {
-            for sc in scores.iter_mut() {
-                *sc *= scale;
-            }
-        }
-    }
-    let max = lanes(scores, f32::NEG_INFINITY, |a, v| if v > a { v } else { a });
-    for sc in scores.iter_mut() {
-        *sc = exp_le0(*sc - max);
-    }
-    let sum = lanes(scores, 0.0, |a, v| a + v);
-    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-    for sc in scores.iter_mut() {
-        *sc *= inv;
-    }
-}
-
-/// The attention kernel with AVX2 and FMA (the crate is built for baseline x86-64).
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// Slots per block: the block's keys or values (16 KiB at `hd` 64) stay in L1 while every
-    /// query of the group passes over them.
-    const SLOTS: usize = 64;
-
-    pub(super) fn available() -> bool {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
-
-    /// [`super::attend_group`] for `hd % 8 == 0`.
-    ///
-    /// # Safety
-    /// The CPU supports AVX2 and FMA; `hd % 8 == 0`; `qs` and `out` hold `rep * hd` values,
-    /// `k` and `v` `s * hd`, `scores` `rep * s`.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn attend_group(
-        qs: &[f32],
-        k: &[f32],
-        v: &[f32],
-        hd: usize,
-        scale: f32,
-        mask: Option<&[f32]>,
-        scores: &mut [f32],
-        out: &mut [f32],
-    ) {
-        let rep = qs.len() / hd;
-        let s = scores.len() / rep.max(1);
-        debug_assert!(k.len() == s * hd && v.len() == s * hd && out.len() == rep * hd);
-        for b0 in (0..s).step_by(SLOTS) {
-            let n = SLOTS.min(s - b0);
-            for (q, sc) in qs.chunks_exact(hd).zip(scores.chunks_exact_mut(s)) {
-                // SAFETY: `q` has `hd` values, the block of `k` `n * hd`, the slice `n`.
-                unsafe { dots(q, &k[b0 * hd..(b0 + n) * hd], hd, &mut sc[b0..b0 + n]) };
-            }
-        }
-        for sc in scores.chunks_exact_mut(s) {
-            super::softmax(sc, scale, mask);
-        }
-        out.fill(0.0);
-        for b0 in (0..s).step_by(SLOTS) {
-            let n = SLOTS.min(s - b0);
-            for (p, o) in scores.chunks_exact(s).zip(out.chunks_exact_mut(hd)) {
-                // SAFETY: `n` weights, `n * hd` values, `hd` outputs.
-                unsafe { weighted_sum(&p[b0..b0 + n], &v[b0 * hd..(b0 + n) * hd], hd, o) };
-            }
-        }
-    }
-
-    /// `out[slot] = q . k[slot]`, four slots at a time so that one horizontal reduction
-    /// serves four products.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dots(q: &[f32], k: &[f32], hd: usize, out: &mut [f32]) {
-        let s = out.len();
-        let (qp, kp, op) = (q.as_ptr(), k.as_ptr(), out.as_mut_ptr());
-        let mut slot = 0;
-        // SAFETY: (the whole block) reads within `q` (`hd`) and `k` (`s * hd`), writes within `out`.
-        unsafe {
-            while slot + 4 <= s {
-                let r = kp.add(slot * hd);
-                let (mut a0, mut a1, mut a2, mut a3) = (
-                    _mm256_setzero_ps(),
-                    _mm256_setzero_ps(),
-                    _mm256_setzero_ps(),
-                    _mm256_setzero_ps(),
-                );
-                let mut c = 0;
-                while c < hd {
-                    let qv = _mm256_loadu_ps(qp.add(c));
-                    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r.add(c)), a0);
-                    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r.add(hd + c)), a1);
-                    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r.add(2 * hd + c)), a2);
-                    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r.add(3 * hd + c)), a3);
-                    c += 8;
-                }
-                // Pairwise sums: lanes 0-3 and 4-7 of `h` hold halves of the four products.
-                let h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-                let sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-                _mm_storeu_ps(op.add(slot), sum);
-                slot += 4;
-            }
-            while slot < s {
-                let r = kp.add(slot * hd);
-                let mut a = _mm256_setzero_ps();
-                let mut c = 0;
-                while c < hd {
-                    a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), _mm256_loadu_ps(r.add(c)), a);
-                    c += 8;
-                }
-                let x = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-                let x = _mm_hadd_ps(x, x);
-                *op.add(slot) = _mm_cvtss_f32(_mm_hadd_ps(x, x));
-                slot += 1;
-            }
-        }
-    }
-
-    /// `out += sum over slots of p[slot] * v[slot]`: blocks of 64 outputs held in eight
-    /// registers while the rows of `v` stream past in order; a narrower tail eight at a time.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn weighted_sum(p: &[f32], v: &[f32], hd: usize, out: &mut [f32]) {
-        const W: usize = 64;
-        let s = p.len();
-        let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), out.as_mut_ptr());
-        // SAFETY: (the whole block) reads within `p` (`s`) and `v` (`s * hd`), reads and writes
-        // within `out` (`hd`).
-        unsafe {
-            let mut c0 = 0;
-            while c0 + W <= hd {
-                let mut acc = [_mm256_setzero_ps(); W / 8];
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(op.add(c0 + 8 * j));
-                }
-                for slot in 0..s {
-                    let w = _mm256_set1_ps(*pp.add(slot));
-                    let r = vp.add(slot * hd + c0);
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(r.add(8 * j)), *a);
-                    }
-                }
-                for (j, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(op.add(c0 + 8 * j), *a);
-                }
-                c0 += W;
-            }
-            while c0 < hd {
-                let mut a = _mm256_loadu_ps(op.add(c0));
-                for slot in 0..s {
-                    let w = _mm256_set1_ps(*pp.add(slot));
-                    a = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp.add(slot * hd + c0)), a);
-                }
-                _mm256_storeu_ps(op.add(c0), a);
-                c0 += 8;
-            }
-        }
-    }
+    Ok(cache_attention::attend(q, kc, vc, lk.dims()[2], d, scale, mask))
 }
 
 impl Llama {
