@@ -2,7 +2,7 @@
 //! and prefills over a cached prefix, under an additive mask, on the cache's own buffers
 //! (`[b, kv_heads, capacity, head_dim]`), for the fused inference forward.
 
-use super::math::{dot, exp_le0, lanes};
+use super::math::{dot, exp_le0, lane_max, lanes};
 
 /// Below this many multiply-adds the attention of one block runs on one thread: handing work
 /// to another costs a few microseconds.
@@ -148,7 +148,7 @@ fn softmax(scores: &mut [f32], scale: f32, mask: Option<&[f32]>) {
             }
         }
     }
-    let max = lanes(scores, f32::NEG_INFINITY, |a, v| if v > a { v } else { a });
+    let max = lane_max(scores);
     for sc in scores.iter_mut() {
         *sc = exp_le0(*sc - max);
     }

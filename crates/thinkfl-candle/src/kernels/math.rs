@@ -1,34 +1,36 @@
 //! Lane reductions and the exponential the kernels share.
 
-/// `sum f(x)` in 16 independent lanes, which the compiler vectorizes (a single running sum
-/// cannot be reordered, so it stays scalar).
+/// `sum f(a[i], b[i])` over two slices of one length in 16 independent lanes, which the
+/// compiler vectorizes (a single running sum cannot be reordered, so it stays scalar). The one
+/// summing loop of [`lane_sum`] and [`dot`].
 #[inline(always)]
-pub fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0f32; 16];
-    let chunks = x.chunks_exact(16);
-    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(v);
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let rest: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += f(x[i], y[i]);
         }
     }
     acc.iter().sum::<f32>() + rest
 }
 
-/// The largest value (NaN ignored, -inf for none), in 16 lanes like [`lane_sum`].
+/// `sum f(x)` in 16 independent lanes ([`lane_sum2`]).
+#[inline(always)]
+pub fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    lane_sum2(x, x, |v, _| f(v))
+}
+
+/// The largest value (NaN ignored, -inf for none), in 16 lanes ([`lanes`]).
+#[inline(always)]
 pub fn lane_max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 16];
-    let chunks = x.chunks_exact(16);
-    let rest = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = if v > *a { v } else { *a };
-        }
-    }
-    acc.iter().fold(rest, |a, &v| a.max(v))
+    lanes(x, f32::NEG_INFINITY, |a, v| if v > a { v } else { a })
 }
 
 /// `e^x` for `x <= 0` (what softmax needs after subtracting the maximum), within 2e-7 relative
@@ -83,21 +85,8 @@ pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 { r } else { e * r }
 }
 
-/// `sum a * b` in 16 independent lanes, which the compiler vectorizes.
+/// `sum a * b` in 16 independent lanes ([`lane_sum2`]).
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let rest: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + rest
+    lane_sum2(a, b, |x, y| x * y)
 }

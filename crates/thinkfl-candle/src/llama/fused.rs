@@ -22,7 +22,7 @@
 use super::{AttnBias, KvCache, Linear, Llama, LoraDelta, Mode};
 use crate::error::{Error, Result};
 use crate::kernels::cache_attention::{self, Dims};
-use crate::kernels::elementwise::{rms_norm_div, silu_mul};
+use crate::kernels::elementwise::{rms_norm_div, rope, silu_mul};
 use crate::kernels::math::dot;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor};
 
@@ -90,8 +90,8 @@ impl Llama {
             rms_norm(&x, &blk.input_layernorm, eps, &mut h)?;
             let [mut q, mut k, v] =
                 project_many([&blk.q_proj, &blk.k_proj, &blk.v_proj], &h, m, &dev)?;
-            rope(&mut q, dims.hd, &cos, &sin);
-            rope(&mut k, dims.hd, &cos, &sin);
+            rope(&mut q, dims.nh, dims.hd / 2, &cos, &sin, 1.0);
+            rope(&mut k, dims.kvh, dims.hd / 2, &cos, &sin, 1.0);
             let (ck, cv) = cache.buffers(li, (b, dims.kvh, dims.hd), DType::F32, &dev, dims.s)?;
             ck.inplace_op1(&WriteSlots {
                 src: &k,
@@ -330,31 +330,6 @@ fn rms_norm(x: &[f32], w: &Tensor, eps: f32, out: &mut [f32]) -> Result<()> {
         rms_norm_div(x, w, eps, out);
         Ok(())
     })?
-}
-
-/// Rotary embedding in place, "rotate half" layout, on rows of `x` (`[rows, heads * hd]`);
-/// `cos`, `sin`: `[rows, hd / 2]`.
-fn rope(x: &mut [f32], hd: usize, cos: &[f32], sin: &[f32]) {
-    let half = hd / 2;
-    let rows = cos.len() / half.max(1);
-    if rows == 0 {
-        return;
-    }
-    let width = x.len() / rows;
-    for ((xr, c), s) in x
-        .chunks_exact_mut(width)
-        .zip(cos.chunks_exact(half))
-        .zip(sin.chunks_exact(half))
-    {
-        for head in xr.chunks_exact_mut(hd) {
-            let (x1, x2) = head.split_at_mut(half);
-            for i in 0..half {
-                let (a, b) = (x1[i], x2[i]);
-                x1[i] = a * c[i] - b * s[i];
-                x2[i] = a * s[i] + b * c[i];
-            }
-        }
-    }
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {
