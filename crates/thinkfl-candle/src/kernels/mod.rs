@@ -20,6 +20,9 @@ pub mod matmul;
 pub mod ops;
 pub mod packed;
 
+#[cfg(test)]
+mod tests;
+
 /// What a kernel refuses. The crate's [`crate::Error`] converts it into its own variants of the
 /// same names (this module stays a leaf, so it cannot name that type itself).
 #[derive(Debug, thiserror::Error)]
