@@ -304,47 +304,8 @@ impl PackedQ8 {
                 y.len()
             )));
         }
-        if !kernel.available() {
-            return Err(Error::Unsupported(format!(
-                "kernel {kernel:?} is not supported by this CPU"
-            )));
-        }
-        if m == 0 {
-            return Ok(());
-        }
-        // Block sums of x, for the offsets.
-        let kb = self.k_blocks;
-        let mut xsum = vec![0f32; m * kb];
-        for r in 0..m {
-            for (b, c) in x[r * self.k..(r + 1) * self.k].chunks(BLOCK).enumerate() {
-                xsum[r * kb + b] = c.iter().sum();
-            }
-        }
-        let job = Job {
-            p: self,
-            x,
-            xsum: &xsum,
-            m,
-            out: OutPtr(y.as_mut_ptr()),
-        };
-        let threads = threads.max(1);
-        if threads == 1 || m * self.n * self.k < PARALLEL_MIN_MACS {
-            // SAFETY: one call covers all tiles; `y` holds `m * n` values (checked above).
-            unsafe { job.tiles(kernel, 0..self.n_tiles) };
-            return Ok(());
-        }
-        // Several chunks per thread so that a thread slowed by another process on the shared
-        // cores is helped by the others; whole groups of 8 tiles keep the kernels' widest
-        // tile groups intact.
-        let chunk = self.n_tiles.div_ceil(threads * 4).next_multiple_of(8);
-        let chunks = self.n_tiles.div_ceil(chunk);
-        use rayon::prelude::*;
-        (0..chunks).into_par_iter().for_each(|c| {
-            let r = c * chunk..self.n_tiles.min((c + 1) * chunk);
-            // SAFETY: chunks cover disjoint tiles, hence disjoint output columns of `y`.
-            unsafe { job.tiles(kernel, r) };
-        });
-        Ok(())
+        // One product is a product among others: the same checks, sums and chunks.
+        Self::matmul_many_with(kernel, threads, &mut [(self, y)], x, m)
     }
 
     /// `y_i = x W_i^T` for several matrices that read the same `x` (`[m, k]`: the q, k and v
@@ -392,6 +353,7 @@ impl PackedQ8 {
         if m == 0 {
             return Ok(());
         }
+        // Block sums of x, for the offsets.
         let kb = parts[0].0.k_blocks;
         let mut xsum = vec![0f32; m * kb];
         for r in 0..m {
@@ -413,15 +375,19 @@ impl PackedQ8 {
         let threads = threads.max(1);
         if threads == 1 || macs < PARALLEL_MIN_MACS {
             for job in &jobs {
-                // SAFETY: as in `matmul_with`: all tiles of each product, its own `y`.
+                // SAFETY: all tiles of each product, each into its own `y`, which holds
+                // `m * n` values (checked above).
                 unsafe { job.tiles(kernel, 0..job.p.n_tiles) };
             }
             return Ok(());
         }
-        // Each product in the chunks `matmul_with` gives it (one for a product below the
-        // threshold, which then runs beside the others instead of alone): the kernels group
-        // the tiles of a chunk, and a chunk's last tiles may go one row at a time, which rounds
-        // otherwise; the same chunks keep the outputs bit-identical to separate products.
+        // Each product in chunks of its own, the same alone as among others (one for a
+        // product below the threshold, which then runs beside the others instead of alone):
+        // the kernels group the tiles of a chunk, and a chunk's last tiles may go one row at a
+        // time, which rounds otherwise; the same chunks keep the outputs bit-identical to
+        // separate products. Several chunks per thread so that a thread slowed by another
+        // process on the shared cores is helped by the others; whole groups of 8 tiles keep
+        // the kernels' widest tile groups intact.
         let work: Vec<(usize, std::ops::Range<usize>)> = jobs
             .iter()
             .enumerate()
