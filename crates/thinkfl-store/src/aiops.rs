@@ -18,12 +18,15 @@
 //! istio row; a pod name with a `node_id` is the container row `node_id.pod`; otherwise a
 //! service row) and `log/all/logs.csv` (same columns as the raw logs).
 
+use crate::chunks::FileBytes;
 use crate::csvio::{Csv, FieldErr};
 use crate::fastspans;
 use crate::sink::RowSink;
 pub use crate::sink::SPAN_HEADER;
 use crate::store::{SpanFields, StoreBuilder};
 use crate::{Error, LoadOptions, LoadReport, Result};
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::BufWriter;
@@ -79,6 +82,15 @@ impl RowSink for Dataset {
     fn topology(&mut self, t: Topology) {
         self.topology = Some(t);
     }
+    fn join(&mut self, part: Self) {
+        self.spans.extend(part.spans);
+        self.metrics.extend(part.metrics);
+        self.logs.extend(part.logs);
+        self.faults.extend(part.faults);
+        if part.topology.is_some() {
+            self.topology = part.topology;
+        }
+    }
 }
 
 impl RowSink for StoreBuilder {
@@ -96,6 +108,9 @@ impl RowSink for StoreBuilder {
     }
     fn topology(&mut self, t: Topology) {
         self.set_topology(Some(t));
+    }
+    fn join(&mut self, part: Self) {
+        self.append(part);
     }
     fn span_bytes(
         &mut self,
@@ -132,19 +147,30 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-pub(crate) fn read_aiops_into(
+/// The tables of the layout, by their readers.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    Spans,
+    Long(MetricSource),
+    Service,
+    Preprocessed,
+    Logs,
+}
+
+pub(crate) fn read_aiops_into<S: RowSink + Default + Send>(
     dir: &Path,
     opts: &LoadOptions,
-    sink: &mut impl RowSink,
+    sink: &mut S,
 ) -> Result<LoadReport> {
     if !dir.is_dir() {
         return Err(Error::format(dir, "not a directory"));
     }
     let mut report = LoadReport::default();
-    let mut found = 0usize;
+    // Every table file, in the order a sequential read takes them; they are read at once (a
+    // large one by pieces too) and their rows joined back in this order.
+    let mut jobs: Vec<(Table, PathBuf)> = Vec::new();
     for p in csv_files(&dir.join("trace/all"))? {
-        found += 1;
-        read_spans(&p, opts, &mut report, sink)?;
+        jobs.push((Table::Spans, p));
     }
     for (sub, source) in [
         ("metric/container", MetricSource::Container),
@@ -152,21 +178,38 @@ pub(crate) fn read_aiops_into(
         ("metric/istio", MetricSource::Istio),
     ] {
         for p in csv_files(&dir.join(sub))? {
-            found += 1;
-            read_long_metrics(&p, source, opts, &mut report, sink)?;
+            jobs.push((Table::Long(source), p));
         }
     }
     for p in csv_files(&dir.join("metric/service"))? {
-        found += 1;
-        read_service_metrics(&p, opts, &mut report, sink)?;
+        jobs.push((Table::Service, p));
     }
     for p in csv_files(&dir.join("metric/all"))? {
-        found += 1;
-        read_preprocessed_metrics(&p, opts, &mut report, sink)?;
+        jobs.push((Table::Preprocessed, p));
     }
     for p in csv_files(&dir.join("log/all"))? {
-        found += 1;
-        read_logs(&p, opts, &mut report, sink)?;
+        jobs.push((Table::Logs, p));
+    }
+    let mut found = jobs.len();
+    let parts: Vec<Result<(S, LoadReport)>> = jobs
+        .par_iter()
+        .map(|(table, p)| {
+            let mut local = S::default();
+            let mut r = LoadReport::default();
+            match *table {
+                Table::Spans => read_spans(p, opts, &mut r, &mut local)?,
+                Table::Long(source) => read_long_metrics(p, source, opts, &mut r, &mut local)?,
+                Table::Service => read_service_metrics(p, opts, &mut r, &mut local)?,
+                Table::Preprocessed => read_preprocessed_metrics(p, opts, &mut r, &mut local)?,
+                Table::Logs => read_logs(p, opts, &mut r, &mut local)?,
+            }
+            Ok((local, r))
+        })
+        .collect();
+    for part in parts {
+        let (local, r) = part?;
+        sink.join(local);
+        report.merge(r);
     }
     let mut gt = Vec::new();
     if dir.join("groundtruth.csv").is_file() {
@@ -205,33 +248,12 @@ fn read_spans(
     report: &mut LoadReport,
     sink: &mut impl RowSink,
 ) -> Result<()> {
-    let buf = read_file(path)?;
+    let buf = FileBytes::open(path)?;
     if sink.span_bytes(path, &buf, opts, report)? {
         return Ok(());
     }
     drop(buf);
     read_spans_csv(path, opts, report, sink)
-}
-
-/// Reads a file, large ones by several threads at once (the page-cache copy and the page faults
-/// of the buffer are a fair part of a load).
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    const PIECE: usize = 8 << 20;
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = f.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
-    #[cfg(unix)]
-    if len > 2 * PIECE {
-        use rayon::prelude::*;
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; len];
-        buf.par_chunks_mut(PIECE)
-            .enumerate()
-            .try_for_each(|(i, piece)| f.read_exact_at(piece, (i * PIECE) as u64))
-            .map_err(|e| Error::io(path, e))?;
-        return Ok(buf);
-    }
-    drop(f);
-    fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 /// The general span reader (quoted fields, invalid UTF-8 rows).
@@ -274,12 +296,12 @@ fn nonempty(s: &str, col: usize) -> std::result::Result<&str, FieldErr> {
     }
 }
 
-fn read_long_metrics(
+fn read_long_metrics<S: RowSink + Default + Send>(
     path: &Path,
     source: MetricSource,
     opts: &LoadOptions,
     report: &mut LoadReport,
-    sink: &mut impl RowSink,
+    sink: &mut S,
 ) -> Result<()> {
     let csv = Csv::open(path)?;
     let (t, c, k, v) = (
@@ -288,7 +310,7 @@ fn read_long_metrics(
         csv.column("kpi_name")?,
         csv.column("value")?,
     );
-    csv.for_each(opts, report, |f| {
+    csv.par_for_each(opts, report, sink, |f, sink| {
         let (ts, id, kpi, val) = (f.i64(t)?, f.str(c)?, f.str(k)?, f.f64(v)?);
         sink.metric(ts, nonempty(id, c)?, nonempty(kpi, k)?, val, source);
         Ok(())
@@ -296,11 +318,11 @@ fn read_long_metrics(
 }
 
 /// `service,timestamp,rr,sr,mrt,count`: one point per non-empty kpi cell.
-fn read_service_metrics(
+fn read_service_metrics<S: RowSink + Default + Send>(
     path: &Path,
     opts: &LoadOptions,
     report: &mut LoadReport,
-    sink: &mut impl RowSink,
+    sink: &mut S,
 ) -> Result<()> {
     let csv = Csv::open(path)?;
     let (s, t) = (csv.column("service")?, csv.column("timestamp")?);
@@ -311,7 +333,7 @@ fn read_service_metrics(
         .filter(|&(i, _)| i != s && i != t)
         .map(|(i, h)| (i, h.clone()))
         .collect();
-    csv.for_each(opts, report, |f| {
+    csv.par_for_each(opts, report, sink, |f, sink| {
         let svc = nonempty(f.str(s)?, s)?;
         let ts = f.i64(t)?;
         let mut vals = Vec::with_capacity(kpis.len());
@@ -328,11 +350,11 @@ fn read_service_metrics(
     })
 }
 
-fn read_preprocessed_metrics(
+fn read_preprocessed_metrics<S: RowSink + Default + Send>(
     path: &Path,
     opts: &LoadOptions,
     report: &mut LoadReport,
-    sink: &mut impl RowSink,
+    sink: &mut S,
 ) -> Result<()> {
     let csv = Csv::open(path)?;
     let (t, n, s, k, v) = (
@@ -342,39 +364,28 @@ fn read_preprocessed_metrics(
         csv.column("kpi_name")?,
         csv.column("value")?,
     );
-    let mut id = String::new();
-    csv.for_each(opts, report, |f| {
+    csv.par_for_each(opts, report, sink, |f, sink| {
         let (ts, node, svc, kpi, val) = (f.i64(t)?, f.str(n)?, f.str(s)?, f.str(k)?, f.f64(v)?);
         let kpi = nonempty(kpi, k)?;
-        let source = if svc.is_empty() {
-            id.clear();
-            id.push_str(nonempty(node, n)?);
-            MetricSource::Node
+        let (id, source): (Cow<'_, str>, _) = if svc.is_empty() {
+            (nonempty(node, n)?.into(), MetricSource::Node)
         } else if svc.contains('.') {
-            id.clear();
-            id.push_str(svc);
-            MetricSource::Istio
+            (svc.into(), MetricSource::Istio)
         } else if !node.is_empty() && Component::classify(svc).level == Level::Pod {
-            id.clear();
-            id.push_str(node);
-            id.push('.');
-            id.push_str(svc);
-            MetricSource::Container
+            (format!("{node}.{svc}").into(), MetricSource::Container)
         } else {
-            id.clear();
-            id.push_str(svc);
-            MetricSource::Service
+            (svc.into(), MetricSource::Service)
         };
         sink.metric(ts, &id, kpi, val, source);
         Ok(())
     })
 }
 
-fn read_logs(
+fn read_logs<S: RowSink + Default + Send>(
     path: &Path,
     opts: &LoadOptions,
     report: &mut LoadReport,
-    sink: &mut impl RowSink,
+    sink: &mut S,
 ) -> Result<()> {
     let csv = Csv::open(path)?;
     let (i, t, c, n, v) = (
@@ -384,7 +395,7 @@ fn read_logs(
         csv.column("log_name")?,
         csv.column("value")?,
     );
-    csv.for_each(opts, report, |f| {
+    csv.par_for_each(opts, report, sink, |f, sink| {
         let (id, ts, cmdb, name, val) = (f.str(i)?, f.i64(t)?, f.str(c)?, f.str(n)?, f.str(v)?);
         sink.log(id, ts, nonempty(cmdb, c)?, name, val);
         Ok(())
@@ -822,5 +833,116 @@ mod fast_span_tests {
                 other => prop_assert!(false, "paths disagree: {:?}", other),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    //! A data set read by pieces of a few bytes against the same data set read file by file in
+    //! one piece each (the sequential reader), through both sinks.
+    use super::*;
+    use crate::TelemetryStore;
+    use crate::chunks::TEST_TARGET;
+    use std::sync::atomic::Ordering;
+    use thinkfl_core::{LogRecord, MetricPoint, Span};
+
+    fn dataset() -> Dataset {
+        let mut ds = Dataset::default();
+        for i in 0..60i64 {
+            let pod = format!("svc{}-{}", i % 3, i % 2);
+            ds.spans.push(Span {
+                timestamp: 1_000 + (i * 7) % 50,
+                cmdb_id: pod.clone(),
+                span_id: format!("{:016x}", 100 + i),
+                trace_id: format!("t{}", i / 6),
+                duration: i * 10,
+                kind: ["rpc", "http", "", "db"][i as usize % 4].into(),
+                status_code: if i % 9 == 0 { "500".into() } else { "0".into() },
+                // A comma makes the writer quote the field: the span file takes the `csv` path.
+                operation_name: format!("op,{}", i % 4),
+                parent_span: if i % 6 == 0 {
+                    String::new()
+                } else {
+                    format!("{:016x}", 100 + i - 1)
+                },
+            });
+            let sources = [
+                (MetricSource::Container, format!("node-{}.{pod}", i % 2)),
+                (MetricSource::Node, format!("node-{}", i % 2)),
+                (MetricSource::Istio, format!("{pod}.source.{pod}.x")),
+                (MetricSource::Service, format!("svc{}-grpc", i % 3)),
+            ];
+            for (source, id) in sources {
+                ds.metrics.push(MetricPoint {
+                    timestamp: 100 - i,
+                    cmdb_id: id,
+                    kpi_name: ["rr", "mrt"][i as usize % 2].into(),
+                    value: i as f64 * 0.5 - 3.0,
+                    source,
+                });
+            }
+            ds.logs.push(LogRecord {
+                log_id: format!("l{i}"),
+                timestamp: 50 + i % 7,
+                cmdb_id: pod,
+                log_name: "log_app".into(),
+                value: format!("line {i},\n\"quoted\" \r\nend"),
+            });
+        }
+        ds
+    }
+
+    type Loaded = Result<(Dataset, LoadReport)>;
+
+    fn load_both(dir: &Path, lenient: bool) -> (Loaded, Loaded) {
+        let opts = LoadOptions { lenient };
+        let via_store = TelemetryStore::load(dir, &opts).map(|(s, r)| (s.to_dataset(), r));
+        let via_rows =
+            read_aiops(dir, &opts).map(|(d, r)| (TelemetryStore::from_dataset(d).to_dataset(), r));
+        (via_store, via_rows)
+    }
+
+    #[test]
+    fn pieces_load_as_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write_aiops(&dataset(), dir.path()).unwrap();
+        // A bad value deep in a metric file and in the log file.
+        let node = dir.path().join("metric/node/kpi_node.csv");
+        let mut text = fs::read_to_string(&node).unwrap();
+        text.push_str("7,node-1,rr,not-a-number\n8,node-1,rr,1.5\n");
+        fs::write(&node, text).unwrap();
+        let log = dir
+            .path()
+            .join("log/all/log_filebeat-testbed-log-service.csv");
+        let mut text = fs::read_to_string(&log).unwrap();
+        text.push_str("x,soon,pod,log_app,v\n");
+        fs::write(&log, text).unwrap();
+
+        TEST_TARGET.store(0, Ordering::Relaxed);
+        let whole = [load_both(dir.path(), false), load_both(dir.path(), true)];
+        for target in [1, 5, 64] {
+            TEST_TARGET.store(target, Ordering::Relaxed);
+            let pieces = [load_both(dir.path(), false), load_both(dir.path(), true)];
+            for (w, p) in whole.iter().zip(&pieces) {
+                for (a, b) in [(&w.0, &p.0), (&w.1, &p.1), (&w.0, &w.1)] {
+                    match (a, b) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "target {target}"),
+                        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                        _ => panic!("loads disagree at target {target}: {a:?} {b:?}"),
+                    }
+                }
+            }
+        }
+        TEST_TARGET.store(0, Ordering::Relaxed);
+        let err = whole[0].0.as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("kpi_node.csv:") && err.contains("column 4 (value)"),
+            "{err}"
+        );
+        let (ds, report) = whole[1].0.as_ref().unwrap();
+        assert_eq!(report.skipped_rows, 2);
+        assert_eq!(ds.spans.len(), 60);
+        assert_eq!(ds.logs.len(), 60);
+        assert_eq!(ds.metrics.len(), 241);
     }
 }

@@ -1,8 +1,11 @@
 //! CSV reading shared by every table reader: header lookup by name, typed fields, errors that
 //! name file, line and column, and lenient skipping.
 
+use crate::chunks::{FileBytes, record_chunks, target_bytes};
+use crate::sink::RowSink;
 use crate::{Error, LoadOptions, LoadReport, Result};
-use std::io::Cursor;
+use rayon::prelude::*;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// A malformed field: its 0-based column and what is wrong.
@@ -16,23 +19,30 @@ pub(crate) struct FieldErr {
 #[derive(Debug)]
 pub(crate) struct Csv {
     path: PathBuf,
-    rdr: csv::Reader<Cursor<Vec<u8>>>,
+    // Whole files in memory: line numbers are computed from byte offsets, because the csv
+    // crate's own line count is off after blank lines.
+    buf: FileBytes,
+    /// Byte offset of the first record after the header.
+    body: usize,
     pub headers: Vec<String>,
+}
+
+/// A reader of records that end at `\n` only; a `\r` before it is dropped by [`Fields`]:
+/// with the default CRLF terminator the csv crate reports CRLF records one line too early.
+fn reader(bytes: &[u8], has_headers: bool) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(has_headers)
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(bytes)
 }
 
 impl Csv {
     pub fn open(path: &Path) -> Result<Self> {
-        // Whole files in memory: line numbers are computed from byte offsets, because the csv
-        // crate's own line count is off after blank lines.
-        let file = Cursor::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
-        // Records end at `\n` only, and a `\r` before it is dropped by [`Fields`]: with the
-        // default CRLF terminator the csv crate reports CRLF records one line too early.
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(file);
-        let headers = rdr.byte_headers().map_err(|e| csv_err(path, e))?.clone();
+        let buf = FileBytes::open(path)?;
+        let mut rdr = reader(&buf, true);
+        let headers = rdr.byte_headers().map_err(|e| csv_err(path, 0, e))?.clone();
+        let body = rdr.position().byte() as usize;
         let headers = headers
             .iter()
             .enumerate()
@@ -46,9 +56,11 @@ impl Csv {
                 Ok(h.trim_start_matches('\u{feff}').trim().to_string())
             })
             .collect::<Result<Vec<_>>>()?;
+        drop(rdr);
         Ok(Self {
             path: path.to_path_buf(),
-            rdr,
+            buf,
+            body,
             headers,
         })
     }
@@ -73,20 +85,104 @@ impl Csv {
     /// Calls `f` on every row. A malformed row is an error naming file, line and column, or,
     /// when lenient, is skipped and counted in `report`.
     pub fn for_each(
-        mut self,
+        self,
+        opts: &LoadOptions,
+        report: &mut LoadReport,
+        f: impl FnMut(&Fields<'_>) -> std::result::Result<(), FieldErr>,
+    ) -> Result<()> {
+        let range = self.body..self.buf.len();
+        let line = self.first_line(self.body);
+        self.read_range(range, line, opts, report, f)
+    }
+
+    /// [`Csv::for_each`] in parallel: the body is cut into pieces of whole records, each
+    /// piece's rows go to a fresh sink by `f`, and the pieces are joined back
+    /// in file order, so `sink` and `report` end as a sequential read leaves them, and an error
+    /// is the first one of the file.
+    pub fn par_for_each<S: RowSink + Default + Send>(
+        self,
+        opts: &LoadOptions,
+        report: &mut LoadReport,
+        sink: &mut S,
+        f: impl Fn(&Fields<'_>, &mut S) -> std::result::Result<(), FieldErr> + Sync,
+    ) -> Result<()> {
+        let target = target_bytes(self.buf.len());
+        self.par_for_each_by(opts, report, sink, target, f)
+    }
+
+    /// [`Csv::par_for_each`] with pieces of about `target` bytes.
+    pub fn par_for_each_by<S: RowSink + Default + Send>(
+        self,
+        opts: &LoadOptions,
+        report: &mut LoadReport,
+        sink: &mut S,
+        target: usize,
+        f: impl Fn(&Fields<'_>, &mut S) -> std::result::Result<(), FieldErr> + Sync,
+    ) -> Result<()> {
+        let body = &self.buf[self.body..];
+        let mut pieces = record_chunks(body, target);
+        for r in &mut pieces {
+            *r = r.start + self.body..r.end + self.body;
+        }
+        if pieces.len() <= 1 {
+            return self.for_each(opts, report, |row| f(row, sink));
+        }
+        let newlines: Vec<u64> = pieces
+            .par_iter()
+            .map(|r| memchr::memchr_iter(b'\n', &self.buf[r.clone()]).count() as u64)
+            .collect();
+        let mut line = self.first_line(self.body);
+        let firsts: Vec<u64> = newlines
+            .iter()
+            .map(|n| {
+                let first = line;
+                line += n;
+                first
+            })
+            .collect();
+        let parts: Vec<Result<(S, LoadReport)>> = pieces
+            .into_par_iter()
+            .zip(firsts)
+            .map(|(range, first)| {
+                let mut local = S::default();
+                let mut r = LoadReport::default();
+                self.read_range(range, first, opts, &mut r, |row| f(row, &mut local))?;
+                Ok((local, r))
+            })
+            .collect();
+        for part in parts {
+            let (local, r) = part?;
+            sink.join(local);
+            report.merge(r);
+        }
+        Ok(())
+    }
+
+    /// The line number of the record at byte `at`, counted as `for_each` counts.
+    fn first_line(&self, at: usize) -> u64 {
+        1 + memchr::memchr_iter(b'\n', &self.buf[..at]).count() as u64
+    }
+
+    /// Reads the records of `range` (whole records), whose first byte is on line `first`.
+    fn read_range(
+        &self,
+        range: Range<usize>,
+        first: u64,
         opts: &LoadOptions,
         report: &mut LoadReport,
         mut f: impl FnMut(&Fields<'_>) -> std::result::Result<(), FieldErr>,
     ) -> Result<()> {
+        let buf = &self.buf[range];
+        let mut rdr = reader(buf, false);
         let mut rec = csv::ByteRecord::new();
         let width = self.headers.len();
-        let (mut seen_to, mut seen_lines) = (0usize, 1u64);
+        let (mut seen_to, mut seen_lines) = (0usize, first);
         loop {
-            match self.rdr.read_byte_record(&mut rec) {
+            match rdr.read_byte_record(&mut rec) {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    let err = csv_err(&self.path, e);
+                    let err = csv_err(&self.path, first - 1, e);
                     if opts.lenient {
                         report.skip(&err);
                         continue;
@@ -95,7 +191,6 @@ impl Csv {
                 }
             }
             let line = {
-                let buf = self.rdr.get_ref().get_ref();
                 let mut start = rec.position().map_or(0, |p| p.byte() as usize);
                 while start < buf.len() && matches!(buf[start], b'\n' | b'\r') {
                     start += 1;
@@ -139,8 +234,9 @@ impl Csv {
     }
 }
 
-fn csv_err(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line());
+/// A `csv` crate error of a piece whose first line is line `before + 1` of the file.
+fn csv_err(path: &Path, before: u64, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| before + p.line());
     match e.into_kind() {
         csv::ErrorKind::Io(io) => Error::io(path, io),
         other => Error::Parse {
@@ -215,7 +311,109 @@ pub(crate) fn parse_i64(b: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_i64;
+    use super::*;
+    use proptest::prelude::*;
+    use thinkfl_core::Dataset;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z0-9]{1,6}",
+            Just("12".to_string()),
+            Just("-3".to_string()),
+            Just("\"a,b\"".to_string()),
+            Just("\"say \"\"hi\"\"\"".to_string()),
+            Just("\"two\nlines\"".to_string()),
+            Just("\"cr\r\nlf\"".to_string()),
+            Just("x\"y".to_string()),
+            Just("é".to_string()),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::collection::vec(field(), 3..=3),
+            1 => prop::collection::vec(field(), 0..5),
+        ]
+        .prop_map(|f| f.join(","))
+    }
+
+    /// Reads `path` (header `id,ts,name`) into log rows, sequentially or by pieces.
+    fn read(
+        path: &Path,
+        lenient: bool,
+        target: Option<usize>,
+    ) -> (Result<()>, Dataset, LoadReport) {
+        let opts = LoadOptions { lenient };
+        let mut ds = Dataset::default();
+        let mut report = LoadReport::default();
+        let csv = Csv::open(path).unwrap();
+        let row = |f: &Fields<'_>, ds: &mut Dataset| {
+            let (id, ts, name) = (f.str(0)?, f.i64(1)?, f.str(2)?);
+            ds.log(id, ts, "pod-0", name, "");
+            Ok(())
+        };
+        let res = match target {
+            None => csv.for_each(&opts, &mut report, |f| row(f, &mut ds)),
+            Some(t) => csv.par_for_each_by(&opts, &mut report, &mut ds, t, row),
+        };
+        (res, ds, report)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Read by pieces of a few bytes (cut inside quoted fields, after blank lines, between
+        /// CR and LF), a file gives the rows, the report and the first error of the
+        /// sequential read, line and column included.
+        #[test]
+        fn pieces_read_as_the_sequential_reader(
+            lines in prop::collection::vec(line(), 0..30),
+            crlf in any::<bool>(),
+            blank in any::<bool>(),
+            lenient in any::<bool>(),
+            target in 1usize..40,
+        ) {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::from("id,ts,name");
+            for (k, l) in lines.iter().enumerate() {
+                text.push_str(nl);
+                if blank && k % 5 == 2 {
+                    text.push_str(nl);
+                }
+                text.push_str(l);
+            }
+            text.push_str(nl);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.csv");
+            std::fs::write(&path, &text).unwrap();
+            let (want_res, want, want_report) = read(&path, lenient, None);
+            let (got_res, got, got_report) = read(&path, lenient, Some(target));
+            match (&want_res, &got_res) {
+                (Err(w), Err(g)) => prop_assert_eq!(w.to_string(), g.to_string()),
+                (Ok(()), Ok(())) => {
+                    prop_assert_eq!(&want.logs, &got.logs);
+                    prop_assert_eq!(&want_report, &got_report);
+                }
+                other => prop_assert!(false, "readers disagree: {:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_after_a_quoted_newline_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "id,ts,name\na,1,\"x\ny\"\nb,2,z\nc,oops,w\n").unwrap();
+        for target in [None, Some(1), Some(3)] {
+            let (res, _, _) = read(&path, false, target);
+            let e = res.unwrap_err().to_string();
+            assert!(
+                e.ends_with("t.csv:5: column 2 (ts): expected an integer, found \"oops\""),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn integers_parse_strictly() {

@@ -213,7 +213,7 @@ pub(crate) fn parse_parallel(
     }
     for res in results {
         let (local, r) = res?.expect("checked above");
-        sink.append_spans(local);
+        sink.append(local);
         report.merge(r);
     }
     Ok(true)

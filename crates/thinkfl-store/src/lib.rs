@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod aiops;
+mod chunks;
 mod csvio;
 mod fastspans;
 pub mod jaeger;

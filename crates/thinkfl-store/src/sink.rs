@@ -26,6 +26,11 @@ pub(crate) trait RowSink {
     fn log(&mut self, log_id: &str, ts: i64, cmdb_id: &str, name: &str, value: &str);
     fn fault(&mut self, f: FaultCase);
     fn topology(&mut self, t: Topology);
+    /// Appends the rows of `part` (a fresh sink that took the rows of one piece of a parallel
+    /// read) after this sink's own.
+    fn join(&mut self, part: Self)
+    where
+        Self: Sized;
     /// Reads a whole span file by the fast path (`fastspans`); `Ok(false)`, with nothing read,
     /// when the file has quotes or invalid UTF-8 and needs the `csv` crate.
     fn span_bytes(

@@ -109,15 +109,42 @@ impl StoreBuilder {
         self.parent_text.push(s.parent_span.as_bytes());
     }
 
-    /// Appends the spans of `other` (a builder that holds spans only), re-interning its
-    /// strings.
-    pub(crate) fn append_spans(&mut self, other: StoreBuilder) {
-        debug_assert!(other.m_ts.is_empty() && other.l_ts.is_empty());
+    /// Whether nothing was pushed yet.
+    fn is_empty(&self) -> bool {
+        self.names.len() == 0
+            && self.traces.len() == 0
+            && self.ts.is_empty()
+            && self.m_ts.is_empty()
+            && self.l_ts.is_empty()
+            && self.faults.is_empty()
+            && self.topology.is_none()
+    }
+
+    /// Appends every row of `other` after this builder's own, re-interning its strings, so
+    /// that the result is the builder that would have taken both's rows in turn.
+    pub(crate) fn append(&mut self, other: StoreBuilder) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
         let names: Vec<u32> = (0..other.names.len() as u32)
             .map(|s| self.names.intern(other.names.get_bytes(s)))
             .collect();
         let traces: Vec<u32> = (0..other.traces.len() as u32)
             .map(|s| self.traces.intern(other.traces.get_bytes(s)))
+            .collect();
+        let series: Vec<u32> = other
+            .series_list
+            .iter()
+            .map(|&(c, k, src)| {
+                let key = (names[c as usize], names[k as usize], src);
+                let next = self.series_list.len() as u32;
+                let sid = *self.series_keys.entry(key).or_insert(next);
+                if sid == next {
+                    self.series_list.push(key);
+                }
+                sid
+            })
             .collect();
         let n = other.ts.len();
         let StoreBuilder {
@@ -130,8 +157,22 @@ impl StoreBuilder {
             span_id,
             trace,
             parent_text,
+            m_series,
+            m_ts,
+            m_val,
+            log_id,
+            l_ts,
+            l_cmdb,
+            l_name,
+            l_value,
+            faults,
+            topology,
             ..
         } = self;
+        let remap = |dst: &mut Vec<u32>, src: &[u32], map: &[u32]| {
+            dst.reserve_exact(src.len());
+            dst.extend(src.iter().map(|&s| map[s as usize]));
+        };
         // Column by column in parallel: the copies are the cost of a chunked parse.
         rayon::scope(|sc| {
             sc.spawn(|_| {
@@ -149,18 +190,28 @@ impl StoreBuilder {
                 (op, &other.op),
             ] {
                 let names = &names;
-                sc.spawn(move |_| {
-                    dst.reserve_exact(n);
-                    dst.extend(src.iter().map(|&s| names[s as usize]));
-                });
+                sc.spawn(move |_| remap(dst, src, names));
             }
-            sc.spawn(|_| {
-                trace.reserve_exact(n);
-                trace.extend(other.trace.iter().map(|&t| traces[t as usize]));
-            });
+            sc.spawn(|_| remap(trace, &other.trace, &traces));
             sc.spawn(|_| span_id.append_owned(other.span_id));
             sc.spawn(|_| parent_text.append_owned(other.parent_text));
+            sc.spawn(|_| {
+                remap(m_series, &other.m_series, &series);
+                m_ts.extend_from_slice(&other.m_ts);
+                m_val.extend_from_slice(&other.m_val);
+            });
+            sc.spawn(|_| {
+                log_id.append_owned(other.log_id);
+                l_ts.extend_from_slice(&other.l_ts);
+                remap(l_cmdb, &other.l_cmdb, &names);
+                remap(l_name, &other.l_name, &names);
+                l_value.append_owned(other.l_value);
+            });
         });
+        faults.extend(other.faults);
+        if other.topology.is_some() {
+            *topology = other.topology;
+        }
     }
 
     /// Appends one metric sample; the series (cmdb_id, kpi, source) is created on its first
