@@ -157,17 +157,9 @@ enum Table {
     Logs,
 }
 
-pub(crate) fn read_aiops_into<S: RowSink + Default + Send>(
-    dir: &Path,
-    opts: &LoadOptions,
-    sink: &mut S,
-) -> Result<LoadReport> {
-    if !dir.is_dir() {
-        return Err(Error::format(dir, "not a directory"));
-    }
-    let mut report = LoadReport::default();
-    // Every table file, in the order a sequential read takes them; they are read at once (a
-    // large one by pieces too) and their rows joined back in this order.
+/// Every table file, in the order a sequential read takes them; they are read at once (a
+/// large one by pieces too) and their rows joined back in this order.
+fn tables(dir: &Path) -> Result<Vec<(Table, PathBuf)>> {
     let mut jobs: Vec<(Table, PathBuf)> = Vec::new();
     for p in csv_files(&dir.join("trace/all"))? {
         jobs.push((Table::Spans, p));
@@ -190,6 +182,40 @@ pub(crate) fn read_aiops_into<S: RowSink + Default + Send>(
     for p in csv_files(&dir.join("log/all"))? {
         jobs.push((Table::Logs, p));
     }
+    Ok(jobs)
+}
+
+fn groundtruth_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut gt = Vec::new();
+    if dir.join("groundtruth.csv").is_file() {
+        gt.push(dir.join("groundtruth.csv"));
+    }
+    gt.extend(csv_files(&dir.join("groundtruth"))?);
+    Ok(gt)
+}
+
+/// Every file a read of `dir` takes rows from: what a snapshot of the data set depends on.
+pub(crate) fn input_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = tables(dir)?.into_iter().map(|(_, p)| p).collect();
+    out.extend(groundtruth_files(dir)?);
+    for name in [FAULT_DURATIONS, "topology.json"] {
+        if dir.join(name).is_file() {
+            out.push(dir.join(name));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_aiops_into<S: RowSink + Default + Send>(
+    dir: &Path,
+    opts: &LoadOptions,
+    sink: &mut S,
+) -> Result<LoadReport> {
+    if !dir.is_dir() {
+        return Err(Error::format(dir, "not a directory"));
+    }
+    let mut report = LoadReport::default();
+    let jobs = tables(dir)?;
     let mut found = jobs.len();
     let parts: Vec<Result<(S, LoadReport)>> = jobs
         .par_iter()
@@ -211,11 +237,7 @@ pub(crate) fn read_aiops_into<S: RowSink + Default + Send>(
         sink.join(local);
         report.merge(r);
     }
-    let mut gt = Vec::new();
-    if dir.join("groundtruth.csv").is_file() {
-        gt.push(dir.join("groundtruth.csv"));
-    }
-    gt.extend(csv_files(&dir.join("groundtruth"))?);
+    let gt = groundtruth_files(dir)?;
     let durations = read_fault_durations(&dir.join(FAULT_DURATIONS), opts, &mut report)?;
     for p in gt {
         found += 1;

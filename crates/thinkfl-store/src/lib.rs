@@ -7,12 +7,14 @@
 
 pub mod aiops;
 mod chunks;
+mod col;
 mod csvio;
 mod fastspans;
 pub mod jaeger;
 mod json;
 pub mod otlp;
 mod sink;
+pub mod snapshot;
 mod store;
 mod strings;
 pub mod summary;
@@ -48,6 +50,14 @@ pub enum Error {
         /// The column: its 1-based number and, where known, its header name.
         column: String,
         /// What is wrong with the value.
+        message: String,
+    },
+    /// A snapshot that cannot be used: another format version, a changed or truncated file.
+    #[error("{}: {message}", path.display())]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What is wrong with it.
         message: String,
     },
     /// A data set that is not of the expected shape (missing files or header columns).
@@ -94,7 +104,7 @@ impl LoadOptions {
 }
 
 /// What a load skipped (lenient) or noticed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     /// Rows skipped because they were malformed (lenient loads only).
     pub skipped_rows: usize,

@@ -5,6 +5,7 @@
 //! low-cardinality strings (pod names, operations, kinds, status codes, kpi names) to `u32`
 //! symbols and finds a symbol again by binary search over a sorted permutation.
 
+use crate::col::Col;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -72,12 +73,12 @@ pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 /// first one; switches to an offset table on the first string of another length.
 #[derive(Debug, Clone, Default)]
 pub struct StrColumn {
-    bytes: Vec<u8>,
+    pub(crate) bytes: Col<u8>,
     /// Byte end of each string; empty while the column is fixed-width.
-    ends: Vec<u64>,
+    pub(crate) ends: Col<u64>,
     /// Width of every string while fixed-width.
-    width: Option<usize>,
-    len: usize,
+    pub(crate) width: Option<usize>,
+    pub(crate) len: usize,
 }
 
 impl StrColumn {
@@ -92,14 +93,16 @@ impl StrColumn {
             None if self.len == 0 => self.width = Some(s.len()),
             Some(w) => {
                 // Leave fixed-width mode: materialize the offsets of what we have.
-                self.ends = (1..=self.len as u64).map(|i| i * w as u64).collect();
+                self.ends = Col::Owned((1..=self.len as u64).map(|i| i * w as u64).collect());
                 self.width = None;
             }
             None => {}
         }
-        self.bytes.extend_from_slice(s);
+        let bytes = self.bytes.to_mut();
+        bytes.extend_from_slice(s);
         if self.width.is_none() {
-            self.ends.push(self.bytes.len() as u64);
+            let end = bytes.len() as u64;
+            self.ends.to_mut().push(end);
         }
         self.len += 1;
     }
@@ -140,7 +143,7 @@ impl StrColumn {
         if let (Some(a), Some(b)) = (self.width, other.width)
             && (a == b || other.len == 0)
         {
-            self.bytes.extend_from_slice(&other.bytes);
+            self.bytes.to_mut().extend_from_slice(&other.bytes);
             self.len += other.len;
             return;
         }
@@ -151,7 +154,7 @@ impl StrColumn {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.ends.capacity() * 8
+        self.bytes.heap_bytes() + self.ends.heap_bytes()
     }
 
     pub fn shrink_to_fit(&mut self) {
@@ -163,9 +166,9 @@ impl StrColumn {
 /// Interned strings: symbol `i` is the `i`-th distinct string pushed.
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
-    strings: StrColumn,
+    pub(crate) strings: StrColumn,
     /// Symbols sorted by their string, for lookups after the build.
-    sorted: Vec<u32>,
+    pub(crate) sorted: Col<u32>,
 }
 
 impl Pool {
@@ -188,7 +191,7 @@ impl Pool {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.strings.heap_bytes() + self.sorted.capacity() * 4
+        self.strings.heap_bytes() + self.sorted.heap_bytes()
     }
 }
 
@@ -228,7 +231,10 @@ impl PoolBuilder {
                 .get_bytes(a as usize)
                 .cmp(strings.get_bytes(b as usize))
         });
-        Pool { strings, sorted }
+        Pool {
+            strings,
+            sorted: sorted.into(),
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 use thinkfl_core::{Dataset, LogRecord, MetricPoint, MetricSource, Span};
-use thinkfl_store::TelemetryStore;
+use thinkfl_store::snapshot::Fingerprint;
+use thinkfl_store::{LoadReport, TelemetryStore};
 
 const PODS: [&str; 6] = [
     "frontend-0",
@@ -147,6 +148,21 @@ proptest! {
     #[test]
     fn every_index_query_equals_a_naive_scan(ds in dataset(), from in -2i64..45, len in 0i64..30) {
         let store = TelemetryStore::from_dataset(ds.clone());
+        check(&store, &ds, from, len)?;
+        // The same store written to a snapshot and opened from it (its columns are views of
+        // the mapped file then).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.snap");
+        let fp = Fingerprint { files: vec![], lenient: false };
+        store.write_snapshot(&path, &fp, &LoadReport::default()).unwrap();
+        drop(store);
+        let mapped = TelemetryStore::from_snapshot(&path).unwrap();
+        check(&mapped, &ds, from, len)?;
+    }
+}
+
+fn check(store: &TelemetryStore, ds: &Dataset, from: i64, len: i64) -> Result<(), TestCaseError> {
+    {
         let sp = &ds.spans;
         let to = from + len;
         prop_assert_eq!(store.span_count(), sp.len());
@@ -156,43 +172,84 @@ proptest! {
         for (i, s) in sp.iter().enumerate() {
             prop_assert_eq!(&store.span(thinkfl_store::SpanIdx(i as u32)).to_span(), s);
         }
-        for id in IDS.iter().copied().chain(["missing0000000001", "00000000000000ff", "nope", ""]) {
+        for id in IDS
+            .iter()
+            .copied()
+            .chain(["missing0000000001", "00000000000000ff", "nope", ""])
+        {
             let first = sp.iter().position(|s| s.span_id == id);
             prop_assert_eq!(store.span_by_id(id).map(|s| s.idx().0 as usize), first);
             let all: Vec<usize> = (0..sp.len()).filter(|&i| sp[i].span_id == id).collect();
-            prop_assert_eq!(store.spans_by_id(id).map(|s| s.idx().0 as usize).collect::<Vec<_>>(), all);
-            let kids = naive(sp, |s| s.timestamp, |s| !id.is_empty() && s.parent_span == id);
+            prop_assert_eq!(
+                store
+                    .spans_by_id(id)
+                    .map(|s| s.idx().0 as usize)
+                    .collect::<Vec<_>>(),
+                all
+            );
+            let kids = naive(
+                sp,
+                |s| s.timestamp,
+                |s| !id.is_empty() && s.parent_span == id,
+            );
             prop_assert_eq!(idx(Box::new(store.children(id))), kids);
         }
-        let traces: std::collections::BTreeSet<&str> = sp.iter().map(|s| s.trace_id.as_str()).collect();
+        let traces: std::collections::BTreeSet<&str> =
+            sp.iter().map(|s| s.trace_id.as_str()).collect();
         prop_assert_eq!(store.trace_count(), traces.len());
         for t in ["trace0", "trace1", "trace2", "trace3", "x"] {
-            prop_assert_eq!(idx(Box::new(store.trace(t))), naive(sp, |s| s.timestamp, |s| s.trace_id == t));
+            prop_assert_eq!(
+                idx(Box::new(store.trace(t))),
+                naive(sp, |s| s.timestamp, |s| s.trace_id == t)
+            );
         }
-        let roots = naive(sp, |s| s.timestamp, |s| {
-            s.parent_span.is_empty() || !sp.iter().any(|p| p.span_id == s.parent_span)
-        });
+        let roots = naive(
+            sp,
+            |s| s.timestamp,
+            |s| s.parent_span.is_empty() || !sp.iter().any(|p| p.span_id == s.parent_span),
+        );
         prop_assert_eq!(idx(Box::new(store.roots())), roots);
         for pod in PODS.iter().copied().chain(["ghost-0"]) {
             prop_assert_eq!(
                 idx(Box::new(store.spans_of(pod, from, to))),
-                naive(sp, |s| s.timestamp, |s| s.cmdb_id == pod && s.timestamp >= from && s.timestamp < to)
+                naive(
+                    sp,
+                    |s| s.timestamp,
+                    |s| s.cmdb_id == pod && s.timestamp >= from && s.timestamp < to
+                )
             );
-            let logs: Vec<&LogRecord> = store.logs_of(pod, from, to).map(|l| l.to_record()).collect::<Vec<_>>().iter().map(|r| {
-                ds.logs.iter().find(|x| *x == r).unwrap()
-            }).collect();
-            let want: Vec<&LogRecord> = naive(&ds.logs, |l| l.timestamp, |l| l.cmdb_id == pod && l.timestamp >= from && l.timestamp < to)
-                .into_iter().map(|i| &ds.logs[i]).collect();
+            let logs: Vec<&LogRecord> = store
+                .logs_of(pod, from, to)
+                .map(|l| l.to_record())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|r| ds.logs.iter().find(|x| *x == r).unwrap())
+                .collect();
+            let want: Vec<&LogRecord> = naive(
+                &ds.logs,
+                |l| l.timestamp,
+                |l| l.cmdb_id == pod && l.timestamp >= from && l.timestamp < to,
+            )
+            .into_iter()
+            .map(|i| &ds.logs[i])
+            .collect();
             prop_assert_eq!(logs, want);
         }
         prop_assert_eq!(
             idx(Box::new(store.spans_between(from, to))),
-            naive(sp, |s| s.timestamp, |s| s.timestamp >= from && s.timestamp < to)
+            naive(
+                sp,
+                |s| s.timestamp,
+                |s| s.timestamp >= from && s.timestamp < to
+            )
         );
 
         // Metric series: key (cmdb, kpi, source); `series` answers the first source.
-        let mut keys: Vec<(String, String, MetricSource)> = ds.metrics.iter()
-            .map(|m| (m.cmdb_id.clone(), m.kpi_name.clone(), m.source)).collect();
+        let mut keys: Vec<(String, String, MetricSource)> = ds
+            .metrics
+            .iter()
+            .map(|m| (m.cmdb_id.clone(), m.kpi_name.clone(), m.source))
+            .collect();
         keys.sort();
         keys.dedup();
         prop_assert_eq!(store.series_count(), keys.len());
@@ -203,7 +260,11 @@ proptest! {
                 let got = store.series(id, kpi);
                 prop_assert_eq!(got.map(|s| s.source()), src);
                 if let (Some(s), Some(src)) = (got, src) {
-                    let want = naive(&ds.metrics, |m| m.timestamp, |m| m.cmdb_id == id && m.kpi_name == kpi && m.source == src);
+                    let want = naive(
+                        &ds.metrics,
+                        |m| m.timestamp,
+                        |m| m.cmdb_id == id && m.kpi_name == kpi && m.source == src,
+                    );
                     let ts: Vec<i64> = want.iter().map(|&i| ds.metrics[i].timestamp).collect();
                     let vs: Vec<f64> = want.iter().map(|&i| ds.metrics[i].value).collect();
                     prop_assert_eq!(s.timestamps(), &ts[..]);
@@ -211,30 +272,59 @@ proptest! {
                 }
             }
         }
-        for comp in ["node-1", "node-2", "frontend-0", "frontend", "cartservice", "cartservice-1", "redis-cart", "redis-cart-0"] {
-            let got: Vec<(String, String, MetricSource)> = store.series_of(comp).iter()
-                .map(|s| (s.cmdb_id().to_string(), s.kpi().to_string(), s.source())).collect();
-            let want: Vec<_> = keys.iter().filter(|k| naive_belongs(&k.0, k.2, comp)).cloned().collect();
+        for comp in [
+            "node-1",
+            "node-2",
+            "frontend-0",
+            "frontend",
+            "cartservice",
+            "cartservice-1",
+            "redis-cart",
+            "redis-cart-0",
+        ] {
+            let got: Vec<(String, String, MetricSource)> = store
+                .series_of(comp)
+                .iter()
+                .map(|s| (s.cmdb_id().to_string(), s.kpi().to_string(), s.source()))
+                .collect();
+            let want: Vec<_> = keys
+                .iter()
+                .filter(|k| naive_belongs(&k.0, k.2, comp))
+                .cloned()
+                .collect();
             prop_assert_eq!(got, want, "component {}", comp);
         }
 
-        let all_ts = sp.iter().map(|s| s.timestamp.div_euclid(1000))
+        let all_ts = sp
+            .iter()
+            .map(|s| s.timestamp.div_euclid(1000))
             .chain(ds.metrics.iter().map(|m| m.timestamp))
             .chain(ds.logs.iter().map(|l| l.timestamp));
-        let range = all_ts.fold(None, |acc: Option<(i64, i64)>, t| Some(match acc {
-            None => (t, t),
-            Some((a, b)) => (a.min(t), b.max(t)),
-        }));
+        let range = all_ts.fold(None, |acc: Option<(i64, i64)>, t| {
+            Some(match acc {
+                None => (t, t),
+                Some((a, b)) => (a.min(t), b.max(t)),
+            })
+        });
         prop_assert_eq!(store.time_range(), range);
 
         let back = store.to_dataset();
         prop_assert_eq!(&back.spans, &ds.spans);
         prop_assert_eq!(&back.logs, &ds.logs);
-        let key = |m: &MetricPoint| (m.cmdb_id.clone(), m.kpi_name.clone(), m.source, m.timestamp, m.value.to_bits());
+        let key = |m: &MetricPoint| {
+            (
+                m.cmdb_id.clone(),
+                m.kpi_name.clone(),
+                m.source,
+                m.timestamp,
+                m.value.to_bits(),
+            )
+        };
         let mut a: Vec<_> = back.metrics.iter().map(key).collect();
         let mut b: Vec<_> = ds.metrics.iter().map(key).collect();
         a.sort();
         b.sort();
         prop_assert_eq!(a, b);
     }
+    Ok(())
 }

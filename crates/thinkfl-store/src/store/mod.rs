@@ -12,9 +12,11 @@
 mod builder;
 mod index;
 mod query;
+pub(crate) mod snapshot;
 
 pub use builder::{SpanFields, StoreBuilder};
 
+use crate::col::Col;
 use crate::strings::{Pool, StrColumn};
 use thinkfl_core::{FaultCase, LogRecord, MetricSource, Span, Topology};
 
@@ -29,7 +31,7 @@ const NO_PARENT: u32 = u32::MAX;
 const ORPHAN: u32 = 1 << 31;
 
 #[derive(Debug, Clone, Copy)]
-struct SeriesMeta {
+pub(crate) struct SeriesMeta {
     cmdb: u32,
     kpi: u32,
     source: MetricSource,
@@ -102,36 +104,38 @@ struct SeriesMeta {
 pub struct TelemetryStore {
     names: Pool,
     traces: Pool,
-    ts: Vec<i64>,
-    dur: Vec<i64>,
-    cmdb: Vec<u32>,
-    kind: Vec<u32>,
-    status: Vec<u32>,
-    op: Vec<u32>,
+    ts: Col<i64>,
+    dur: Col<i64>,
+    cmdb: Col<u32>,
+    kind: Col<u32>,
+    status: Col<u32>,
+    op: Col<u32>,
     span_id: StrColumn,
-    trace: Vec<u32>,
+    trace: Col<u32>,
     /// Row of the parent span, [`NO_PARENT`], or [`ORPHAN`] | symbol of the missing parent's id.
-    parent: Vec<u32>,
-    by_id: Vec<u32>,
-    time: Vec<u32>,
-    by_cmdb: Vec<u32>,
-    by_trace: Vec<u32>,
-    trace_starts: Vec<u32>,
+    parent: Col<u32>,
+    by_id: Col<u32>,
+    time: Col<u32>,
+    by_cmdb: Col<u32>,
+    by_trace: Col<u32>,
+    trace_starts: Col<u32>,
     /// Spans with a parent, by (parent code, timestamp, row).
-    by_parent: Vec<u32>,
-    roots: Vec<u32>,
+    by_parent: Col<u32>,
+    roots: Col<u32>,
     series: Vec<SeriesMeta>,
-    p_ts: Vec<i64>,
-    p_val: Vec<f64>,
+    p_ts: Col<i64>,
+    p_val: Col<f64>,
     log_id: StrColumn,
-    l_ts: Vec<i64>,
-    l_cmdb: Vec<u32>,
-    l_name: Vec<u32>,
+    l_ts: Col<i64>,
+    l_cmdb: Col<u32>,
+    l_name: Col<u32>,
     l_value: StrColumn,
-    logs_by_cmdb: Vec<u32>,
+    logs_by_cmdb: Col<u32>,
     faults: Vec<FaultCase>,
     topology: Topology,
     topology_derived: bool,
+    /// Bytes of the snapshot file the columns are views of; 0 when built from rows.
+    mapped: usize,
 }
 
 /// Borrowed view of one span.
