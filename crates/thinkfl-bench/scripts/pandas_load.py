@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The same span-file load as `thinkfl bench store`, with pandas read_csv.
+"""The same span-file load as `thinkfl bench store`, with pandas read_csv (and polars, if installed).
 
 Usage: python3 pandas_load.py TRACE_CSV   (prints one JSON object)
 
@@ -42,19 +42,49 @@ def main():
     cpu = time.process_time() - cpu
     after = rss_bytes()
     n = len(df)
-    print(
-        json.dumps(
-            {
-                "spans": n,
-                "seconds": secs,
-                "cpu_seconds": cpu,
-                "spans_per_second": n / secs,
-                "rss_bytes_per_span": (after - before) / n,
-                "frame_bytes_per_span": int(df.memory_usage(deep=True).sum()) / n,
-                "pandas": pd.__version__,
-            }
-        )
-    )
+    out = {
+        "spans": n,
+        "seconds": secs,
+        "cpu_seconds": cpu,
+        "spans_per_second": n / secs,
+        "rss_bytes_per_span": (after - before) / n,
+        "frame_bytes_per_span": int(df.memory_usage(deep=True).sum()) / n,
+        "pandas": pd.__version__,
+        "polars": polars_load(path),
+    }
+    print(json.dumps(out))
+
+
+def polars_load(path):
+    """The same load with polars (all cores), or None when polars is not installed."""
+    try:
+        import polars as pl
+    except ImportError:
+        return None
+    schema = {
+        "timestamp": pl.Int64,
+        "cmdb_id": pl.Utf8,
+        "span_id": pl.Utf8,
+        "trace_id": pl.Utf8,
+        "duration": pl.Int64,
+        "type": pl.Utf8,
+        "status_code": pl.Utf8,
+        "operation_name": pl.Utf8,
+        "parent_span": pl.Utf8,
+    }
+    t = time.perf_counter()
+    cpu = time.process_time()
+    df = pl.read_csv(path, schema=schema)
+    secs = time.perf_counter() - t
+    cpu = time.process_time() - cpu
+    n = df.height
+    return {
+        "seconds": secs,
+        "cpu_seconds": cpu,
+        "spans_per_second": n / secs,
+        "frame_bytes_per_span": df.estimated_size() / n,
+        "version": pl.__version__,
+    }
 
 
 if __name__ == "__main__":

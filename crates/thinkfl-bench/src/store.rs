@@ -3,8 +3,10 @@
 //! the resident-set growth of the process (`VmRSS` of `/proc/self/status`, before and after the
 //! load, with the file buffer already freed) and as the store's own heap size
 //! ([`TelemetryStore::heap_bytes`]). The resident growth is given raw and again after glibc's
-//! `malloc_trim` returned the pages freed by the load's temporary buffers. Figures are printed,
-//! never asserted.
+//! `malloc_trim` returned the pages freed by the load's temporary buffers. Then it writes the
+//! store's snapshot and opens the data set again as a command does (from that snapshot),
+//! timing the open and checking a sample of answers against the loaded store. Figures are
+//! printed, never asserted.
 
 use crate::proc::{cpu_seconds, release_free_heap, resident_bytes};
 use crate::{Error, Result};
@@ -13,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use thinkfl_store::snapshot::{SnapshotMode, fingerprint, snapshot_path};
 use thinkfl_store::{LoadOptions, TelemetryStore};
 
 /// Configuration of the store benchmark.
@@ -89,6 +92,23 @@ pub struct BenchReport {
     pub rss_trimmed_bytes_per_span: Option<f64>,
     /// The store's heap (capacity of its columns and indexes) per span.
     pub heap_bytes_per_span: f64,
+    /// Seconds writing the snapshot of the loaded store.
+    pub snapshot_write_seconds: f64,
+    /// Size of the snapshot file.
+    pub snapshot_bytes: u64,
+    /// Seconds of `TelemetryStore::open` from the fresh snapshot (stat of the input files,
+    /// map, every checksum verified), the file being in the page cache after its writing.
+    pub snapshot_open_seconds: f64,
+    /// CPU time of that open (all threads).
+    pub snapshot_open_cpu_seconds: Option<f64>,
+    /// Growth of VmRSS over the open, per span: the mapped pages the checksums touched (page
+    /// cache, shared and reclaimable) and the small heap part.
+    pub snapshot_rss_bytes_per_span: Option<f64>,
+    /// Heap of the opened store per span (its columns are views of the map).
+    pub snapshot_heap_bytes_per_span: f64,
+    /// Spans whose id, parent, children and trace the opened store answered as the loaded one
+    /// (an even sample; any difference fails the run).
+    pub snapshot_checked_spans: usize,
 }
 
 /// The span file of a data set directory.
@@ -235,6 +255,7 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
     }
     let n = store.span_count();
     let heap = store.heap_bytes();
+    let store_traces = store.trace_count();
     let rss = match (before, after) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
         _ => None,
@@ -243,9 +264,53 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
         _ => None,
     };
+
+    // The snapshot: written from the loaded store, then opened as a command opens the data set.
+    let opts = LoadOptions::default();
+    let snap = snapshot_path(&dir);
+    let t = Instant::now();
+    store.write_snapshot(&snap, &fingerprint(&dir, &opts)?, &report)?;
+    let snapshot_write_seconds = t.elapsed().as_secs_f64();
+    let snapshot_bytes = std::fs::metadata(&snap)
+        .map_err(|e| Error::io(&snap, e))?
+        .len();
+    let step = (n / 1000).max(1);
+    let sample: Vec<Probe> = (0..n).step_by(step).map(|i| probe(&store, i)).collect();
+    drop(store);
+    release_free_heap();
+    let before = resident_bytes();
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    let (opened, _, how) = TelemetryStore::open(&dir, &opts, SnapshotMode::Auto)?;
+    let snapshot_open_seconds = t.elapsed().as_secs_f64();
+    let snapshot_open_cpu_seconds = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let snapshot_rss = match (before, resident_bytes()) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
+        _ => None,
+    };
+    if how.from_snapshot.is_none() {
+        return Err(Error::Data(format!(
+            "the fresh snapshot was not used: {:?}",
+            how.notes
+        )));
+    }
+    for (k, want) in sample.iter().enumerate() {
+        let got = probe(&opened, k * step);
+        if &got != want {
+            return Err(Error::Data(format!(
+                "span {} differs in the snapshot: {got:?} against {want:?}",
+                k * step
+            )));
+        }
+    }
+    let snapshot_heap = opened.heap_bytes();
+    drop(opened);
     let out = BenchReport {
         spans: n,
-        traces: store.trace_count(),
+        traces: store_traces,
         file_bytes,
         span_file: file,
         threads: rayon::current_num_threads(),
@@ -256,10 +321,33 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
         rss_bytes_per_span: rss,
         rss_trimmed_bytes_per_span: rss_trimmed,
         heap_bytes_per_span: heap as f64 / n as f64,
+        snapshot_write_seconds,
+        snapshot_bytes,
+        snapshot_open_seconds,
+        snapshot_open_cpu_seconds,
+        snapshot_rss_bytes_per_span: snapshot_rss,
+        snapshot_heap_bytes_per_span: snapshot_heap as f64 / n as f64,
+        snapshot_checked_spans: sample.len(),
     };
     debug_assert_eq!(out.traces, traces);
-    drop(store);
     Ok(out)
+}
+
+/// What a store answers about span `i`: its id, its parent's id, its children's ids and its
+/// trace's length.
+type Probe = (String, String, Vec<String>, usize);
+
+fn probe(store: &TelemetryStore, i: usize) -> Probe {
+    let s = store.span(thinkfl_store::SpanIdx(i as u32));
+    (
+        s.span_id().to_string(),
+        s.parent_span().to_string(),
+        store
+            .children(s.span_id())
+            .map(|c| c.span_id().to_string())
+            .collect(),
+        store.trace(s.trace_id()).count(),
+    )
 }
 
 #[cfg(test)]

@@ -40,10 +40,12 @@ impl LoadedDataset {
         }
     }
 
-    /// Loads an AIOps 2022 layout directory; the id is the directory's name.
+    /// Opens an AIOps 2022 layout directory (from its snapshot when that is fresh, see
+    /// `thinkfl_store::snapshot`); the id is the directory's name.
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self, crate::Error> {
-        let (store, _report) =
-            TelemetryStore::load(dir, opts).map_err(|source| crate::Error::Load {
+        let mode = thinkfl_store::snapshot::SnapshotMode::Auto;
+        let (store, _report, _) =
+            TelemetryStore::open(dir, opts, mode).map_err(|source| crate::Error::Load {
                 path: dir.display().to_string(),
                 source,
             })?;

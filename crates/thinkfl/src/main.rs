@@ -33,6 +33,18 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Snapshots of the data sets a command opens (`DIR/.thinkfl/store.snap`): `auto` opens a
+    /// fresh one and writes one for data sets of 64 MiB or more (or where one was stale),
+    /// `rebuild` reloads the CSV files and writes it, `off` reads the CSV files only.
+    #[arg(long, global = true, value_enum, default_value_t = SnapshotArg::Auto)]
+    snapshot: SnapshotArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SnapshotArg {
+    Auto,
+    Rebuild,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +124,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    cmd::set_snapshot_mode(match cli.snapshot {
+        SnapshotArg::Auto => thinkfl_store::snapshot::SnapshotMode::Auto,
+        SnapshotArg::Rebuild => thinkfl_store::snapshot::SnapshotMode::Rebuild,
+        SnapshotArg::Off => thinkfl_store::snapshot::SnapshotMode::Off,
+    });
     match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Localize(a) => cmd::localize::run(a),

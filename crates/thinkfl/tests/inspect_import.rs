@@ -105,3 +105,44 @@ fn a_bad_row_is_reported_and_lenient_counts_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 malformed rows"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("spans     1 in 1 traces"));
 }
+
+/// `--snapshot rebuild` writes the data set's snapshot, the next command opens it (same
+/// output), a changed input file makes it stale (said on stderr, rebuilt), and
+/// `--snapshot off` leaves it alone.
+#[test]
+fn inspect_opens_the_snapshot_and_notices_a_changed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE);
+    let out = thinkfl(&[
+        "import",
+        "--from",
+        "aiops2022",
+        sample.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d = data.to_str().unwrap();
+    let csv = thinkfl(&["--snapshot", "off", "inspect", d]);
+    assert!(!data.join(".thinkfl").exists());
+    let built = thinkfl(&["inspect", d, "--snapshot", "rebuild"]);
+    let err = String::from_utf8_lossy(&built.stderr);
+    assert!(err.contains("snapshot: wrote") && err.contains(".thinkfl/store.snap"), "{err}");
+    let opened = thinkfl(&["inspect", d]);
+    assert!(opened.status.success());
+    assert_eq!(String::from_utf8_lossy(&opened.stderr), "");
+    for out in [&built, &opened] {
+        assert_eq!(out.stdout, csv.stdout);
+    }
+    // A log line more: stale, and the output follows the file.
+    let log = data.join("log/all/log_filebeat-testbed-log-service.csv");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("extra,1647705600,frontend-2,log_frontend,one more\n");
+    std::fs::write(&log, text).unwrap();
+    let stale = thinkfl(&["inspect", d]);
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(err.contains("stale (log/all/log_filebeat-testbed-log-service.csv changed)"), "{err}");
+    assert_ne!(stale.stdout, csv.stdout);
+    assert_eq!(stale.stdout, thinkfl(&["--snapshot", "off", "inspect", d]).stdout);
+}

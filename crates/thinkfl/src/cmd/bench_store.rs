@@ -1,7 +1,8 @@
 //! `thinkfl bench store`: generates a synthetic span file, loads and indexes it, and prints
 //! spans/s and bytes per span; then runs the same load with pandas `read_csv`
 //! (`crates/thinkfl-bench/scripts/pandas_load.py`) when python3 and pandas are there, so the
-//! ratio is measured in one run. Figures only; nothing is asserted.
+//! ratio is measured in one run (polars too, when installed), and the snapshot's write and open.
+//! Figures only; nothing is asserted.
 
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
@@ -95,8 +96,9 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     );
     if let Some(cpu) = r.load_cpu_seconds {
         println!(
-            "            CPU time {cpu:.2} s (all threads): {:.0} spans per CPU-second",
-            r.spans as f64 / cpu
+            "            CPU time {cpu:.2} s (all threads): {:.0} spans per CPU-second, {:.2} cores busy on average",
+            r.spans as f64 / cpu,
+            cpu / r.load_seconds
         );
     }
     match r.rss_bytes_per_span {
@@ -112,6 +114,25 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         "            store heap (sum of its column and index capacities): {:.1} bytes/span",
         r.heap_bytes_per_span
     );
+    println!(
+        "snapshot    written in {:.2} s, {:.1} MB ({:.1} bytes/span)",
+        r.snapshot_write_seconds,
+        r.snapshot_bytes as f64 / 1e6,
+        r.snapshot_bytes as f64 / r.spans as f64
+    );
+    println!(
+        "            opened in {:.3} s ({:.1}x faster than the CSV load; CPU {:.2} s), {} sampled spans answer as loaded",
+        r.snapshot_open_seconds,
+        r.load_seconds / r.snapshot_open_seconds,
+        r.snapshot_open_cpu_seconds.unwrap_or(f64::NAN),
+        r.snapshot_checked_spans
+    );
+    if let Some(b) = r.snapshot_rss_bytes_per_span {
+        println!(
+            "            resident growth {b:.1} bytes/span (mapped file pages), heap {:.1} bytes/span",
+            r.snapshot_heap_bytes_per_span
+        );
+    }
     if let Some(p) = pandas {
         let secs = p["seconds"].as_f64().unwrap_or(f64::NAN);
         let sps = p["spans_per_second"].as_f64().unwrap_or(f64::NAN);
@@ -136,6 +157,22 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             println!(
                 "            CPU: thinkfl uses {:.2}x the CPU time of pandas per span",
                 cpu / pcpu
+            );
+        }
+        println!(
+            "            snapshot open is {:.1}x the speed of pandas read_csv",
+            secs / r.snapshot_open_seconds
+        );
+        if let Some(pl) = p["polars"].as_object() {
+            let num = |k: &str| pl.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+            println!(
+                "polars      read_csv {:.2} s: {:.0} spans/s, CPU {:.2} s, frame {:.1} bytes/span (polars {}); thinkfl load+index is {:.2}x its speed",
+                num("seconds"),
+                num("spans_per_second"),
+                num("cpu_seconds"),
+                num("frame_bytes_per_span"),
+                pl.get("version").and_then(|v| v.as_str()).unwrap_or("?"),
+                r.spans_per_second / num("spans_per_second")
             );
         }
     }

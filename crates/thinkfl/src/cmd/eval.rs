@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use thinkfl_baselines::{CommonConfig, METHODS, build};
 use thinkfl_eval::{EvalConfig, Progress, evaluate};
-use thinkfl_store::{LoadOptions, TelemetryStore};
+use thinkfl_store::LoadOptions;
 use thinkfl_tools::Diagnoser;
 
 /// Methods that run the RoT actor rather than a classic baseline.
@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .build_global()
             .context("setting --jobs")?;
     }
-    let (store, load) = TelemetryStore::load(
+    let (store, load) = super::open_store(
         &args.data,
         &LoadOptions {
             lenient: args.lenient,

@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     cfg.validate()?;
-    let (store, report) = TelemetryStore::load(
+    let (store, report) = super::open_store(
         &args.dataset,
         &LoadOptions {
             lenient: args.lenient,

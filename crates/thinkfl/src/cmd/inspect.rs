@@ -3,7 +3,7 @@
 
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
-use thinkfl_store::{LoadOptions, TelemetryStore};
+use thinkfl_store::LoadOptions;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -18,7 +18,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = LoadOptions {
         lenient: args.lenient,
     };
-    let (store, report) = TelemetryStore::load(&args.dataset, &opts)?;
+    let (store, report) = super::open_store(&args.dataset, &opts)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

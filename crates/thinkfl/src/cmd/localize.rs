@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let (store, report) = TelemetryStore::load(&args.data, &LoadOptions::default())
+    let (store, report) = super::open_store(&args.data, &LoadOptions::default())
         .with_context(|| format!("loading {}", args.data.display()))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");

@@ -116,7 +116,7 @@ fn mcp(a: McpArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let opts = LoadOptions { lenient: a.lenient };
-    let (store, report) = thinkfl_store::TelemetryStore::load(&a.data, &opts)
+    let (store, report) = super::open_store(&a.data, &opts)
         .with_context(|| format!("loading {}", a.data.display()))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");

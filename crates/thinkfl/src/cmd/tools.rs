@@ -3,7 +3,7 @@
 
 use clap::{Args as ClapArgs, Subcommand};
 use std::path::PathBuf;
-use thinkfl_store::{LoadOptions, TelemetryStore};
+use thinkfl_store::LoadOptions;
 use thinkfl_tools::{OutputMode, ToolEnv, ToolRegistry, ToolsConfig};
 
 #[derive(Debug, ClapArgs)]
@@ -63,7 +63,7 @@ fn call(a: CallArgs) -> anyhow::Result<()> {
     // Parse the arguments before loading, so that a typo fails fast with the position.
     let args: serde_json::Value = serde_json::from_str(&a.args)
         .map_err(|e| anyhow::anyhow!("--args is not valid JSON: {e} (in {:?})", a.args))?;
-    let (store, report) = TelemetryStore::load(&a.data, &LoadOptions { lenient: a.lenient })?;
+    let (store, report) = super::open_store(&a.data, &LoadOptions { lenient: a.lenient })?;
     if report.skipped_rows > 0 {
         eprintln!("skipped {} malformed rows", report.skipped_rows);
     }

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Arc;
 use thinkfl_agent::expert::{ExpertConfig, ExpertPolicy};
-use thinkfl_store::{LoadOptions, TelemetryStore};
+use thinkfl_store::LoadOptions;
 use thinkfl_train::config::{StageKind, TrainConfig};
 use thinkfl_train::log::{LogWriter, StepLog};
 use thinkfl_train::run::{
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sources.extend(corpus_train_sets(c)?.into_iter().map(|d| (d, true)));
     }
     for (dir, all_train) in &sources {
-        let (store, load) = TelemetryStore::load(dir, &LoadOptions::default())
+        let (store, load) = super::open_store(dir, &LoadOptions::default())
             .with_context(|| format!("loading {}", dir.display()))?;
         for w in &load.warnings {
             eprintln!("warning: {}: {w}", dir.display());
@@ -190,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         let mut held = Vec::new();
         for dir in &args.watch {
-            let (store, _) = TelemetryStore::load(dir, &LoadOptions::default())
+            let (store, _) = super::open_store(dir, &LoadOptions::default())
                 .with_context(|| format!("loading --watch {}", dir.display()))?;
             held.push(WatchSet::of_held_out(
                 Arc::new(store),
