@@ -184,7 +184,21 @@ impl Tok {
 
     /// A Hugging Face `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let tk = Tokenizer::from_file(path)
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        // The tokenizers crate panics ("Helper") on a JSON syntax error inside the `decoder`
+        // object instead of returning its error (found by `thinkfl fuzz --target
+        // tokenizer-json`); a syntax check first turns every such file into an error here.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| {
+            Error::model(
+                path,
+                format!(
+                    "tokenizer: not valid JSON: line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let tk = Tokenizer::from_bytes(&bytes)
             .map_err(|e| Error::model(path, format!("tokenizer: {e}")))?;
         Ok(Self::finish(tk, None, None))
     }
@@ -316,4 +330,30 @@ fn gpt2_unicode_to_byte() -> std::collections::HashMap<char, u8> {
             (c, b)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tok;
+
+    /// Regression (`thinkfl fuzz --target tokenizer-json`): a JSON syntax error inside the
+    /// `decoder` object made the tokenizers crate panic; it is an error naming the file.
+    #[test]
+    fn broken_json_in_the_decoder_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        let good = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}"#;
+        std::fs::write(&p, good).unwrap();
+        let tok = Tok::from_file(&p).unwrap();
+        assert_eq!(tok.encode("ab").unwrap(), vec![2]);
+        for bad in [
+            good.replace("\"add_prefix_space\":true", "\"add_prefix_space%:true"),
+            good.replace("\"trim_offsets\":true,", "\"trim_offsets\":tr"),
+            good.replace("{\"type\":\"ByteLevel\",", "{\"type\":\"ByteLevel\",1:"),
+        ] {
+            std::fs::write(&p, &bad).unwrap();
+            let e = Tok::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains("tokenizer.json") && e.contains("line 1"), "{e}");
+        }
+    }
 }
