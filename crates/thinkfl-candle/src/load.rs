@@ -257,13 +257,41 @@ fn pack_now(mut lin: Linear, opts: &LoadOptions) -> Result<Linear> {
     Ok(lin)
 }
 
+/// Refuses a tensor whose shape claims more bytes than the whole file holds, counted without
+/// overflow: candle multiplies the dimensions in `usize`, so dimensions whose product passes
+/// 2^64 wrap around (to 0 for 2^32 x 2^32) and slip past its own size check into a tensor of
+/// an impossible shape over no data.
+fn check_tensor_size(
+    info: &gguf_file::TensorInfo,
+    file_len: u64,
+) -> std::result::Result<(), String> {
+    let dims = info.shape.dims();
+    let bytes = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .map(|n| n / info.ggml_dtype.block_size() as u64)
+        .and_then(|blocks| blocks.checked_mul(info.ggml_dtype.type_size() as u64));
+    match bytes {
+        Some(b) if b <= file_len => Ok(()),
+        Some(b) => Err(format!(
+            "shape {dims:?} needs {b} bytes, more than the whole file ({file_len} bytes)"
+        )),
+        None => Err(format!("shape {dims:?} has more than 2^64 elements")),
+    }
+}
+
 fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let ct = gguf_file::Content::read(&mut f)
         .map_err(|e| Error::model(path, format!("not a readable GGUF file: {e}")))?;
     let (arch, cfg) = LlamaConfig::from_gguf(&ct).map_err(|e| Error::model(path, e.to_string()))?;
     let dev = &opts.device;
+    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut read = |name: &str| -> Result<QTensor> {
+        if let Some(info) = ct.tensor_infos.get(name) {
+            check_tensor_size(info, file_len)
+                .map_err(|m| Error::model(path, format!("tensor {name}: {m}")))?;
+        }
         ct.tensor(&mut f, name, dev)
             .map_err(|e| Error::model(path, format!("tensor {name}: {e}")))
     };
