@@ -304,7 +304,8 @@ impl<T: Tool> DynTool for T {
             }
             Err(e) => {
                 let tool = Tool::name(self).to_string();
-                let message = e.to_string();
+                let mut message = e.to_string();
+                bound_bytes(&mut message, MAX_ERROR_MESSAGE_BYTES);
                 Err(if e.not_found() {
                     ToolError::NotFound { tool, message }
                 } else {
@@ -323,10 +324,13 @@ pub fn parse_arguments<A: DeserializeOwned + JsonSchema>(
     tool: &str,
     args: &Value,
 ) -> Result<A, ToolError> {
-    let bad = |message: String| ToolError::BadArguments {
-        tool: tool.to_string(),
-        message,
-        expected: expected_shape(&parameters_schema::<A>()),
+    let bad = |mut message: String| {
+        bound_bytes(&mut message, MAX_ERROR_MESSAGE_BYTES);
+        ToolError::BadArguments {
+            tool: tool.to_string(),
+            message,
+            expected: expected_shape(&parameters_schema::<A>()),
+        }
     };
     let args = normalize_arguments(args).map_err(bad)?;
     if !args.is_object() {
@@ -348,6 +352,11 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// Most bytes of a tool error's message. Messages quote the arguments they refuse, and an
+/// argument can be megabytes long (`thinkfl fuzz`'s hostile sizes send 10 MB); the model needs
+/// the reason, not its argument back.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 
 /// Cuts `text` to at most `max` bytes at a line (or char) boundary, saying so.
 pub fn bound_bytes(text: &mut String, max: usize) {
@@ -434,7 +443,11 @@ impl ToolRegistry {
         let tool = self
             .get(name.trim())
             .ok_or_else(|| ToolError::UnknownTool {
-                name: name.to_string(),
+                name: {
+                    let mut n = name.to_string();
+                    bound_bytes(&mut n, MAX_ERROR_MESSAGE_BYTES);
+                    n
+                },
                 known: self.names().iter().map(|s| s.to_string()).collect(),
             })?;
         tool.call_json(env, args)
