@@ -84,6 +84,9 @@ enum Command {
     Export(cmd::env::ExportCmd),
     /// Grade trajectories an engine played with `thinkfl`'s own actor and grader.
     Grade(cmd::env::GradeArgs),
+    /// Fuzz a parser or server with seeded structured mutations: `fuzz --target NAME
+    /// --iterations N --seed S` (`--list` names the targets).
+    Fuzz(cmd::fuzz::Args),
 }
 
 /// candle runs elementwise ops on a pool whose threads and caller spin-wait for each other. On
@@ -147,5 +150,6 @@ fn main() -> anyhow::Result<()> {
         Command::Corpus(a) => cmd::corpus::run(a),
         Command::Export(a) => cmd::env::run_export(a),
         Command::Grade(a) => cmd::env::grade(a),
+        Command::Fuzz(a) => cmd::fuzz::run(a),
     }
 }
