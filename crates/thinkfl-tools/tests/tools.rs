@@ -137,7 +137,11 @@ fn enriched_search_traces_names_the_slow_child_down_to_the_truth() {
             Some(rest) => {
                 at = rest.split(' ').next().unwrap().to_string();
                 let row = format!("\n{at},");
-                assert!(out.text.contains(&row), "{at} is not a row of\n{}", out.text);
+                assert!(
+                    out.text.contains(&row),
+                    "{at} is not a row of\n{}",
+                    out.text
+                );
             }
             None => break,
         }

@@ -122,13 +122,20 @@ fn inspect_opens_the_snapshot_and_notices_a_changed_file() {
         "--out",
         data.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = data.to_str().unwrap();
     let csv = thinkfl(&["--snapshot", "off", "inspect", d]);
     assert!(!data.join(".thinkfl").exists());
     let built = thinkfl(&["inspect", d, "--snapshot", "rebuild"]);
     let err = String::from_utf8_lossy(&built.stderr);
-    assert!(err.contains("snapshot: wrote") && err.contains(".thinkfl/store.snap"), "{err}");
+    assert!(
+        err.contains("snapshot: wrote") && err.contains(".thinkfl/store.snap"),
+        "{err}"
+    );
     let opened = thinkfl(&["inspect", d]);
     assert!(opened.status.success());
     assert_eq!(String::from_utf8_lossy(&opened.stderr), "");
@@ -142,7 +149,13 @@ fn inspect_opens_the_snapshot_and_notices_a_changed_file() {
     std::fs::write(&log, text).unwrap();
     let stale = thinkfl(&["inspect", d]);
     let err = String::from_utf8_lossy(&stale.stderr);
-    assert!(err.contains("stale (log/all/log_filebeat-testbed-log-service.csv changed)"), "{err}");
+    assert!(
+        err.contains("stale (log/all/log_filebeat-testbed-log-service.csv changed)"),
+        "{err}"
+    );
     assert_ne!(stale.stdout, csv.stdout);
-    assert_eq!(stale.stdout, thinkfl(&["--snapshot", "off", "inspect", d]).stdout);
+    assert_eq!(
+        stale.stdout,
+        thinkfl(&["--snapshot", "off", "inspect", d]).stdout
+    );
 }

@@ -178,7 +178,10 @@ fn inference_row_kernels_match_the_reference() {
         let rms = (ms + 1e-5).sqrt();
         for c in 0..n {
             let e = xr[c] as f64 / rms * w[c] as f64;
-            assert!((y[r * n + c] as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()), "rms-norm");
+            assert!(
+                (y[r * n + c] as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                "rms-norm"
+            );
         }
     }
     let mut g: Vec<f32> = random(&mut rng, 200, 12.0);
@@ -189,7 +192,10 @@ fn inference_row_kernels_match_the_reference() {
     for ((&gv, &uv), &o) in g.iter().zip(&u).zip(&out) {
         let gv64 = gv as f64;
         let e = gv64 / (1.0 + (-gv64).exp()) * uv as f64;
-        assert!((o as f64 - e).abs() <= 1e-6 * (1.0 + e.abs()), "silu({gv}) * {uv}: {o} vs {e}");
+        assert!(
+            (o as f64 - e).abs() <= 1e-6 * (1.0 + e.abs()),
+            "silu({gv}) * {uv}: {o} vs {e}"
+        );
     }
     let (heads, half) = (3usize, 4usize);
     let x = random(&mut rng, rows * heads * 2 * half, 1.0);

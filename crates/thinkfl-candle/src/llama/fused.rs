@@ -389,7 +389,15 @@ fn attention(
     let (sk, lk) = ck.storage_and_layout();
     let (sv, lv) = cv.storage_and_layout();
     let (kc, vc) = (cpu_f32(&sk, lk)?, cpu_f32(&sv, lv)?);
-    Ok(cache_attention::attend(q, kc, vc, lk.dims()[2], d, scale, mask))
+    Ok(cache_attention::attend(
+        q,
+        kc,
+        vc,
+        lk.dims()[2],
+        d,
+        scale,
+        mask,
+    ))
 }
 
 impl Llama {

@@ -98,7 +98,14 @@ const PREFIXES: [&str; 14] = [
     "acme", "shop", "hs", "sock", "mk", "app", "prod", "core", "pay", "web", "qa", "xo", "bk", "ms",
 ];
 /// Names of the entry service (the gateway).
-const GATEWAYS: [&str; 6] = ["frontend", "gateway", "edge", "web", "ui-dashboard", "portal"];
+const GATEWAYS: [&str; 6] = [
+    "frontend",
+    "gateway",
+    "edge",
+    "web",
+    "ui-dashboard",
+    "portal",
+];
 /// Kinds of datastore, as the last word of a store's name.
 /// (None is a role word: a store never shares a service's name.)
 const STORES: [&str; 6] = ["db", "mongo", "redis", "mysql", "postgres", "elastic"];
@@ -380,7 +387,11 @@ mod tests {
                 names.extend((0..n - 1).map(|i| naming.service(i)));
                 names.extend((0..n_stores).map(|k| naming.store(k)));
                 let distinct: HashSet<&String> = names.iter().collect();
-                assert_eq!(distinct.len(), names.len(), "seed {seed}, {n} services: {names:?}");
+                assert_eq!(
+                    distinct.len(),
+                    names.len(),
+                    "seed {seed}, {n} services: {names:?}"
+                );
                 for name in &names {
                     assert!(
                         name.ends_with(|c: char| c.is_ascii_lowercase()),

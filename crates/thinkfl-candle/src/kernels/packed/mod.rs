@@ -409,7 +409,6 @@ impl PackedQ8 {
         });
         Ok(())
     }
-
 }
 
 /// One product, shared by the threads that compute its tiles.

@@ -67,13 +67,7 @@ unsafe fn avx512_tiles_q<const Q4: bool>(job: &Job, tiles: Range<usize>) {
 /// Groups narrower than the ones above (at the end of a chunk): pairs of tiles, then a
 /// last single tile row by row.
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_narrow<const Q4: bool>(
-    job: &Job,
-    rows: usize,
-    r0: usize,
-    t0: usize,
-    nt: usize,
-) {
+unsafe fn avx512_narrow<const Q4: bool>(job: &Job, rows: usize, r0: usize, t0: usize, nt: usize) {
     let mut t = t0;
     while t + 2 <= t0 + nt {
         // SAFETY: forwarded from the caller; rows <= 8.
@@ -273,10 +267,9 @@ unsafe fn avx2_group<const M: usize, const NT: usize, const Q4: bool>(
             unsafe {
                 rec[j] = base.add(((t0 + j) * kb + b) * record);
                 for h in 0..2 {
-                    step[j][h] =
-                        _mm256_cvtph_ps(_mm_loadu_si128(rec[j].add(16 * h) as *const _));
+                    step[j][h] = _mm256_cvtph_ps(_mm_loadu_si128(rec[j].add(16 * h) as *const _));
                     min[j][h] = _mm256_cvtph_ps(_mm_loadu_si128(
-                        rec[j].add(2 * LANES + 16 * h) as *const _,
+                        rec[j].add(2 * LANES + 16 * h) as *const _
                     ));
                 }
             }
