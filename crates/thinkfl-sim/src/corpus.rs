@@ -10,10 +10,15 @@
 //!   data set of a corpus has a seed of its own), one per topology and difficulty; and
 //! * one whole topology, Train-Ticket, never used for training, at the three difficulties.
 //!
+//! Each simulated data set also gives an excerpt (`<name>-excerpt`, same role): a few minutes
+//! around a few of its faults with a few traces, the logs, no metrics and no topology, the shape
+//! of a real incident export such as the AIOps 2022 sample (see [`crate::excerpt`]).
+//!
 //! Each data set is a few hours of simulated time at a modest request rate with a few dozen
 //! faults, so that it loads in a moment; the whole `full` corpus takes a few minutes to write.
 
 use crate::config::{Difficulty, Preset, SimConfig};
+use crate::excerpt::ExcerptConfig;
 use crate::{Error, Stats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -273,6 +278,10 @@ pub struct Entry {
     pub metrics: u64,
     /// Log lines written.
     pub logs: u64,
+    /// The simulated data set this one is an excerpt of ([`crate::excerpt`]); `None` for a
+    /// simulated one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt_of: Option<String>,
 }
 
 /// Counts of one role.
@@ -324,6 +333,8 @@ impl Manifest {
 pub struct Progress<'a> {
     /// The data set just written.
     pub entry: &'a Entry,
+    /// Its excerpt, when one was written.
+    pub excerpt: Option<&'a Entry>,
     /// Data sets written so far, this one included, of `total`.
     pub done: usize,
     /// Data sets of the corpus.
@@ -392,14 +403,18 @@ pub fn build(
             spans,
             metrics,
             logs,
+            excerpt_of: None,
         };
+        let excerpt = write_excerpt(dir, &entry)?;
         progress(Progress {
             entry: &entry,
+            excerpt: excerpt.as_ref(),
             done: i + 1,
             total,
             seconds: t.elapsed().as_secs_f64(),
         });
         datasets.push(entry);
+        datasets.extend(excerpt);
     }
     let totals = |role: Role| Totals {
         datasets: datasets.iter().filter(|e| e.role == role).count(),
@@ -424,6 +439,50 @@ pub fn build(
     text.push('\n');
     std::fs::write(&p, text).map_err(|e| io_err(&p, e))?;
     Ok(manifest)
+}
+
+/// Writes the excerpt of a simulated data set beside it (`<path>-excerpt`), from the files just
+/// written; `None` when none of its faults makes a window (a short data set, only node faults).
+fn write_excerpt(dir: &Path, source: &Entry) -> Result<Option<Entry>, Error> {
+    let (ds, _) = thinkfl_store::read_aiops(
+        &dir.join(&source.path),
+        &thinkfl_store::LoadOptions::default(),
+    )?;
+    // Its own stream: the excerpt's draws never move the simulation's.
+    let seed = source.seed ^ 0x6578_6365_7270_7400;
+    let (ex, report) = crate::excerpt::excerpt(&ds, &ExcerptConfig::default(), seed)?;
+    if report.windows == 0 {
+        return Ok(None);
+    }
+    let name = format!("{}-excerpt", source.name);
+    let path = format!("{}-excerpt", source.path);
+    thinkfl_store::write_aiops(&ex, &dir.join(&path))?;
+    let mut fault_types = BTreeMap::new();
+    for f in &ex.faults {
+        let slug = f
+            .fault_type()
+            .map_or_else(|| f.failure_type.clone(), |t| t.slug().to_string());
+        *fault_types.entry(slug).or_insert(0) += 1;
+    }
+    Ok(Some(Entry {
+        name,
+        path,
+        role: source.role,
+        topology: source.topology.clone(),
+        preset: source.preset,
+        services: source.services,
+        seed,
+        difficulty: source.difficulty,
+        duration_s: ExcerptConfig::DEFAULT_LENGTH_S * report.windows as i64,
+        traces_per_minute: source.traces_per_minute,
+        faults: report.windows,
+        fault_types,
+        traces: report.traces as u64,
+        spans: ex.spans.len() as u64,
+        metrics: 0,
+        logs: ex.logs.len() as u64,
+        excerpt_of: Some(source.name.clone()),
+    }))
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@
 pub mod config;
 pub mod corpus;
 mod engine;
+pub mod excerpt;
 mod faults;
 mod logs;
 mod model;

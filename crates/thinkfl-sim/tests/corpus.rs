@@ -19,8 +19,11 @@ fn same_seed_same_corpus_and_the_manifest_matches_the_files() {
     .unwrap();
     corpus::build(b.path(), 4, Scale::Small, &mut |_| {}).unwrap();
     assert_eq!(common::hash_dir(a.path()), common::hash_dir(b.path()));
-    // Progress once per data set, in order.
-    assert_eq!(seen.len(), m.datasets.len());
+    // Progress once per simulated data set, in order.
+    assert_eq!(
+        seen.len(),
+        m.datasets.iter().filter(|e| e.excerpt_of.is_none()).count()
+    );
     assert!(
         seen.iter()
             .enumerate()
@@ -61,6 +64,29 @@ fn same_seed_same_corpus_and_the_manifest_matches_the_files() {
         assert_eq!(store.span_count() as u64, e.spans, "{}", e.path);
         assert_eq!(e.fault_types.values().sum::<usize>(), e.faults);
         assert!(e.faults > 0);
+    }
+    // Excerpts: beside their source, same role, a subset of its faults, no metrics and no
+    // topology (the shape of a real incident export).
+    let excerpts: Vec<_> = back
+        .datasets
+        .iter()
+        .filter(|e| e.excerpt_of.is_some())
+        .collect();
+    assert!(!excerpts.is_empty());
+    for x in &excerpts {
+        let src = back
+            .datasets
+            .iter()
+            .find(|e| Some(&e.name) == x.excerpt_of.as_ref())
+            .unwrap_or_else(|| panic!("{}: no source", x.name));
+        assert_eq!(
+            (x.role, &x.topology, x.difficulty),
+            (src.role, &src.topology, src.difficulty)
+        );
+        assert_eq!(x.path, format!("{}-excerpt", src.path));
+        assert!(x.faults <= src.faults && x.spans < src.spans && x.metrics == 0);
+        let dir = a.path().join(&x.path);
+        assert!(!dir.join("metric").exists() && !dir.join("topology.json").exists());
     }
     // Over the corpus, code-level faults are among the cases.
     let code: usize = back

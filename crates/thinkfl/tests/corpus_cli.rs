@@ -16,12 +16,19 @@ fn corpus_build_small_writes_data_sets_and_manifest() {
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("corpus.json")).unwrap()).unwrap();
     let sets = m["datasets"].as_array().unwrap();
-    // One progress line per data set, then the summary.
+    // One progress line per simulated data set, one per excerpt, then the summary.
+    let simulated = sets.iter().filter(|e| e["excerpt_of"].is_null()).count();
     assert_eq!(
         text.lines().filter(|l| l.starts_with('[')).count(),
-        sets.len(),
+        simulated,
         "{text}"
     );
+    assert_eq!(
+        text.lines().filter(|l| l.contains("-excerpt: ")).count(),
+        sets.len() - simulated,
+        "{text}"
+    );
+    assert!(sets.len() > simulated, "no excerpt written: {text}");
     assert!(text.contains("held out entirely"), "{text}");
     assert_eq!(m["seed"], 2);
     assert_eq!(m["scale"], "small");

@@ -74,6 +74,18 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
             p.seconds,
             w = width
         );
+        if let Some(x) = p.excerpt {
+            println!(
+                "{:>w$}  {}: {} faults, {} traces, {} spans, {} log lines",
+                "",
+                x.path,
+                x.faults,
+                x.traces,
+                x.spans,
+                x.logs,
+                w = 2 * width + 3
+            );
+        }
     })
     .with_context(|| format!("building the corpus in {}", a.out.display()))?;
     println!(
