@@ -178,3 +178,31 @@ fn eval_selects_cases_and_held_out_splits() {
         "{err}"
     );
 }
+
+#[test]
+fn all_stands_for_the_baselines_inside_a_list() {
+    let data = sample();
+    let out = tempfile::tempdir().unwrap();
+    thinkfl(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--methods",
+        "descent,all,expert",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    let r = report_without_timings(out.path());
+    let names: Vec<&str> = r["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    // Each baseline once (descent is not repeated by `all`), then the expert.
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names[0], "descent");
+    assert_eq!(names.last(), Some(&"expert"));
+    assert_eq!(names.iter().filter(|n| **n == "descent").count(), 1);
+}

@@ -19,7 +19,7 @@ pub struct Args {
     /// A data set in the AIOps 2022 layout, with its ground truth (`groundtruth.csv`).
     #[arg(long)]
     pub data: PathBuf,
-    /// Comma-separated methods, or `all` (the classic baselines). Besides the baselines:
+    /// Comma-separated methods; `all` stands for the classic baselines (`all,expert`). Besides the baselines:
     /// `expert` (the scripted expert through the actor) and `thinkfl` (the RoT actor on `--model`).
     #[arg(long, default_value = "all")]
     pub methods: String,
@@ -82,15 +82,25 @@ impl Progress for Bar {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let names: Vec<&str> = if args.methods.trim() == "all" {
-        METHODS.to_vec()
-    } else {
-        args.methods
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect()
-    };
+    // `all` stands for the classic baselines, alone or in a list (`all,expert`).
+    let mut names: Vec<&str> = Vec::new();
+    for n in args
+        .methods
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let add: Vec<&str> = if n == "all" {
+            METHODS.to_vec()
+        } else {
+            vec![n]
+        };
+        for a in add {
+            if !names.contains(&a) {
+                names.push(a);
+            }
+        }
+    }
     if names.is_empty() {
         bail!(
             "--methods names no method (known: {}, expert, thinkfl)",
