@@ -39,9 +39,14 @@ pub enum Error {
     /// A checkpoint or optimizer state that does not fit the run it is resumed into.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
-    /// Training data that cannot train: too few fault cases, no queries, no sequences.
+    /// Training data that cannot train: too few fault cases, no sequences.
     #[error("training data: {0}")]
     Data(String),
+    /// No training case of a data set has an anomalous trace to ask about. Apart from the
+    /// others: a corpus skips such a data set (a sparse excerpt, weak faults), a run on that
+    /// data set alone cannot train.
+    #[error("training data: no anomalous-trace queries in the training cases")]
+    NoQueries,
     /// A batch or sequence whose parts disagree, or that trains no token.
     #[error("batch: {0}")]
     Batch(String),

@@ -64,9 +64,7 @@ impl RunData {
             .flat_map(|&c| all[c].iter().take(cfg.queries_per_case).cloned())
             .collect();
         if train_queries.is_empty() {
-            return Err(Error::Data(
-                "no anomalous-trace queries in the training cases".into(),
-            ));
+            return Err(Error::NoQueries);
         }
         let baselines = Baselines::compute(&store);
         Ok(RunData {

@@ -107,3 +107,81 @@ fn stage_zero_asks_an_openai_oracle_and_drops_its_wrong_answers() {
         "{e}"
     );
 }
+
+/// A corpus data set with nothing to ask about (here: its traces removed) is skipped with a
+/// warning naming it, and the run goes on with the others; the same set alone is an error.
+#[test]
+fn a_corpus_set_without_queries_is_skipped_and_alone_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let bin = env!("CARGO_BIN_EXE_thinkfl");
+    let ok = Command::new(bin)
+        .args([
+            "corpus", "build", "--scale", "small", "--seed", "5", "--out",
+        ])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let manifest_path = corpus.join("corpus.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let sets = m["datasets"].as_array_mut().unwrap();
+    let first = sets
+        .iter()
+        .find(|e| e["role"] == "train" && e["excerpt_of"].is_null())
+        .unwrap()
+        .clone();
+    let mut quiet = first.clone();
+    let quiet_path = format!("{}-quiet", first["path"].as_str().unwrap());
+    quiet["path"] = quiet_path.clone().into();
+    quiet["name"] = format!("{}-quiet", first["name"].as_str().unwrap()).into();
+    let (src, dst) = (
+        corpus.join(first["path"].as_str().unwrap()),
+        corpus.join(&quiet_path),
+    );
+    std::fs::create_dir_all(dst.join("log/all")).unwrap();
+    std::fs::copy(src.join("groundtruth.csv"), dst.join("groundtruth.csv")).unwrap();
+    let log = "log/all/log_filebeat-testbed-log-service.csv";
+    std::fs::copy(src.join(log), dst.join(log)).unwrap();
+    *sets = vec![first, quiet];
+    std::fs::write(&manifest_path, m.to_string()).unwrap();
+
+    let (url, _) = canned_server("nosuchservice-0");
+    let config = tmp.path().join("stages.toml");
+    std::fs::write(
+        &config,
+        "seed = 1\n[[stage]]\nname = \"prime\"\nkind = \"sft\"\nsteps = 1\nbatch = 1\nlr = 1e-4\n",
+    )
+    .unwrap();
+    let run = |source: &[&std::ffi::OsStr], out: &str| {
+        let o = Command::new(bin)
+            .args(["train", "--quiet", "--until-stage", "0", "--config"])
+            .arg(&config)
+            .args(source)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .arg("--oracle")
+            .arg(format!("openai:{url}#canned"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = run(&["--corpus".as_ref(), manifest_path.as_os_str()], "run");
+    assert!(
+        err.contains(&format!("{quiet_path}: no anomalous-trace queries"))
+            && err.contains("skipped"),
+        "{err}"
+    );
+    // The other set went on to the oracle (which is always wrong here).
+    assert!(err.contains("trajectories right"), "{err}");
+    let err = run(&["--data".as_ref(), dst.as_os_str()], "run2");
+    assert!(
+        err.contains("no anomalous-trace queries") && !err.contains("skipped"),
+        "{err}"
+    );
+}

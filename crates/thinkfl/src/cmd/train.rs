@@ -116,12 +116,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("warning: {}: {w}", dir.display());
         }
         let store = Arc::new(store);
-        let data = if *all_train {
+        let data = match if *all_train {
             RunData::all_train(store, &cfg)
         } else {
             RunData::new(store, &cfg)
-        }
-        .with_context(|| format!("data set {}", dir.display()))?;
+        } {
+            // A corpus data set may have nothing to ask about (an excerpt whose traces are all
+            // under the detector's threshold); the corpus trains without it.
+            Err(thinkfl_train::Error::NoQueries) if *all_train => {
+                eprintln!(
+                    "warning: {}: no anomalous-trace queries in its fault cases; skipped",
+                    dir.display()
+                );
+                continue;
+            }
+            r => r.with_context(|| format!("data set {}", dir.display()))?,
+        };
         split_sets.push(serde_json::json!({
             "data": dir.display().to_string(),
             "train_cases": data.train_cases,
