@@ -12,7 +12,7 @@ use crate::{Error, LoadOptions, LoadReport, Result, TelemetryStore};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-pub use crate::store::snapshot::{FileStamp, Fingerprint, SNAPSHOT_VERSION};
+pub use crate::store::snapshot::{FileStamp, Fingerprint, SNAPSHOT_VERSION, reseal};
 
 /// Where a data set's snapshot lives.
 pub fn snapshot_path(dir: &Path) -> PathBuf {

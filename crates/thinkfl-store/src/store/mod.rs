@@ -10,6 +10,7 @@
 //! borrowed row views.
 
 mod builder;
+mod check;
 mod index;
 mod query;
 pub(crate) mod snapshot;

@@ -469,6 +469,7 @@ impl TelemetryStore {
             mapped: 0,
         };
         store.check_shape().map_err(|m| bad(path, m))?;
+        store.check_contents().map_err(|m| bad(path, m))?;
         let mut store = store;
         store.mapped = map.len();
         Ok((store, meta))
@@ -530,6 +531,43 @@ impl TelemetryStore {
     pub fn mapped_bytes(&self) -> usize {
         self.mapped
     }
+}
+
+/// Gives changed snapshot bytes fresh checksums (every section's, then the header's), so that
+/// they get past the checksums to the structure and contents checks behind them: the fuzzer
+/// and the tests use it to stand for a snapshot written by a broken build. Sections that lie
+/// outside the bytes keep their old checksums. `false` when there is no header to seal.
+pub fn reseal(b: &mut [u8]) -> bool {
+    if b.len() < HEADER || b[..8] != MAGIC {
+        return false;
+    }
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let count = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")) as usize;
+    let table_end = count
+        .checked_mul(32)
+        .and_then(|t| t.checked_add(HEADER))
+        .filter(|&e| e <= b.len());
+    let Some(table_end) = table_end else {
+        return false;
+    };
+    for k in 0..count {
+        let e = HEADER + k * 32;
+        let (at, len) = (u64_at(b, e) as usize, u64_at(b, e + 8) as usize);
+        if let Some(end) = at.checked_add(len).filter(|&end| end <= b.len()) {
+            let sum = checksum(&b[at..end]);
+            b[e + 24..e + 32].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let (meta_at, meta_len) = (u64_at(b, 16) as usize, u64_at(b, 24) as usize);
+    if meta_at != table_end {
+        return false;
+    }
+    let Some(meta_end) = meta_at.checked_add(meta_len).filter(|&e| e <= b.len()) else {
+        return false;
+    };
+    let sum = checksum(&[&b[..32], &b[HEADER..meta_end]].concat());
+    b[32..40].copy_from_slice(&sum.to_le_bytes());
+    true
 }
 
 /// A temporary name beside `path`, unique to this process.
@@ -668,6 +706,115 @@ mod tests {
         }
         std::fs::write(&path, &good).unwrap();
         assert!(TelemetryStore::open_snapshot(&path).is_ok());
+    }
+
+    /// Where section `name` lies in snapshot bytes.
+    fn section(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
+        let k = SECTIONS.iter().position(|s| *s == name).unwrap();
+        let e = HEADER + k * 32;
+        let at = u64::from_le_bytes(bytes[e..e + 8].try_into().unwrap()) as usize;
+        let len = u64::from_le_bytes(bytes[e + 8..e + 16].try_into().unwrap()) as usize;
+        at..at + len
+    }
+
+    fn u32s(bytes: &mut [u8], r: std::ops::Range<usize>, i: usize) -> &mut [u8] {
+        &mut bytes[r.start + 4 * i..r.start + 4 * i + 4]
+    }
+
+    /// Bytes changed and given fresh checksums (what a broken build would write) are refused
+    /// by the contents check, which names what is wrong; the same bytes resealed unchanged
+    /// open.
+    #[test]
+    fn resealed_changes_are_refused_by_the_contents_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let a = store();
+        a.write_snapshot(&path, &fp(), &LoadReport::default())
+            .unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut same = good.clone();
+        assert!(reseal(&mut same));
+        assert_eq!(same, good, "resealing unchanged bytes changes nothing");
+        // Row 290 carries the id of row 0 (ids repeat every 290 rows): a parent must resolve
+        // to the first row of its id, row 0.
+        assert_eq!(a.span_id.get(290), a.span_id.get(0));
+        let child = (0..300).find(|&i| a.parent[i] == 0).unwrap();
+        type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            (
+                "index time",
+                Box::new(|b| {
+                    let r = section(b, "time");
+                    let (x, y) = (
+                        b[r.start..r.start + 4].to_vec(),
+                        b[r.start + 4..r.start + 8].to_vec(),
+                    );
+                    b[r.start..r.start + 4].copy_from_slice(&y);
+                    b[r.start + 4..r.start + 8].copy_from_slice(&x);
+                }),
+            ),
+            (
+                "cmdb: value 4294967295 out of range",
+                Box::new(|b| {
+                    let r = section(b, "cmdb");
+                    u32s(b, r, 0).copy_from_slice(&u32::MAX.to_le_bytes());
+                }),
+            ),
+            (
+                "names: not UTF-8",
+                Box::new(|b| {
+                    let r = section(b, "names.bytes");
+                    b[r.start] = 0xff;
+                }),
+            ),
+            (
+                "parent code out of range or unresolved",
+                Box::new(move |b| {
+                    let r = section(b, "parent");
+                    u32s(b, r, child).copy_from_slice(&290u32.to_le_bytes());
+                }),
+            ),
+            (
+                "trace_starts do not count",
+                Box::new(|b| {
+                    let r = section(b, "trace_starts");
+                    u32s(b, r, 1).copy_from_slice(&0u32.to_le_bytes());
+                }),
+            ),
+            (
+                "index by_id",
+                Box::new(|b| {
+                    let r = section(b, "by_id");
+                    let x = b[r.start..r.start + 4].to_vec();
+                    b.copy_within(r.start + 4..r.start + 8, r.start);
+                    b[r.start + 4..r.start + 8].copy_from_slice(&x);
+                }),
+            ),
+            (
+                "a series' timestamps are not ascending",
+                Box::new(|b| {
+                    // The first series has 25 points: its second goes before its first.
+                    let r = section(b, "p_ts");
+                    let t = i64::from_le_bytes(b[r.start..r.start + 8].try_into().unwrap());
+                    b[r.start + 8..r.start + 16].copy_from_slice(&(t - 1_000_000).to_le_bytes());
+                }),
+            ),
+        ];
+        for (want, edit) in &edits {
+            let mut b = good.clone();
+            edit(&mut b);
+            assert_ne!(b, good, "{want}: the edit changed nothing");
+            assert!(reseal(&mut b));
+            std::fs::write(&path, &b).unwrap();
+            let e = TelemetryStore::from_snapshot(&path)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("s.snap") && e.contains(want),
+                "want {want:?}, got {e}"
+            );
+        }
     }
 
     #[test]
