@@ -272,6 +272,10 @@ fn check_tensor_size(
         .map(|n| n / info.ggml_dtype.block_size() as u64)
         .and_then(|blocks| blocks.checked_mul(info.ggml_dtype.type_size() as u64));
     match bytes {
+        // candle views a tensor's bytes as its element type, and the buffer of an empty
+        // tensor has no alignment, so it panics (found by `thinkfl fuzz --target gguf`); no
+        // weight of a model is empty.
+        Some(0) => Err(format!("shape {dims:?} holds no bytes")),
         Some(b) if b <= file_len => Ok(()),
         Some(b) => Err(format!(
             "shape {dims:?} needs {b} bytes, more than the whole file ({file_len} bytes)"
@@ -365,7 +369,8 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     } else {
         linear(read("output.weight")?, None, None)?
     };
-    let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
+    let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)
+        .map_err(|e| Error::model(path, e.to_string()))?;
     let tokenizer = Tok::from_gguf(&ct).map_err(|e| Error::model(path, e.to_string()))?;
     let template =
         ChatTemplate::from_gguf(&ct, &tokenizer).map_err(|e| Error::model(path, e.to_string()))?;
@@ -481,7 +486,8 @@ fn load_hf_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     };
     let (o, n) = head.dims2()?;
     let lm_head = pack_now(Linear::new(Some(head), None, None, (o, n)), opts)?;
-    let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)?;
+    let model = Llama::new(cfg, embed, layers, norm, lm_head, dev)
+        .map_err(|e| Error::model(dir, e.to_string()))?;
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = Tok::from_file(&tok_path)?;
     let tc_path = dir.join("tokenizer_config.json");

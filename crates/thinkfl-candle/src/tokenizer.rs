@@ -185,10 +185,13 @@ impl Tok {
     /// A Hugging Face `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        // The tokenizers crate panics ("Helper") on a JSON syntax error inside the `decoder`
-        // object instead of returning its error (found by `thinkfl fuzz --target
-        // tokenizer-json`); a syntax check first turns every such file into an error here.
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| {
+        // The tokenizers crate panics ("Helper") when the `decoder` object cannot be read as
+        // JSON values instead of returning its error (found by `thinkfl fuzz --target
+        // tokenizer-json`): a syntax error, and also bytes that are not UTF-8 or a lone
+        // surrogate escape inside a string. Decoding the whole file into values first turns
+        // every such file into an error here; a syntax check alone (`IgnoredAny`) skips over
+        // strings without decoding them, and let the latter two through.
+        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
             Error::model(
                 path,
                 format!(
@@ -340,16 +343,29 @@ mod tests {
     /// `decoder` object made the tokenizers crate panic; it is an error naming the file.
     #[test]
     fn broken_json_in_the_decoder_is_an_error_naming_the_file() {
+        // The last two cases: a key with bytes that are not UTF-8 (the input of `thinkfl fuzz
+        // --target tokenizer-json --seed 18 --from 25 --iterations 1`) and a lone surrogate.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("tokenizer.json");
         let good = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}"#;
         std::fs::write(&p, good).unwrap();
         let tok = Tok::from_file(&p).unwrap();
         assert_eq!(tok.encode("ab").unwrap(), vec![2]);
+        let not_utf8: Vec<u8> = good
+            .replace("\"trim_offsets\"", "\"trim#offsets\"")
+            .bytes()
+            .flat_map(|b| if b == b'#' { vec![0xfe, 0xff] } else { vec![b] })
+            .collect();
         for bad in [
-            good.replace("\"add_prefix_space\":true", "\"add_prefix_space%:true"),
-            good.replace("\"trim_offsets\":true,", "\"trim_offsets\":tr"),
-            good.replace("{\"type\":\"ByteLevel\",", "{\"type\":\"ByteLevel\",1:"),
+            good.replace("\"add_prefix_space\":true", "\"add_prefix_space%:true")
+                .into_bytes(),
+            good.replace("\"trim_offsets\":true,", "\"trim_offsets\":tr")
+                .into_bytes(),
+            good.replace("{\"type\":\"ByteLevel\",", "{\"type\":\"ByteLevel\",1:")
+                .into_bytes(),
+            not_utf8,
+            good.replace("\"trim_offsets\"", "\"trim\\udc00\"")
+                .into_bytes(),
         ] {
             std::fs::write(&p, &bad).unwrap();
             let e = Tok::from_file(&p).unwrap_err().to_string();

@@ -134,6 +134,7 @@ impl Llama {
                 config.num_hidden_layers
             )));
         }
+        check_shapes(&config, &embed_tokens, &layers, &norm, &lm_head)?;
         let (cos, sin) = rope_tables(&config, device)?;
         Ok(Llama {
             config,
@@ -491,4 +492,63 @@ pub fn causal_bias(t: usize, device: &Device) -> Result<Tensor> {
         .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
         .collect();
     Ok(Tensor::from_vec(v, (1, 1, t, t), device)?)
+}
+
+/// Every weight's shape against the config, so that a model file whose metadata and tensors
+/// disagree (a GGUF with a changed head count, say) is refused when it is loaded instead of
+/// failing in its first forward (found by `thinkfl fuzz --target gguf`).
+fn check_shapes(
+    config: &LlamaConfig,
+    embed: &Tensor,
+    layers: &[Block],
+    norm: &Tensor,
+    lm_head: &Linear,
+) -> Result<()> {
+    let (h, hd, i) = (
+        config.hidden_size,
+        config.head_dim(),
+        config.intermediate_size,
+    );
+    let (q, kv) = (config.num_attention_heads * hd, config.num_kv_heads() * hd);
+    let wrong = |what: String, got: &[usize], want: &[usize]| {
+        Err(Error::Shape(format!(
+            "{what} has shape {got:?}; the config needs {want:?}"
+        )))
+    };
+    let (_, e) = embed.dims2()?;
+    if e != h || lm_head.in_features() != h {
+        return wrong(
+            "the embedding or the output head".into(),
+            &[e, lm_head.in_features()],
+            &[h, h],
+        );
+    }
+    if norm.dims() != [h] {
+        return wrong("the final norm".into(), norm.dims(), &[h]);
+    }
+    for (k, b) in layers.iter().enumerate() {
+        for (name, l, want) in [
+            ("q_proj", &b.q_proj, [q, h]),
+            ("k_proj", &b.k_proj, [kv, h]),
+            ("v_proj", &b.v_proj, [kv, h]),
+            ("o_proj", &b.o_proj, [h, q]),
+            ("gate_proj", &b.gate_proj, [i, h]),
+            ("up_proj", &b.up_proj, [i, h]),
+            ("down_proj", &b.down_proj, [h, i]),
+        ] {
+            let got = [l.out_features(), l.in_features()];
+            if got != want {
+                return wrong(format!("layer {k} {name} (out, in)"), &got, &want);
+            }
+        }
+        for (name, t) in [
+            ("input_layernorm", &b.input_layernorm),
+            ("post_attention_layernorm", &b.post_attention_layernorm),
+        ] {
+            if t.dims() != [h] {
+                return wrong(format!("layer {k} {name}"), t.dims(), &[h]);
+            }
+        }
+    }
+    Ok(())
 }
