@@ -12,6 +12,7 @@ mod http;
 pub mod model;
 pub mod mutate;
 mod seeds;
+mod snapshot;
 mod store;
 mod text;
 
@@ -111,7 +112,8 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
-    pub(crate) fn new(
+    /// A target of one's own harness (the crate's targets come from [`target`]).
+    pub fn new(
         name: &'static str,
         seeds: Vec<Vec<u8>>,
         dict: &[&str],
@@ -159,6 +161,10 @@ pub const TARGETS: &[(&str, &str)] = &[
         "groundtruth.csv, with and without fault_durations.csv",
     ),
     ("topology-json", "topology.json"),
+    (
+        "store-snapshot",
+        "DIR/.thinkfl/store.snap, the store snapshot, as it is and resealed with fresh checksums",
+    ),
     ("otlp-json", "an OTLP JSON trace export (resourceSpans)"),
     ("jaeger-json", "a Jaeger JSON trace export (data[].spans)"),
     (
@@ -206,6 +212,7 @@ pub fn target(name: &str, corpus: &Corpus) -> Result<Target> {
         "log-csv" => store::csv_table(corpus, "log-csv")?,
         "groundtruth-csv" => store::csv_table(corpus, "groundtruth-csv")?,
         "topology-json" => store::csv_table(corpus, "topology-json")?,
+        "store-snapshot" => snapshot::snapshot(corpus)?,
         "otlp-json" => store::import(corpus, "otlp-json")?,
         "jaeger-json" => store::import(corpus, "jaeger-json")?,
         "tool-call" => text::tool_call(),
@@ -268,11 +275,122 @@ impl Report {
 }
 
 /// Runs `iterations` inputs from iteration `from` on, calling `progress` every 1,000 inputs.
+/// No time bound: see [`run_bounded`].
 pub fn run(
     target: &mut Target,
     seed: u64,
     from: u64,
     iterations: u64,
+    progress: impl FnMut(&Report),
+) -> Report {
+    run_inner(target, seed, from, iterations, None, progress)
+}
+
+/// An input that has run longer than a run's bound, as the watchdog sees it while it runs.
+#[derive(Debug)]
+pub struct Hang<'a> {
+    /// The target.
+    pub target: &'a str,
+    /// The iteration that generated the input.
+    pub iteration: u64,
+    /// How long it has run so far.
+    pub elapsed: Duration,
+    /// The input.
+    pub input: &'a [u8],
+}
+
+/// [`run`] with a watchdog: an input that takes longer than `bound` is a finding (a hang).
+/// One that comes back late is counted as such; for one still running, a watchdog thread calls
+/// `on_hang` once, while it runs (a harness cannot be stopped from outside, so `thinkfl fuzz`
+/// writes the input out and exits there; if `on_hang` returns, the run goes on waiting).
+pub fn run_bounded(
+    target: &mut Target,
+    seed: u64,
+    from: u64,
+    iterations: u64,
+    bound: Duration,
+    on_hang: impl Fn(&Hang<'_>) + Sync,
+    progress: impl FnMut(&Report),
+) -> Report {
+    run_inner(
+        target,
+        seed,
+        from,
+        iterations,
+        Some((bound, &on_hang)),
+        progress,
+    )
+}
+
+/// The input being fed and when it started, shared with the watchdog.
+#[derive(Default)]
+struct Current {
+    /// (iteration, start, input, reported) while an input runs.
+    running: Option<(u64, Instant, Vec<u8>, bool)>,
+    done: bool,
+}
+
+type OnHang<'a> = &'a (dyn Fn(&Hang<'_>) + Sync);
+
+fn run_inner(
+    target: &mut Target,
+    seed: u64,
+    from: u64,
+    iterations: u64,
+    bound: Option<(Duration, OnHang<'_>)>,
+    progress: impl FnMut(&Report),
+) -> Report {
+    let current = std::sync::Mutex::new(Current::default());
+    let wake = std::sync::Condvar::new();
+    let name = target.name;
+    std::thread::scope(|scope| {
+        if let Some((bound, on_hang)) = bound {
+            let (current, wake) = (&current, &wake);
+            scope.spawn(move || {
+                // Looks a few times per bound (at least every 100 ms), so a hang is seen at
+                // most a quarter bound late.
+                let tick = (bound / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+                let mut c = current.lock().unwrap_or_else(|e| e.into_inner());
+                while !c.done {
+                    if let Some((iteration, start, input, reported)) = c.running.as_mut()
+                        && !*reported
+                        && start.elapsed() > bound
+                    {
+                        *reported = true;
+                        on_hang(&Hang {
+                            target: name,
+                            iteration: *iteration,
+                            elapsed: start.elapsed(),
+                            input,
+                        });
+                    }
+                    c = wake
+                        .wait_timeout(c, tick)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            });
+        }
+        let report = feed_all(
+            target,
+            seed,
+            from,
+            iterations,
+            bound.map(|b| (b.0, &current)),
+            progress,
+        );
+        current.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+        wake.notify_all();
+        report
+    })
+}
+
+fn feed_all(
+    target: &mut Target,
+    seed: u64,
+    from: u64,
+    iterations: u64,
+    watch: Option<(Duration, &std::sync::Mutex<Current>)>,
     mut progress: impl FnMut(&Report),
 ) -> Report {
     let mut report = Report {
@@ -285,9 +403,25 @@ pub fn run(
     for i in from..from.saturating_add(iterations) {
         let mut rng = mutate::iteration_rng(seed, i);
         mutate::generate(&mut rng, &target.seeds, &target.dict, &mut input);
+        // One start time for the watchdog and the count below: an input the watchdog called
+        // a hang is always counted as one.
         let t = Instant::now();
+        if let Some((_, current)) = watch {
+            let mut c = current.lock().unwrap_or_else(|e| e.into_inner());
+            let mut buf = c.running.take().map(|r| r.2).unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(&input);
+            c.running = Some((i, t, buf, false));
+        }
         let outcome = target.feed(&input);
         let took = t.elapsed();
+        if let Some((_, current)) = watch {
+            let mut c = current.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = c.running.as_mut() {
+                // Keeps the buffer for the next input; the watchdog skips reported ones.
+                r.3 = true;
+            }
+        }
         if took > report.slowest.0 {
             report.slowest = (took, i);
         }
@@ -296,20 +430,34 @@ pub fn run(
             report.elapsed = start.elapsed();
             progress(&report);
         }
-        let (panic, message) = match outcome {
-            Ok(Verdict::Accepted) => {
+        let over = watch.and_then(|(bound, _)| (took > bound).then_some(bound));
+        let (panic, message) = match (outcome, over) {
+            (Err(m), _) => (true, m),
+            (Ok(_), Some(bound)) => (
+                false,
+                format!(
+                    "hang: the input took {:.0} ms, over the bound of {:.0} ms",
+                    took.as_secs_f64() * 1e3,
+                    bound.as_secs_f64() * 1e3
+                ),
+            ),
+            (Ok(Verdict::Accepted), None) => {
                 report.accepted += 1;
                 continue;
             }
-            Ok(Verdict::Rejected) => {
+            (Ok(Verdict::Rejected), None) => {
                 report.rejected += 1;
                 continue;
             }
-            Ok(Verdict::Finding(m)) => (false, m),
-            Err(m) => (true, m),
+            (Ok(Verdict::Finding(m)), None) => (false, m),
         };
         report.findings += 1;
-        if report.kept.len() < Report::KEPT && !report.kept.iter().any(|f| f.message == message) {
+        let hang = message.starts_with("hang: ");
+        let seen = report
+            .kept
+            .iter()
+            .any(|f| f.message == message || (hang && f.message.starts_with("hang: ")));
+        if report.kept.len() < Report::KEPT && !seen {
             report.kept.push(Finding {
                 iteration: i,
                 panic,

@@ -9,7 +9,7 @@ use thinkfl_fuzz::{Corpus, Report, TARGETS, Verdict};
 fn budget(name: &str) -> u64 {
     match name {
         "gguf" | "peft-adapter" | "tokenizer-json" | "env-server-http" => 200,
-        "chat-template" | "tool-server-http" | "tool-args" => 500,
+        "chat-template" | "tool-server-http" | "tool-args" | "store-snapshot" => 500,
         _ => 1000,
     }
 }
@@ -74,4 +74,87 @@ fn unknown_target_names_the_known_ones() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("csv") && e.contains("spans-csv"), "{e}");
+}
+
+/// A harness that blocks on its first input until the watchdog reports it, then answers.
+struct Stuck {
+    first: bool,
+    released: std::sync::mpsc::Receiver<u64>,
+}
+
+impl thinkfl_fuzz::Harness for Stuck {
+    fn run(&mut self, _input: &[u8]) -> Verdict {
+        if std::mem::take(&mut self.first) {
+            // Returns only once the watchdog has seen this input run past the bound.
+            self.released.recv().unwrap();
+        }
+        Verdict::Accepted
+    }
+}
+
+/// The watchdog reports an input that runs past the bound while it still runs (with its
+/// iteration and bytes), and the run counts it as a hang finding. No timing is asserted: the
+/// stuck input returns only after the watchdog fired.
+#[test]
+fn the_watchdog_reports_an_input_that_runs_past_the_bound() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let mut t = thinkfl_fuzz::Target::new(
+        "stuck",
+        vec![b"seed".to_vec()],
+        &[],
+        Stuck {
+            first: true,
+            released: rx,
+        },
+    );
+    let seen = std::sync::Mutex::new(Vec::new());
+    let r = thinkfl_fuzz::run_bounded(
+        &mut t,
+        3,
+        7,
+        4,
+        std::time::Duration::from_millis(20),
+        |h| {
+            seen.lock()
+                .unwrap()
+                .push((h.target.to_string(), h.iteration, h.input.to_vec()));
+            tx.lock().unwrap().send(h.iteration).unwrap();
+        },
+        |_| {},
+    );
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen[0].0, "stuck");
+    assert_eq!(
+        seen[0].1, 7,
+        "the first input (iteration 7) is the stuck one"
+    );
+    let f = &r.kept[0];
+    assert_eq!(f.iteration, 7);
+    assert!(f.message.starts_with("hang: ") && !f.panic, "{}", f.message);
+    assert_eq!(
+        f.input, seen[0].2,
+        "the reported input is the one that hung"
+    );
+    assert_eq!(r.tried, 4);
+}
+
+/// Inputs that long runs (`thinkfl fuzz --seed 18`) found, replayed: input i of a run is a
+/// function of (seed, i) and the seeds, so these stay the same inputs while the seed files do.
+/// gguf 1725 and 2895: metadata whose head count disagreed with the tensors loaded and failed
+/// in the first forward; tokenizer-json 25 and 2067: bytes that are not UTF-8 in a key of the
+/// decoder made the tokenizers crate panic.
+#[test]
+fn inputs_found_by_long_runs_stay_fixed() {
+    let corpus = Corpus::new(Corpus::default_shared()).unwrap();
+    for (name, seed, iteration) in [
+        ("gguf", 18, 1725),
+        ("gguf", 18, 2895),
+        ("tokenizer-json", 18, 25),
+        ("tokenizer-json", 18, 2067),
+    ] {
+        let mut t = thinkfl_fuzz::target(name, &corpus).unwrap();
+        let r = thinkfl_fuzz::run(&mut t, seed, iteration, 1, |_| {});
+        assert_eq!(r.findings, 0, "{}", show(&r));
+    }
 }
