@@ -6,7 +6,8 @@ parser and token bookkeeping, with a scripted policy in place of the vLLM server
 the same replies.
 
 Needs what verl's agent loop imports (torch, ray, hydra, tensordict, transformers < 5.11), so the
-CI's venv skips it. Run it alone in a venv that has them, e.g.
+CI's venv skips it. Run it alone in a venv of `verl_loop_requirements.txt` (the versions it passed
+with), e.g.
 
     THINKFL_RL_ENGINES=~/.cache/thinkfl/peers/rl-python-<key>/engines \\
       PYTHONPATH=$THINKFL_RL_ENGINES/verl python -m pytest python/thinkfl_rl/tests/test_verl_agent_loop.py
