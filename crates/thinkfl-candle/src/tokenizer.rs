@@ -191,7 +191,7 @@ impl Tok {
         // surrogate escape inside a string. Decoding the whole file into values first turns
         // every such file into an error here; a syntax check alone (`IgnoredAny`) skips over
         // strings without decoding them, and let the latter two through.
-        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
+        let value = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
             Error::model(
                 path,
                 format!(
@@ -201,6 +201,7 @@ impl Tok {
                 ),
             )
         })?;
+        check_bpe_merges(&value).map_err(|m| Error::model(path, format!("tokenizer: {m}")))?;
         let tk = Tokenizer::from_bytes(&bytes)
             .map_err(|e| Error::model(path, format!("tokenizer: {e}")))?;
         Ok(Self::finish(tk, None, None))
@@ -335,6 +336,65 @@ fn gpt2_unicode_to_byte() -> std::collections::HashMap<char, u8> {
         .collect()
 }
 
+/// The BPE merges of a `tokenizer.json`, checked before the tokenizers crate (0.23.2) builds
+/// its model: for each merge it copies `a` and `b` less the continuing-subword prefix into a
+/// buffer as long as the longest vocabulary entry, and only then looks the merged token up, so a
+/// merge whose result is not in the vocabulary (longer than any entry) or whose `b` is shorter
+/// than the prefix panics there (found by `thinkfl fuzz --target tokenizer-json`, seed 19), and
+/// a `b` that does not start with the prefix is cut inside a character before an unchecked
+/// UTF-8 conversion. Shapes the crate refuses with an error of its own are left to it.
+fn check_bpe_merges(v: &serde_json::Value) -> std::result::Result<(), String> {
+    let Some(model) = v.get("model") else {
+        return Ok(());
+    };
+    let vocab = model.get("vocab").and_then(|x| x.as_object());
+    let merges = model.get("merges").and_then(|x| x.as_array());
+    let (Some(vocab), Some(merges)) = (vocab, merges) else {
+        return Ok(());
+    };
+    let prefix = model
+        .get("continuing_subword_prefix")
+        .and_then(|p| p.as_str())
+        .unwrap_or("");
+    let lines = merges
+        .iter()
+        .filter(|m| !m.as_str().is_some_and(|s| s.starts_with("#version")));
+    for (rank, m) in lines.enumerate() {
+        let (a, b) = match m {
+            serde_json::Value::String(s) => match s.split(' ').collect::<Vec<_>>()[..] {
+                [a, b] => (a, b),
+                _ => continue,
+            },
+            serde_json::Value::Array(p) => match (p.first(), p.get(1), p.len()) {
+                (Some(a), Some(b), 2) => match (a.as_str(), b.as_str()) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => continue,
+                },
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if !vocab.contains_key(a) || !vocab.contains_key(b) {
+            continue; // the crate's own "out of vocabulary" error, before it slices
+        }
+        let Some(rest) = b.strip_prefix(prefix) else {
+            return Err(format!(
+                "merge {} ({a:?}, {b:?}): the second part does not start with the \
+                 continuing-subword prefix {prefix:?}",
+                rank + 1
+            ));
+        };
+        let merged = format!("{a}{rest}");
+        if !vocab.contains_key(&merged) {
+            return Err(format!(
+                "merge {} ({a:?}, {b:?}): {merged:?} is not in the vocabulary",
+                rank + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Tok;
@@ -370,6 +430,21 @@ mod tests {
             std::fs::write(&p, &bad).unwrap();
             let e = Tok::from_file(&p).unwrap_err().to_string();
             assert!(e.contains("tokenizer.json") && e.contains("line 1"), "{e}");
+        }
+        // Merges the tokenizers crate panicked on (`thinkfl fuzz --target tokenizer-json
+        // --seed 19`, iterations 2304 and 8670): a result longer than any vocabulary entry,
+        // and a second part shorter than the continuing-subword prefix.
+        for bad in [
+            good.replace("\"merges\":[\"a b\"]", "\"merges\":[\"a b\",\"ab b\"]"),
+            good.replace(
+                "\"continuing_subword_prefix\":null",
+                "\"continuing_subword_prefix\":\"##\"",
+            ),
+        ] {
+            assert_ne!(bad, good);
+            std::fs::write(&p, &bad).unwrap();
+            let e = Tok::from_file(&p).unwrap_err().to_string();
+            assert!(e.contains("tokenizer.json") && e.contains("merge "), "{e}");
         }
     }
 }

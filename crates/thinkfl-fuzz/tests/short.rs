@@ -143,7 +143,8 @@ fn the_watchdog_reports_an_input_that_runs_past_the_bound() {
 /// function of (seed, i) and the seeds, so these stay the same inputs while the seed files do.
 /// gguf 1725 and 2895: metadata whose head count disagreed with the tensors loaded and failed
 /// in the first forward; tokenizer-json 25 and 2067: bytes that are not UTF-8 in a key of the
-/// decoder made the tokenizers crate panic.
+/// decoder made the tokenizers crate panic; tokenizer-json 2304 and 8670 of seed 19: BPE merges
+/// whose result is not in the vocabulary made it panic.
 #[test]
 fn inputs_found_by_long_runs_stay_fixed() {
     let corpus = Corpus::new(Corpus::default_shared()).unwrap();
@@ -152,6 +153,8 @@ fn inputs_found_by_long_runs_stay_fixed() {
         ("gguf", 18, 2895),
         ("tokenizer-json", 18, 25),
         ("tokenizer-json", 18, 2067),
+        ("tokenizer-json", 19, 2304),
+        ("tokenizer-json", 19, 8670),
     ] {
         let mut t = thinkfl_fuzz::target(name, &corpus).unwrap();
         let r = thinkfl_fuzz::run(&mut t, seed, iteration, 1, |_| {});
