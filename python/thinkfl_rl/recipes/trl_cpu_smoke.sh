@@ -19,7 +19,7 @@
 #   PRIME_STEPS supervised steps on the expert's first replies before GRPO (default 4; 0: none,
 #             and the untrained 135M model then never calls a tool: every reward 0, loss 0)
 #   MAX_COMPLETION tokens per rollout, tool results included (default 128); REWARD 1, 2, 3 or mrr
-#             (default 1); ENV_PORT (default 5079); TORCH_THREADS (default 1:
+#             (default 3); ENV_PORT (default 5079); TORCH_THREADS (default 1:
 #             on a shared machine two threads mostly wait for each other)
 # On the 2-core development machine, under load, one step took minutes (see the README).
 set -euo pipefail
@@ -28,7 +28,9 @@ PKG=$ROOT/python/thinkfl_rl
 THINKFL=${THINKFL:-$ROOT/target/release/thinkfl}
 OUT=${OUT:-/tmp/thinkfl-trl-cpu}
 ENV_PORT=${ENV_PORT:-5079}
-REWARD=${REWARD:-1}
+# Stage 3 by default: at this completion budget no rollout reaches print_results, and stage 3
+# (R + 0.2 P - 0.2 H) still pays a valid first call through its route factor P, so groups differ.
+REWARD=${REWARD:-3}
 mkdir -p "$OUT"
 
 if [ -z "${PYTHON:-}" ]; then
