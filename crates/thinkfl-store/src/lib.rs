@@ -15,6 +15,7 @@ mod json;
 pub mod otlp;
 mod sink;
 pub mod snapshot;
+pub mod spantable;
 mod store;
 mod strings;
 pub mod summary;
@@ -23,6 +24,7 @@ pub mod topology;
 pub use aiops::{AiopsWriter, read_aiops, write_aiops};
 pub use jaeger::read_jaeger_json;
 pub use otlp::read_otlp_json;
+pub use spantable::{read_spans_parquet, write_spans_parquet};
 pub use store::{LogRef, SeriesRef, SpanFields, SpanIdx, SpanRef, StoreBuilder, TelemetryStore};
 
 use std::path::{Path, PathBuf};
@@ -48,6 +50,19 @@ pub enum Error {
         /// The line, 1-based; the header is line 1.
         line: u64,
         /// The column: its 1-based number and, where known, its header name.
+        column: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// A bad row of a table file that has no lines (Parquet): names the file, the row (1-based,
+    /// counted from the file's first row) and the column.
+    #[error("{}: row {row}: column {column}: {message}", file.display())]
+    Row {
+        /// The file.
+        file: PathBuf,
+        /// The row, 1-based.
+        row: u64,
+        /// The column's name.
         column: String,
         /// What is wrong with the value.
         message: String,
