@@ -73,14 +73,16 @@ enum Command {
     Train(cmd::train::Args),
     /// Reports: `report train LOG` draws the curves of a training log.
     Report(cmd::report::Args),
-    /// Convert AIOps 2022, OTLP JSON or Jaeger JSON telemetry into the AIOps 2022 layout.
+    /// Convert AIOps 2022, OTLP JSON, Jaeger JSON or Parquet span tables into the AIOps 2022
+    /// layout.
     Import(cmd::import::Args),
     /// Simulate a microservice system with injected faults into an AIOps 2022 layout data set.
     Simulate(cmd::simulate::Args),
     /// The training corpus: `corpus build --out DIR` simulates many data sets (topologies, seeds,
     /// difficulties, every fault type) with a manifest of which are for training and held out.
     Corpus(cmd::corpus::Args),
-    /// Exports for other tools: `export rl-dataset` (OpenRLHF, TRL, verl inputs).
+    /// Exports for other tools: `export rl-dataset` (OpenRLHF, TRL, verl inputs), `export spans`
+    /// (a Parquet span table).
     Export(cmd::env::ExportCmd),
     /// Grade trajectories an engine played with `thinkfl`'s own actor and grader.
     Grade(cmd::env::GradeArgs),

@@ -538,10 +538,14 @@ enum ExportCommand {
     /// The training and held-out questions as RL engines read them: OpenRLHF JSONL, a TRL
     /// dataset (JSONL), verl parquet; each prompt is the opening of the episode `serve env` plays.
     RlDataset(ExportArgs),
+    /// A data set's spans as one Parquet table of the AIOps span columns (pandas, polars and
+    /// DuckDB read it; `import --from parquet` reads it back).
+    Spans(super::export_spans::Args),
 }
 
 pub fn run_export(a: ExportCmd) -> anyhow::Result<()> {
     match a.command {
         ExportCommand::RlDataset(a) => export(a),
+        ExportCommand::Spans(a) => super::export_spans::run(a),
     }
 }

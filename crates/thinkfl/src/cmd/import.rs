@@ -1,10 +1,12 @@
-//! `thinkfl import --from aiops2022|otlp|jaeger INPUT --out DATASET`: converts telemetry into the
-//! AIOps 2022 layout every other command reads.
+//! `thinkfl import --from aiops2022|otlp|jaeger|parquet INPUT --out DATASET`: converts telemetry
+//! into the AIOps 2022 layout every other command reads.
 
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, ValueEnum};
 use std::path::PathBuf;
-use thinkfl_store::{LoadOptions, read_aiops, read_jaeger_json, read_otlp_json, write_aiops};
+use thinkfl_store::{
+    LoadOptions, read_aiops, read_jaeger_json, read_otlp_json, read_spans_parquet, write_aiops,
+};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -14,6 +16,9 @@ pub enum Format {
     Otlp,
     /// A Jaeger JSON trace export (`data[].spans`).
     Jaeger,
+    /// A span table in Parquet (a file, or a directory of `*.parquet` parts) with the AIOps
+    /// span columns, as `thinkfl export spans`, pandas, polars or DuckDB write it.
+    Parquet,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -50,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Format::Aiops2022 => read_aiops(&args.input, &opts)?,
         Format::Otlp => read_otlp_json(&args.input, &opts)?,
         Format::Jaeger => read_jaeger_json(&args.input, &opts)?,
+        Format::Parquet => read_spans_parquet(&args.input, &opts)?,
     };
     for w in &report.warnings {
         eprintln!("warning: {w}");

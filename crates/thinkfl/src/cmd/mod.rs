@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod demo;
 pub mod env;
 pub mod eval;
+pub mod export_spans;
 pub mod fuzz;
 pub mod import;
 pub mod incidents;
