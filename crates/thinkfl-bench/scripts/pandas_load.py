@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The same span-file load as `thinkfl bench store`, with pandas read_csv (and polars, if installed).
 
-Usage: python3 pandas_load.py TRACE_CSV   (prints one JSON object)
+Usage: python3 pandas_load.py TRACE_CSV [SPANS_PARQUET]   (prints one JSON object)
+
+With SPANS_PARQUET (the same spans as `thinkfl export spans` writes them), also times reading that
+table with pandas (pyarrow), polars and DuckDB, where installed, and checks the row counts.
 
 Times `pandas.read_csv` of an AIOps 2022 span file (no index is built, unlike the store) and
 measures the resident-set growth (VmRSS of /proc/self/status) and the frame's deep memory usage.
@@ -52,7 +55,40 @@ def main():
         "pandas": pd.__version__,
         "polars": polars_load(path),
     }
+    del df
+    if len(sys.argv) > 2:
+        out["parquet"] = parquet_reads(sys.argv[2], n)
     print(json.dumps(out))
+
+
+def parquet_reads(path, n):
+    """Seconds each installed library takes to read the span table into a frame."""
+    out = {}
+
+    def timed(name, read):
+        try:
+            t = time.perf_counter()
+            rows = read()
+            out[name] = {"seconds": time.perf_counter() - t, "rows": rows, "rows_ok": rows == n}
+        except ImportError as e:
+            out[name] = {"skipped": str(e)}
+
+    def pandas_read():
+        import pandas as pd
+        return len(pd.read_parquet(path))
+
+    def polars_read():
+        import polars as pl
+        return pl.read_parquet(path).height
+
+    def duckdb_read():
+        import duckdb
+        return len(duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')").df())
+
+    timed("pandas", pandas_read)
+    timed("polars", polars_read)
+    timed("duckdb", duckdb_read)
+    return out
 
 
 def polars_load(path):

@@ -5,8 +5,9 @@
 //! ([`TelemetryStore::heap_bytes`]). The resident growth is given raw and again after glibc's
 //! `malloc_trim` returned the pages freed by the load's temporary buffers. Then it writes the
 //! store's snapshot and opens the data set again as a command does (from that snapshot),
-//! timing the open and checking a sample of answers against the loaded store. Figures are
-//! printed, never asserted.
+//! timing the open and checking a sample of answers against the loaded store, and writes the
+//! spans as a Parquet table (`spans.parquet` beside the data set) for the peers to read. Figures
+//! are printed, never asserted.
 
 use crate::proc::{cpu_seconds, release_free_heap, resident_bytes};
 use crate::{Error, Result};
@@ -109,6 +110,14 @@ pub struct BenchReport {
     /// Spans whose id, parent, children and trace the opened store answered as the loaded one
     /// (an even sample; any difference fails the run).
     pub snapshot_checked_spans: usize,
+    /// The spans as a Parquet table (`thinkfl export spans`), for the peers to read.
+    pub parquet_file: PathBuf,
+    /// Seconds writing it from the loaded store.
+    pub parquet_write_seconds: f64,
+    /// CPU time of that writing (all threads).
+    pub parquet_write_cpu_seconds: Option<f64>,
+    /// Its size.
+    pub parquet_bytes: u64,
 }
 
 /// The span file of a data set directory.
@@ -274,6 +283,19 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
     let snapshot_bytes = std::fs::metadata(&snap)
         .map_err(|e| Error::io(&snap, e))?
         .len();
+    // The span table others read, written beside the data set (not one of its input files).
+    let parquet_file = dir.join("spans.parquet");
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    thinkfl_store::write_spans_parquet(&store, &parquet_file)?;
+    let parquet_write_seconds = t.elapsed().as_secs_f64();
+    let parquet_write_cpu_seconds = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let parquet_bytes = std::fs::metadata(&parquet_file)
+        .map_err(|e| Error::io(&parquet_file, e))?
+        .len();
     let step = (n / 1000).max(1);
     let sample: Vec<Probe> = (0..n).step_by(step).map(|i| probe(&store, i)).collect();
     drop(store);
@@ -328,6 +350,10 @@ pub fn bench_store(cfg: &BenchConfig) -> Result<BenchReport> {
         snapshot_rss_bytes_per_span: snapshot_rss,
         snapshot_heap_bytes_per_span: snapshot_heap as f64 / n as f64,
         snapshot_checked_spans: sample.len(),
+        parquet_file,
+        parquet_write_seconds,
+        parquet_write_cpu_seconds,
+        parquet_bytes,
     };
     debug_assert_eq!(out.traces, traces);
     Ok(out)

@@ -1,11 +1,12 @@
 //! `thinkfl bench store`: generates a synthetic span file, loads and indexes it, and prints
 //! spans/s and bytes per span; then runs the same load with pandas `read_csv`
 //! (`crates/thinkfl-bench/scripts/pandas_load.py`) when python3 and pandas are there, so the
-//! ratio is measured in one run (polars too, when installed), and the snapshot's write and open.
+//! ratio is measured in one run (polars too, when installed), the snapshot's write and open, and
+//! the span table's Parquet write and its reading by pandas, polars and DuckDB (where installed).
 //! Figures only; nothing is asserted.
 
 use clap::Args as ClapArgs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use thinkfl_bench::store::{BenchConfig, bench_store};
 
@@ -27,16 +28,62 @@ pub struct StoreArgs {
     /// Python interpreter for the pandas comparison; `none` skips it.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// The pandas comparison script (default: `crates/thinkfl-bench/scripts/pandas_load.py` of
+    /// the repository holding the current directory or the binary).
+    #[arg(long)]
+    pub pandas_script: Option<PathBuf>,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The pandas script, at its place in the source tree.
-const PANDAS_SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../thinkfl-bench/scripts/pandas_load.py"
-);
+/// The pandas script's place in the repository.
+const PANDAS_SCRIPT: &str = "crates/thinkfl-bench/scripts/pandas_load.py";
+
+/// Finds the pandas script at run time: `--pandas-script` when given, else in the repository
+/// holding the current directory or the binary (a binary built with another `CARGO_TARGET_DIR`
+/// or copied elsewhere has no fixed path to the sources, so none is compiled in). The error
+/// says where it looked.
+fn find_pandas_script(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("--pandas-script {}: no such file", p.display()))
+        };
+    }
+    let mut starts: Vec<PathBuf> = [
+        std::env::current_dir().ok(),
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    starts.dedup();
+    search_up(&starts)
+}
+
+/// The first `PANDAS_SCRIPT` under `starts` or a directory above one of them, in that order.
+fn search_up(starts: &[PathBuf]) -> Result<PathBuf, String> {
+    for start in starts {
+        for dir in start.ancestors() {
+            let p = dir.join(PANDAS_SCRIPT);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(format!(
+        "{PANDAS_SCRIPT} not found in {} or any directory above; run from the thinkfl repository or pass --pandas-script PATH",
+        starts
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    ))
+}
 
 pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     let owned = args.dir.is_none();
@@ -50,13 +97,25 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         dir: Some(dir.clone()),
     };
     cfg.validate().map_err(anyhow::Error::msg)?;
-    let r = bench_store(&cfg)?;
-    let pandas = if args.python == "none" {
+    // Looked up before the run, so that a missing script is said before minutes of work.
+    let script = if args.python == "none" {
         None
     } else {
+        match find_pandas_script(args.pandas_script.as_deref()) {
+            Ok(p) => Some(p),
+            Err(e) if args.pandas_script.is_some() => anyhow::bail!(e),
+            Err(e) => {
+                eprintln!("pandas comparison skipped: {e}");
+                None
+            }
+        }
+    };
+    let r = bench_store(&cfg)?;
+    let pandas = if let Some(script) = script {
         let out = Command::new(&args.python)
-            .arg(PANDAS_SCRIPT)
+            .arg(&script)
             .arg(&r.span_file)
+            .arg(&r.parquet_file)
             .output();
         match out {
             Ok(o) if o.status.success() => {
@@ -74,6 +133,8 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 None
             }
         }
+    } else {
+        None
     };
     if owned {
         let _ = std::fs::remove_dir_all(&dir);
@@ -133,6 +194,29 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             r.snapshot_heap_bytes_per_span
         );
     }
+    println!(
+        "parquet     span table written in {:.2} s (CPU {:.2} s), {:.1} MB ({:.1} bytes/span, snappy)",
+        r.parquet_write_seconds,
+        r.parquet_write_cpu_seconds.unwrap_or(f64::NAN),
+        r.parquet_bytes as f64 / 1e6,
+        r.parquet_bytes as f64 / r.spans as f64
+    );
+    if let Some(reads) = pandas.as_ref().and_then(|p| p["parquet"].as_object()) {
+        for (lib, v) in reads {
+            match v["seconds"].as_f64() {
+                Some(s) => println!(
+                    "            read by {lib} in {s:.2} s ({} rows{})",
+                    v["rows"],
+                    if v["rows_ok"].as_bool() == Some(true) {
+                        ", as many as loaded"
+                    } else {
+                        ", NOT the span count"
+                    }
+                ),
+                None => println!("            {lib}: {}", v["skipped"]),
+            }
+        }
+    }
     if let Some(p) = pandas {
         let secs = p["seconds"].as_f64().unwrap_or(f64::NAN);
         let sps = p["spans_per_second"].as_f64().unwrap_or(f64::NAN);
@@ -177,4 +261,37 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pandas_script_is_found_above_a_start_and_its_absence_is_named() {
+        let repo = tempfile::tempdir().unwrap();
+        let deep = repo.path().join("target/release");
+        std::fs::create_dir_all(&deep).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let starts = vec![elsewhere.path().to_path_buf(), deep.clone()];
+        let e = search_up(&starts).unwrap_err();
+        assert!(e.contains(PANDAS_SCRIPT), "{e}");
+        assert!(e.contains(&deep.display().to_string()), "{e}");
+        assert!(e.contains("--pandas-script"), "{e}");
+        let script = repo.path().join(PANDAS_SCRIPT);
+        std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+        std::fs::write(&script, "").unwrap();
+        assert_eq!(search_up(&starts).unwrap(), script);
+        assert_eq!(find_pandas_script(Some(&script)).unwrap(), script);
+        let missing = repo.path().join("nope.py");
+        let e = find_pandas_script(Some(&missing)).unwrap_err();
+        assert!(e.contains("nope.py") && e.contains("no such file"), "{e}");
+    }
+
+    #[test]
+    fn the_repository_script_is_found_from_the_crate_directory() {
+        // cargo runs tests in the crate's directory, inside the repository.
+        let found = find_pandas_script(None).unwrap();
+        assert!(found.ends_with(PANDAS_SCRIPT), "{}", found.display());
+    }
 }
