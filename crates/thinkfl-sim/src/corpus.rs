@@ -371,13 +371,7 @@ pub fn build(
     for (i, spec) in specs.into_iter().enumerate() {
         let t = std::time::Instant::now();
         let out = crate::simulate_to_dir(&spec.config, &dir.join(&spec.path), &mut |_, _| {})?;
-        let mut fault_types = BTreeMap::new();
-        for f in &out.faults {
-            let slug = f
-                .fault_type()
-                .map_or_else(|| f.failure_type.clone(), |t| t.slug().to_string());
-            *fault_types.entry(slug).or_insert(0) += 1;
-        }
+        let fault_types = fault_types(&out.faults);
         let Stats {
             traces,
             spans,
@@ -441,6 +435,18 @@ pub fn build(
     Ok(manifest)
 }
 
+/// Fault cases by type slug (the raw `failure_type` for an unknown type), as the manifest counts them.
+fn fault_types(faults: &[thinkfl_core::FaultCase]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for f in faults {
+        let slug = f
+            .fault_type()
+            .map_or_else(|| f.failure_type.clone(), |t| t.slug().to_string());
+        *out.entry(slug).or_insert(0) += 1;
+    }
+    out
+}
+
 /// Writes the excerpt of a simulated data set beside it (`<path>-excerpt`), from the files just
 /// written; `None` when none of its faults makes a window (a short data set, only node faults).
 fn write_excerpt(dir: &Path, source: &Entry) -> Result<Option<Entry>, Error> {
@@ -457,13 +463,6 @@ fn write_excerpt(dir: &Path, source: &Entry) -> Result<Option<Entry>, Error> {
     let name = format!("{}-excerpt", source.name);
     let path = format!("{}-excerpt", source.path);
     thinkfl_store::write_aiops(&ex, &dir.join(&path))?;
-    let mut fault_types = BTreeMap::new();
-    for f in &ex.faults {
-        let slug = f
-            .fault_type()
-            .map_or_else(|| f.failure_type.clone(), |t| t.slug().to_string());
-        *fault_types.entry(slug).or_insert(0) += 1;
-    }
     Ok(Some(Entry {
         name,
         path,
@@ -476,7 +475,7 @@ fn write_excerpt(dir: &Path, source: &Entry) -> Result<Option<Entry>, Error> {
         duration_s: ExcerptConfig::DEFAULT_LENGTH_S * report.windows as i64,
         traces_per_minute: source.traces_per_minute,
         faults: report.windows,
-        fault_types,
+        fault_types: fault_types(&ex.faults),
         traces: report.traces as u64,
         spans: ex.spans.len() as u64,
         metrics: 0,

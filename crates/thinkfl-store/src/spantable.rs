@@ -27,18 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thinkfl_core::{Dataset, Span};
 
-/// The table's columns, in the order of the AIOps 2022 span CSV.
-pub const SPAN_COLUMNS: [&str; 9] = [
-    "timestamp",
-    "cmdb_id",
-    "span_id",
-    "trace_id",
-    "duration",
-    "type",
-    "status_code",
-    "operation_name",
-    "parent_span",
-];
+/// The table's columns: those of the AIOps 2022 span CSV, in its order.
+pub const SPAN_COLUMNS: [&str; 9] = crate::sink::SPAN_HEADER;
 
 /// Spans per row group: big enough that per-group overhead is small, small enough that a
 /// reader holds one group's columns (about 100 MB at 1M spans) at a time.
